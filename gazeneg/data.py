@@ -1,0 +1,405 @@
+"""The standard dataset format shared by capture, the synthetic renderer, training and evaluation.
+
+A dataset is a folder:
+
+    images/         PNG eye-region images, IMAGE_H x IMAGE_W, RGB (stored by OpenCV as BGR)
+    labels.csv      one row per image: path,row,col,subject,session and optionally
+                    face_x,face_y,face_w,face_h,frame_w,frame_h (source-frame pixels), timestamp
+    meta.json       grid shape, image size, source, creation time, format version
+
+The model's input is the eye strip (both eyes, left eye of the image at EYE_LEFT_XY, right at
+EYE_RIGHT_XY) plus FACE_FEATURES numbers describing where the face box sits in the source frame
+(iTracker's face grid, reduced to 4 numbers). Both the renderer and the webcam crop produce exactly this.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import grid
+
+FORMAT_VERSION = 1
+IMAGE_H = 32
+IMAGE_W = 96
+CHANNELS = 3
+# Where the two eye centres sit in the aligned strip, in (x, y) pixels of the IMAGE_W x IMAGE_H image.
+EYE_LEFT_XY = (24.0, 16.0)
+EYE_RIGHT_XY = (72.0, 16.0)
+FACE_FEATURES = 4
+# Normalisation applied to uint8 pixels before the model: (x / 255 - MEAN) / STD.
+PIXEL_MEAN = 0.5
+PIXEL_STD = 0.25
+
+REQUIRED_COLUMNS = ("path", "row", "col", "subject", "session")
+FACE_COLUMNS = ("face_x", "face_y", "face_w", "face_h", "frame_w", "frame_h")
+OPTIONAL_COLUMNS = FACE_COLUMNS + ("timestamp",)
+ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+
+class DatasetError(ValueError):
+    """A dataset folder or file is invalid; the message names the file and line at fault."""
+
+
+@dataclass
+class GazeDataset:
+    """A whole dataset in memory. images: (N, H, W, 3) uint8 RGB; targets: (N, 2) float32 (row, col);
+    face: (N, FACE_FEATURES) float32; subjects/sessions/paths: (N,) str arrays."""
+
+    root: Path
+    images: np.ndarray
+    targets: np.ndarray
+    face: np.ndarray
+    subjects: np.ndarray
+    sessions: np.ndarray
+    paths: np.ndarray
+    meta: dict
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def subset(self, idx) -> GazeDataset:
+        idx = np.asarray(idx)
+        return GazeDataset(self.root, self.images[idx], self.targets[idx], self.face[idx],
+                           self.subjects[idx], self.sessions[idx], self.paths[idx], self.meta)
+
+
+def face_features(face_x, face_y, face_w, face_h, frame_w, frame_h) -> np.ndarray:
+    """Four numbers for where the face sits in its source frame: centre x and y relative to the frame
+    centre (in frame widths/heights, so -0.5..0.5) and the face box's width and height as fractions
+    of the frame. Works on scalars or arrays; returns (..., 4) float32."""
+    fx, fy, fw, fh, w, h = (np.asarray(v, dtype=np.float64) for v in
+                            (face_x, face_y, face_w, face_h, frame_w, frame_h))
+    feats = np.stack([(fx + fw / 2) / w - 0.5, (fy + fh / 2) / h - 0.5, fw / w, fh / h], axis=-1)
+    return feats.astype(np.float32)
+
+
+def normalize_images(images_uint8):
+    """(N, H, W, 3) uint8 numpy or torch -> (N, 3, H, W) float32 torch tensor, normalised."""
+    import torch
+
+    t = torch.as_tensor(images_uint8)
+    t = t.permute(0, 3, 1, 2).float().div_(255.0)
+    return t.sub_(PIXEL_MEAN).div_(PIXEL_STD)
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading and validation
+
+
+def _fail(path: Path, line: int | None, msg: str):
+    where = f"{path}" if line is None else f"{path} line {line}"
+    raise DatasetError(f"{where}: {msg}")
+
+
+def read_meta(root: Path) -> dict:
+    meta_path = root / "meta.json"
+    if not meta_path.is_file():
+        _fail(meta_path, None, "missing: a dataset folder needs meta.json, labels.csv and images/")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as e:
+        _fail(meta_path, e.lineno, f"not valid JSON ({e.msg})")
+    if not isinstance(meta, dict):
+        _fail(meta_path, None, "must hold a JSON object")
+    for key in ("grid", "image_size", "format_version"):
+        if key not in meta:
+            _fail(meta_path, None, f"missing key {key!r}")
+    if list(meta["grid"]) != [grid.ROWS, grid.COLS]:
+        _fail(meta_path, None, f"grid is {meta['grid']}, gazeneg uses [{grid.ROWS}, {grid.COLS}]")
+    if meta["format_version"] > FORMAT_VERSION:
+        _fail(meta_path, None, f"format_version {meta['format_version']} is newer than this gazeneg "
+              f"understands ({FORMAT_VERSION}); upgrade gazeneg")
+    return meta
+
+
+def _parse_float(value: str, column: str, path: Path, line: int) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        _fail(path, line, f"column {column!r} has {value!r}, not a number")
+    if not math.isfinite(v):
+        _fail(path, line, f"column {column!r} is {value!r}; it must be a finite number")
+    return v
+
+
+def load_dataset(root, *, load_images: bool = True) -> GazeDataset:
+    """Load and validate a dataset folder. Every problem raises DatasetError naming file and line."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such dataset folder")
+    meta = read_meta(root)
+    h, w = meta["image_size"]
+    csv_path = root / "labels.csv"
+    if not csv_path.is_file():
+        _fail(csv_path, None, "missing")
+    with open(csv_path, newline="") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            _fail(csv_path, 1, "empty file: expected a header row " + ",".join(REQUIRED_COLUMNS))
+        header = [c.strip() for c in header]
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            _fail(csv_path, 1, f"missing column(s) {', '.join(missing)}; header is {','.join(header)}")
+        col = {name: i for i, name in enumerate(header)}
+        has_face = all(c in col for c in FACE_COLUMNS)
+        rows, seen = [], {}
+        for line_no, rec in enumerate(reader, start=2):
+            if not rec or all(not x.strip() for x in rec):
+                continue
+            if len(rec) != len(header):
+                _fail(csv_path, line_no, f"has {len(rec)} fields, the header has {len(header)}")
+            path = rec[col["path"]].strip()
+            if path in seen:
+                _fail(csv_path, line_no, f"duplicate path {path!r} (first on line {seen[path]})")
+            seen[path] = line_no
+            r = _parse_float(rec[col["row"]], "row", csv_path, line_no)
+            c = _parse_float(rec[col["col"]], "col", csv_path, line_no)
+            if not (0 <= r <= grid.ROW_MAX):
+                _fail(csv_path, line_no, f"row {r} is outside 0..{grid.ROW_MAX}")
+            if not (0 <= c <= grid.COL_MAX):
+                _fail(csv_path, line_no, f"col {c} is outside 0..{grid.COL_MAX}")
+            face = np.zeros(FACE_FEATURES, np.float32)
+            if has_face:
+                vals = [_parse_float(rec[col[k]], k, csv_path, line_no) for k in FACE_COLUMNS]
+                if vals[2] <= 0 or vals[3] <= 0 or vals[4] <= 0 or vals[5] <= 0:
+                    _fail(csv_path, line_no, "face_w, face_h, frame_w and frame_h must be positive")
+                face = face_features(*vals)
+            rows.append((line_no, path, r, c, rec[col["subject"]].strip(),
+                         rec[col["session"]].strip(), face))
+    if not rows:
+        _fail(csv_path, None, "has no data rows: the dataset is empty")
+    n = len(rows)
+    images = np.zeros((n, h, w, CHANNELS), np.uint8) if load_images else np.zeros((n, 0, 0, 0), np.uint8)
+    if load_images:
+        for i, (line_no, path, *_rest) in enumerate(rows):
+            images[i] = _read_image(root, path, (h, w), csv_path, line_no)
+    return GazeDataset(
+        root=root,
+        images=images,
+        targets=np.array([[r[2], r[3]] for r in rows], np.float32),
+        face=np.stack([r[6] for r in rows]).astype(np.float32),
+        subjects=np.array([r[4] for r in rows]),
+        sessions=np.array([r[5] for r in rows]),
+        paths=np.array([r[1] for r in rows]),
+        meta=meta,
+    )
+
+
+def _read_image(root: Path, rel: str, size: tuple[int, int], csv_path: Path, line_no: int) -> np.ndarray:
+    p = root / rel
+    if not p.is_file():
+        _fail(csv_path, line_no, f"image {rel!r} is missing ({p})")
+    img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    if img is None:
+        _fail(csv_path, line_no, f"image {rel!r} cannot be decoded (corrupt or not an image)")
+    if img.shape[:2] != tuple(size):
+        _fail(csv_path, line_no, f"image {rel!r} is {img.shape[1]}x{img.shape[0]}, meta.json says "
+              f"{size[1]}x{size[0]}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing: atomic images, append-and-flush labels, resumable
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write data to path via a temp file in the same folder and os.replace: never half-written."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def new_meta(source: str, **extra) -> dict:
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "grid": [grid.ROWS, grid.COLS],
+        "image_size": [IMAGE_H, IMAGE_W],
+        "channels": CHANNELS,
+        "source": source,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    meta.update(extra)
+    return meta
+
+
+class DatasetWriter:
+    """Writes the standard format incrementally. Each image goes to a temp name then is renamed;
+    its labels.csv row is appended and flushed (and fsynced) only after the image is in place, so a
+    crash loses at most the frame in flight. Opening an existing folder with resume=True continues it.
+
+        with DatasetWriter(out, new_meta("webcam")) as wr:
+            wr.add(image_rgb, row, col, subject="me", session="s1", face=(x, y, w, h), frame=(W, H))
+    """
+
+    def __init__(self, root, meta: dict, *, resume: bool = False, fsync: bool = True):
+        self.root = Path(root)
+        self.fsync = fsync
+        self.images_dir = self.root / "images"
+        labels = self.root / "labels.csv"
+        if labels.exists() and not resume:
+            raise DatasetError(f"{self.root}: already holds a dataset; pass resume=True (--resume) to "
+                               "continue it or choose another folder")
+        self.images_dir.mkdir(parents=True, exist_ok=True)
+        self.paths: set[str] = set()
+        if labels.exists():
+            # Drop a trailing partial line (a crash mid-write) before appending.
+            raw = labels.read_bytes()
+            if raw and not raw.endswith(b"\n"):
+                raw = raw[: raw.rfind(b"\n") + 1]
+                atomic_write_bytes(labels, raw)
+            with open(labels, newline="") as f:
+                reader = csv.DictReader(f)
+                for rec in reader:
+                    self.paths.add(rec["path"])
+            self.meta = read_meta(self.root)
+        else:
+            self.meta = meta
+            atomic_write_text(self.root / "meta.json", json.dumps(meta, indent=2))
+            atomic_write_text(labels, ",".join(ALL_COLUMNS) + "\n")
+        # Remove temp files left by a crash: their rows were never written.
+        for tmp in self.images_dir.glob(".*.tmp"):
+            tmp.unlink()
+        self._f = open(labels, "a", newline="")
+        self._w = csv.writer(self._f)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def add(self, image_rgb: np.ndarray, row: float, col: float, *, subject: str, session: str,
+            name: str | None = None, face=None, frame=None, timestamp: float | None = None) -> str:
+        if name is None:
+            name = f"{subject}_{session}_{len(self.paths):06d}.png"
+        rel = f"images/{name}"
+        if rel in self.paths:
+            raise DatasetError(f"{self.root / 'labels.csv'}: path {rel!r} already present")
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise DatasetError(f"could not encode image for {rel}")
+        atomic_write_bytes(self.root / rel, buf.tobytes()) if self.fsync else self._fast_write(rel, buf)
+        fx, fy, fw, fh = face if face is not None else ("", "", "", "")
+        W, H = frame if frame is not None else ("", "")
+        ts = "" if timestamp is None else f"{timestamp:.3f}"
+        self._w.writerow([rel, f"{row:.4f}", f"{col:.4f}", subject, session, _fmt(fx), _fmt(fy),
+                          _fmt(fw), _fmt(fh), _fmt(W), _fmt(H), ts])
+        self._f.flush()
+        if self.fsync:
+            os.fsync(self._f.fileno())
+        self.paths.add(rel)
+        return rel
+
+    def _fast_write(self, rel: str, buf) -> None:
+        # Bulk rendering: still temp-then-rename, but without fsync per image.
+        tmp = self.root / (rel + ".tmp")
+        tmp.write_bytes(buf.tobytes())
+        os.replace(tmp, self.root / rel)
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _fmt(v) -> str:
+    if v == "" or v is None:
+        return ""
+    return f"{float(v):.2f}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Importing what a user already has
+
+
+def import_photos(photos_dir, csv_path, out_dir, *, subject: str = "user", session: str = "import",
+                  crop: str = "auto") -> Path:
+    """Import a folder of photos plus a CSV of filename,row,col (header optional) into the standard
+    format. crop: "resize" squeezes each photo to the model size; "face" finds the face and eyes
+    (gazeneg.face) and crops the aligned eye strip, skipping photos without a face; "auto" uses
+    "resize" for photos already at the model's aspect ratio and "face" otherwise."""
+    photos_dir, csv_path, out_dir = Path(photos_dir), Path(csv_path), Path(out_dir)
+    if not photos_dir.is_dir():
+        raise DatasetError(f"{photos_dir}: no such folder")
+    if not csv_path.is_file():
+        raise DatasetError(f"{csv_path}: no such file")
+    if crop not in ("auto", "resize", "face"):
+        raise DatasetError(f"crop must be auto, resize or face, not {crop!r}")
+    entries = []
+    with open(csv_path, newline="") as f:
+        for line_no, rec in enumerate(csv.reader(f), start=1):
+            if not rec or all(not x.strip() for x in rec):
+                continue
+            if line_no == 1 and rec[0].strip().lower() in ("filename", "file", "path"):
+                continue
+            if len(rec) < 3:
+                _fail(csv_path, line_no, "expected filename,row,col")
+            r = _parse_float(rec[1], "row", csv_path, line_no)
+            c = _parse_float(rec[2], "col", csv_path, line_no)
+            if not (0 <= r <= grid.ROW_MAX and 0 <= c <= grid.COL_MAX):
+                _fail(csv_path, line_no, f"({r}, {c}) is outside the {grid.ROWS}x{grid.COLS} grid")
+            entries.append((line_no, rec[0].strip(), r, c))
+    if not entries:
+        _fail(csv_path, None, "has no rows: nothing to import")
+    detector = None
+    skipped = 0
+    with DatasetWriter(out_dir, new_meta("import", imported_from=str(photos_dir))) as wr:
+        for line_no, name, r, c in entries:
+            img = cv2.imread(str(photos_dir / name), cv2.IMREAD_COLOR)
+            if img is None:
+                _fail(csv_path, line_no, f"photo {name!r} is missing or cannot be decoded")
+            h, w = img.shape[:2]
+            mode = crop
+            if mode == "auto":
+                mode = "resize" if abs(w / h - IMAGE_W / IMAGE_H) < 0.15 else "face"
+            face = frame = None
+            if mode == "face":
+                from .face import FaceEyeDetector, crop_eyes
+
+                detector = detector or FaceEyeDetector()
+                det = detector.detect(img)
+                if det is None:
+                    skipped += 1
+                    continue
+                strip, _feats = crop_eyes(img, det)
+                face, frame = det.face, (w, h)
+            else:
+                strip = cv2.cvtColor(cv2.resize(img, (IMAGE_W, IMAGE_H), interpolation=cv2.INTER_AREA),
+                                     cv2.COLOR_BGR2RGB)
+            wr.add(strip, r, c, subject=subject, session=session,
+                   name=f"{Path(name).stem}_{line_no:06d}.png", face=face, frame=frame)
+    if skipped:
+        print(f"import: skipped {skipped} photo(s) with no detectable face")
+    return out_dir
+
+
+def copy_dataset(src, dst) -> None:
+    shutil.copytree(src, dst)
