@@ -1,0 +1,84 @@
+"""Self-describing checkpoints, written atomically and loaded as data (weights_only=True)."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import torch
+
+from .data import atomic_write_bytes
+from .models import GazeModel, create_model
+
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, of another format, or would hold non-finite weights."""
+
+
+def all_finite(state: dict) -> bool:
+    return all(torch.isfinite(v).all().item() for v in state.values()
+               if torch.is_tensor(v) and v.is_floating_point())
+
+
+def save_checkpoint(path, model: GazeModel, *, model_name: str, model_kwargs: dict, config: dict,
+                    epoch: int, optimizer=None, extra: dict | None = None) -> None:
+    """Write a checkpoint via temp file + os.replace. Refuses non-finite weights: a diverged model
+    must never overwrite a good checkpoint."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if not all_finite(state):
+        raise CheckpointError(f"{path}: refusing to save non-finite weights (epoch {epoch})")
+    payload = {
+        "format_version": CHECKPOINT_VERSION,
+        "model_name": model_name,
+        "model_kwargs": dict(model_kwargs),
+        "state_dict": state,
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "epoch": int(epoch),
+        "config": _plain(config),
+        "extra": _plain(extra or {}),
+    }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def _plain(obj):
+    """Reduce to types torch.load(weights_only=True) accepts (no custom classes)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return str(obj)
+
+
+def read_checkpoint(path, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(f"{path}: cannot be read as a gazeneg checkpoint ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    if not isinstance(ckpt, dict) or "format_version" not in ckpt or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path}: not a gazeneg checkpoint (no format_version/state_dict)")
+    if ckpt["format_version"] > CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {ckpt['format_version']} is newer than this "
+                              f"gazeneg ({CHECKPOINT_VERSION})")
+    return ckpt
+
+
+def load_checkpoint(path, map_location="cpu") -> tuple[GazeModel, dict]:
+    """(model in eval mode, checkpoint dict)."""
+    ckpt = read_checkpoint(path, map_location)
+    model = create_model(ckpt["model_name"], **ckpt["model_kwargs"])
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    return model, ckpt

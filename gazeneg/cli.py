@@ -1,0 +1,21 @@
+"""Shared command-line wrapper: known bad input becomes one clear line on stderr, not a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+from .checkpoint import CheckpointError
+from .config import ConfigError
+from .data import DatasetError
+
+
+def run_cli(main) -> int:
+    try:
+        return main()
+    except (ConfigError, DatasetError, CheckpointError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished work is kept; re-run with the same output folder (or --resume) to "
+              "continue", file=sys.stderr)
+        return 130

@@ -1,0 +1,235 @@
+"""The run configuration: a frozen dataclass with defaults in code, overridable from a JSON file and
+then the command line. Unknown keys and wrong types are errors; the resolved config is saved in the
+run folder."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # data
+    data: str = "synthetic"          # "synthetic" (built-in default, rendered on first use) or a folder
+    val_subjects: int = 2            # held-out subjects for validation (model selection)
+    test_subjects: int = 3           # held-out subjects for the reported test figures
+    split_seed: int = 0              # which subjects are held out; fixed across arms of a sweep
+    budget: int = 0                  # frames per cell per training subject; 0 = all
+    # model
+    model: str = "gazecnn"
+    model_kwargs: dict = field(default_factory=dict)
+    head: str = "regression"         # or "classification" (144-way softmax)
+    ce_reg_weight: float = 0.0       # classification: weight of an L2 term on the expected point
+    # optimisation
+    optimizer: str = "adamw"         # "adamw", "adam" or "sgd"
+    lr: float = 2e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"         # "cosine", "step" or "none"
+    epochs: int = 30
+    batch_size: int = 64
+    augment: bool = True
+    flip: bool = True                # horizontal flip with col -> 15 - col (eyes swap)
+    seed: int = 0
+    threads: int = 0                 # torch threads; 0 = leave torch's default
+    device: str = "auto"             # "auto", "cpu", "cuda"
+    amp: bool = True                 # bf16 autocast on CUDA only
+    compile: bool = False            # torch.compile the model (CUDA or CPU with a compiler)
+    # screen geometry for errors in cm and degrees (0 = not given)
+    screen_w_cm: float = 0.0
+    screen_h_cm: float = 0.0
+    distance_cm: float = 0.0
+    # wrong labels with a negative learning rate (see SCIENCE.md section 1)
+    neg_mode: str = "off"            # "off", "literal" (separate step at lr -lambda*lr) or "combined"
+    neg_lambda: float = 0.0          # lambda per wrong point; Lambda = lambda * neg_k
+    neg_lambda_schedule: str = "constant"  # "constant" or "linear" (ramps 0 -> lambda after warm-up)
+    neg_distance: float = 2.0        # D, cells
+    neg_k: int = 1                   # wrong points per sample
+    neg_policy: str = "one_sided"    # one_sided | random | redraw | symmetric | prediction_side
+    neg_direction: tuple = (1.0, 0.0)  # one_sided direction in (row, col); default straight down
+    neg_boundary: str = "keep"       # keep | clip | reflect | drop
+    neg_warmup_epochs: int = 0
+    neg_other_photos: bool = False   # literal mode: negative step on a different batch of photos
+    neg_loss: str = "mse"            # "mse": -1/2|f-w|^2 ; "repulsion": bounded 1/2 max(0, m-|f-w|)^2
+    neg_margin: float = 0.0          # repulsion margin m; 0 = D
+    guard_bound: float = 0.0         # error bound B: only samples with |f - y| < B; 0 = off
+    guard_bound_norm: str = "euclidean"  # or "max" (per-axis)
+    guard_direction: bool = False    # only where <f - w, y - f> > 0
+    guard_grad_cap: float = 0.0      # cap on the negative step's gradient norm; 0 = off
+    watchdog: bool = False           # divergence watchdog: restore best weights, halve lambda
+    watchdog_pct: float = 50.0       # validation error this % above its best ...
+    watchdog_patience: int = 2       # ... for this many epochs triggers it
+    watchdog_action: str = "halve"   # "halve" lambda or "stop" wrong labels
+    # classification wrong cells (section 2)
+    cls_neg_loss: str = "complement"  # "complement" (-log(1 - p_l)) or "negated_ce" (+log p_l)
+    cls_neg_weight: float = 0.0      # weight of the wrong-cell term; 0 = off
+    cls_neg_confidence: float = 0.0  # guard: only where p(true cell) > this (NLNL-style); 0 = off
+    cls_complement_only: bool = False  # train on wrong cells only, no true labels
+    cls_neg_uniform: bool = False    # wrong cells uniform over all other cells instead of at distance D
+    # output
+    out: str = "runs"
+    name: str = ""
+    save_checkpoints: bool = True
+    progress: bool = True
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["neg_direction"] = list(self.neg_direction)
+        return d
+
+    def replace(self, **overrides) -> TrainConfig:
+        return from_dict(overrides, base=self)
+
+
+CHOICES = {
+    "head": ("regression", "classification"),
+    "optimizer": ("adamw", "adam", "sgd"),
+    "schedule": ("cosine", "step", "none"),
+    "device": ("auto", "cpu", "cuda"),
+    "neg_mode": ("off", "literal", "combined"),
+    "neg_lambda_schedule": ("constant", "linear"),
+    "neg_policy": ("one_sided", "random", "redraw", "symmetric", "prediction_side"),
+    "neg_boundary": ("keep", "clip", "reflect", "drop"),
+    "neg_loss": ("mse", "repulsion"),
+    "guard_bound_norm": ("euclidean", "max"),
+    "watchdog_action": ("halve", "stop"),
+    "cls_neg_loss": ("complement", "negated_ce"),
+}
+
+
+def _field_types() -> dict:
+    hints = typing.get_type_hints(TrainConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
+
+
+def _coerce(key: str, value, typ):
+    origin = typing.get_origin(typ)
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"config key {key!r} must be true or false, not {value!r}")
+    if typ is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"config key {key!r} must be an integer, not {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"config key {key!r} must be an integer, not {value!r}")
+    if typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"config key {key!r} must be a number, not {value!r}")
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key {key!r} must be a string, not {value!r}")
+        if key in CHOICES and value not in CHOICES[key]:
+            raise ConfigError(f"config key {key!r} must be one of {', '.join(CHOICES[key])}, not {value!r}")
+        return value
+    if typ is dict or origin is dict:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ConfigError(f"config key {key!r} must be a JSON object, not {value!r}") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r} must be a JSON object, not {value!r}")
+        return value
+    if typ is tuple or origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.replace("(", "").replace(")", "").split(",") if v.strip()]
+        try:
+            return tuple(float(v) for v in value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"config key {key!r} must be a list of numbers, not {value!r}") from None
+    raise ConfigError(f"config key {key!r}: unsupported type {typ}")  # pragma: no cover
+
+
+def from_dict(overrides: dict, base: TrainConfig | None = None) -> TrainConfig:
+    types_ = _field_types()
+    unknown = [k for k in overrides if k not in types_]
+    if unknown:
+        raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
+    values = {k: _coerce(k, v, types_[k]) for k, v in overrides.items()}
+    cfg = dataclasses.replace(base or TrainConfig(), **values)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    checks = [
+        (cfg.epochs >= 1, "epochs must be >= 1"),
+        (cfg.batch_size >= 1, "batch_size must be >= 1"),
+        (cfg.lr > 0, "lr must be > 0 (negative steps are configured with neg_mode/neg_lambda)"),
+        (cfg.val_subjects >= 1 and cfg.test_subjects >= 1, "val_subjects and test_subjects must be >= 1"),
+        (cfg.budget >= 0, "budget must be >= 0"),
+        (cfg.neg_lambda >= 0, "neg_lambda must be >= 0"),
+        (cfg.neg_distance > 0, "neg_distance must be > 0"),
+        (cfg.neg_k >= 1, "neg_k must be >= 1"),
+        (len(cfg.neg_direction) == 2 and any(cfg.neg_direction), "neg_direction must be two numbers, not both 0"),
+        (cfg.guard_bound >= 0 and cfg.guard_grad_cap >= 0, "guard values must be >= 0"),
+        (cfg.watchdog_patience >= 1, "watchdog_patience must be >= 1"),
+        (not (cfg.head == "regression" and (cfg.cls_neg_weight > 0 or cfg.cls_complement_only)),
+         "cls_neg_* options need head=classification"),
+        (not (cfg.head == "classification" and cfg.neg_mode != "off"),
+         "neg_mode (regression wrong points) needs head=regression; use cls_neg_weight for classification"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ConfigError(msg)
+
+
+def load_config_file(path) -> dict:
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path} line {e.lineno}: not valid JSON ({e.msg})") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: a config file must hold a JSON object")
+    return d
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    """One --key option per config field (dashes or underscores), parsed as strings and coerced later
+    so that file values and command-line values go through the same type checks."""
+    for name, typ in _field_types().items():
+        flag = "--" + name.replace("_", "-")
+        default = getattr(TrainConfig, name, None) if not isinstance(getattr(TrainConfig, name, None),
+                                                                      types.MemberDescriptorType) else None
+        helptext = f"(default: {default})" if default is not None else None
+        if name in CHOICES:
+            helptext = f"one of {', '.join(CHOICES[name])} " + (helptext or "")
+        parser.add_argument(flag, dest=f"cfg_{name}", default=None, metavar=name.upper(), help=helptext)
+    parser.add_argument("--config", default=None, help="JSON file of config values (command line wins)")
+
+
+def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
+    overrides = load_config_file(args.config) if getattr(args, "config", None) else {}
+    for name in _field_types():
+        v = getattr(args, f"cfg_{name}", None)
+        if v is not None:
+            overrides[name] = v
+    return from_dict(overrides, base=base)

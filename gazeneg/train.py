@@ -1,0 +1,619 @@
+"""Training: one flat loop (`train_one_epoch`, `evaluate`) used by scripts/train.py and by the
+wrong-label sweep. `run(cfg)` owns a run folder; `fit(cfg, splits)` is the in-memory core.
+
+Wrong labels with a negative learning rate (SCIENCE.md section 1) live inside `train_one_epoch`:
+  combined  loss = 1/2|f - y|^2 - lambda * sum_k N(f, w_k), one optimizer step
+  literal   the usual step on true labels, then a separate optimizer (its own state) steps on
+            sum_k N(f, w_k) with learning rate -lambda * lr, on the same photos or on other photos
+where N is 1/2|f - w|^2, or the bounded repulsion, and the guards mask which (sample, w) pairs count.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import grid
+from .augment import augment_epoch
+from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from .config import TrainConfig, from_dict
+from .data import DatasetError, GazeDataset, atomic_write_text, load_dataset, normalize_images
+from .guards import GuardCounter, Watchdog, direction_mask, error_bound_mask, negative_objective, weights_finite
+from .losses import complement_nll, negated_ce
+from .models import GazeModel, RidgeBaseline, create_model, eye_patch_features
+from .wrong_labels import WrongLabelGenerator, wrong_cells
+
+METRICS_FIELDS = ["epoch", "lr", "lambda", "train_loss", "val_mean_error_cells", "samples_per_second",
+                  "seconds", "guard_counts", "event"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass
+class Splits:
+    train: GazeDataset
+    val: GazeDataset
+    test: GazeDataset
+    groups: dict = field(default_factory=dict)  # split name -> list of held-out group names
+
+
+def resolve_data_path(data: str) -> Path:
+    if data == "synthetic":
+        from .synth import ensure_default_dataset
+
+        return Path(ensure_default_dataset())
+    return Path(data)
+
+
+def split_by_subject(ds: GazeDataset, n_val: int, n_test: int, seed: int) -> Splits:
+    """Hold out whole subjects (or, for a single person, whole sessions), never single frames."""
+    groups = ds.subjects
+    uniq = sorted(set(groups.tolist()))
+    kind = "subjects"
+    if len(uniq) < n_val + n_test + 1:
+        groups = np.char.add(np.char.add(ds.subjects.astype(str), "/"), ds.sessions.astype(str))
+        uniq = sorted(set(groups.tolist()))
+        kind = "subject/session groups"
+    if len(uniq) < n_val + n_test + 1:
+        raise DatasetError(
+            f"{ds.root}: {len(uniq)} {kind} ({', '.join(uniq)}) but the split needs {n_val} for validation, "
+            f"{n_test} for test and at least 1 for training. Capture more sessions (scripts/capture.py "
+            f"--session NAME) or lower --val-subjects/--test-subjects.")
+    order = np.random.default_rng([seed, 31337]).permutation(len(uniq))
+    names = [uniq[i] for i in order]
+    test_g, val_g, train_g = names[:n_test], names[n_test:n_test + n_val], names[n_test + n_val:]
+    idx = {k: np.flatnonzero(np.isin(groups, g)) for k, g in (("train", train_g), ("val", val_g), ("test", test_g))}
+    # The splits must not share a group, and together they cover the dataset.
+    assert not (set(train_g) & set(val_g) or set(train_g) & set(test_g) or set(val_g) & set(test_g))
+    assert sum(len(v) for v in idx.values()) == len(ds)
+    return Splits(ds.subset(idx["train"]), ds.subset(idx["val"]), ds.subset(idx["test"]),
+                  {"train": train_g, "val": val_g, "test": test_g})
+
+
+def apply_budget(ds: GazeDataset, budget: int) -> GazeDataset:
+    """Keep the first `budget` frames of every (subject, cell): the "too little data" setting."""
+    if budget <= 0:
+        return ds
+    cells = grid.nearest_cell(ds.targets[:, 0], ds.targets[:, 1])
+    seen: dict = {}
+    keep = []
+    for i, key in enumerate(zip(ds.subjects.tolist(), np.atleast_1d(cells).tolist(), strict=True)):
+        if seen.get(key, 0) < budget:
+            seen[key] = seen.get(key, 0) + 1
+            keep.append(i)
+    return ds.subset(np.array(keep))
+
+
+def load_splits(cfg: TrainConfig) -> Splits:
+    ds = load_dataset(resolve_data_path(cfg.data))
+    sp = split_by_subject(ds, cfg.val_subjects, cfg.test_subjects, cfg.split_seed)
+    sp.train = apply_budget(sp.train, cfg.budget)
+    return sp
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimisation helpers
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch sees no CUDA device; use --device cpu")
+    return torch.device(name)
+
+
+def make_optimizer(cfg: TrainConfig, params, *, negative: bool = False) -> torch.optim.Optimizer:
+    # The negative step's optimizer has no weight decay: at a negative learning rate, decay would
+    # become weight growth.
+    wd = 0.0 if negative else cfg.weight_decay
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=wd)
+
+
+def lr_at(cfg: TrainConfig, epoch: int) -> float:
+    """Learning rate for an epoch, a pure function of the epoch so that resume needs no state."""
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs))
+    if cfg.schedule == "step":
+        return cfg.lr * (0.1 ** (epoch // max(1, int(cfg.epochs * 0.6))))
+    return cfg.lr
+
+
+def lambda_at(cfg: TrainConfig, epoch: int, base: float) -> float:
+    if cfg.neg_mode == "off" and cfg.cls_neg_weight == 0:
+        return 0.0
+    if epoch < cfg.neg_warmup_epochs:
+        return 0.0
+    if cfg.neg_lambda_schedule == "linear":
+        ramp = max(1, (cfg.epochs - cfg.neg_warmup_epochs) // 2)
+        return base * min(1.0, (epoch - cfg.neg_warmup_epochs + 1) / ramp)
+    return base
+
+
+def _set_lr(opt, lr):
+    for g in opt.param_groups:
+        g["lr"] = lr
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop
+
+
+@dataclass
+class TrainState:
+    """Everything a resumed run needs beyond the weights and optimizer states."""
+
+    epoch: int = 0
+    lam: float = 0.0
+    best_err: float = math.inf
+    best_epoch: int = -1
+    diverged: bool = False
+    stop_reason: str = ""
+    history: list = field(default_factory=list)
+    guards: GuardCounter = field(default_factory=GuardCounter)
+    step: int = 0
+
+
+def _regression_loss(f, y):
+    return 0.5 * ((f - y) ** 2).sum(-1)
+
+
+def _negative_term(cfg, gen, model, f, y, idx, step, counter: GuardCounter):
+    """Masked negative objective (scalar, summed over K, mean over the batch) for predictions f."""
+    w, valid = gen(y, idx, step=step, f=f.detach())
+    mask = valid.clone()
+    counter.seen += mask.numel()
+    counter.add("boundary_drop", (~valid).sum().item())
+    fd = f.detach()
+    if cfg.guard_bound > 0:
+        ok = error_bound_mask(fd, y, cfg.guard_bound, cfg.guard_bound_norm)[:, None].expand_as(mask)
+        counter.add("error_bound", (mask & ~ok).sum().item())
+        mask &= ok
+    if cfg.guard_direction:
+        ok = direction_mask(fd, w, y)
+        counter.add("direction", (mask & ~ok).sum().item())
+        mask &= ok
+    margin = cfg.neg_margin or cfg.neg_distance
+    obj = negative_objective(f, w, cfg.neg_loss, margin)
+    return (obj * mask).sum() / f.shape[0]
+
+
+def _cap_grads(params, cap: float, counter: GuardCounter) -> None:
+    norm = torch.nn.utils.clip_grad_norm_(params, cap)
+    if norm > cap:
+        counter.add("grad_cap", 1)
+
+
+def _batch(data, idx, device):
+    x_u8, face, y = data
+    return (normalize_images(x_u8[idx]).to(device, non_blocking=True),
+            face[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True))
+
+
+def _classification_loss(cfg, model, out, y, idx, step, lam, counter, n_train):
+    """Cross-entropy on the true cell (plus an optional L2 term on the expected point), and the
+    known-wrong-cell term: complement_nll (-log(1 - p_l)) or the naive negated_ce (+log p_l)."""
+    true_cells = torch.as_tensor(grid.nearest_cell(y[:, 0].cpu().numpy(), y[:, 1].cpu().numpy()),
+                                 device=out.device).reshape(-1)
+    loss = out.new_zeros(())
+    if not cfg.cls_complement_only:
+        loss = F.cross_entropy(out.float(), true_cells)
+        if cfg.ce_reg_weight > 0:
+            loss = loss + cfg.ce_reg_weight * _regression_loss(model.points(out), y).mean()
+    weight = 1.0 if cfg.cls_complement_only else lam
+    if weight > 0:
+        wrong = wrong_cells(true_cells, distance=cfg.neg_distance, k=cfg.neg_k, policy="random" if
+                            cfg.neg_policy in ("one_sided", "prediction_side") else cfg.neg_policy,
+                            uniform=cfg.cls_neg_uniform or cfg.cls_complement_only, idx=idx, step=step,
+                            n_samples=n_train, seed=cfg.seed)
+        fn = complement_nll if cfg.cls_neg_loss == "complement" else negated_ce
+        per = fn(out.float(), wrong, reduction="none")
+        mask = torch.ones_like(per, dtype=torch.bool)
+        counter.seen += mask.numel()
+        if cfg.cls_neg_confidence > 0 and not cfg.cls_complement_only:
+            p_true = torch.softmax(out.detach().float(), 1).gather(1, true_cells[:, None])[:, 0]
+            ok = p_true > cfg.cls_neg_confidence
+            counter.add("confidence", (~ok).sum().item())
+            mask &= ok
+        loss = loss + weight * (per * mask).sum() / per.shape[0]
+    return loss
+
+
+def train_one_epoch(cfg: TrainConfig, model: GazeModel, opt, neg_opt, data, state: TrainState,
+                    gen, device, *, lr: float, lam: float, epoch: int, bar=None) -> tuple[float, bool]:
+    """One pass over the training set. Returns (mean loss, non-finite seen)."""
+    model.train()
+    x_u8, face, y = data
+    n = len(y)
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+    order = torch.randperm(n, generator=g)
+    other = torch.randperm(n, generator=g)  # literal mode on other photos
+    bs = cfg.batch_size
+    total, count = 0.0, 0
+    use_amp = cfg.amp and device.type == "cuda"
+    neg_on = cfg.neg_mode != "off" and lam > 0 and cfg.head == "regression"
+    for start in range(0, n, bs):
+        idx = order[start:start + bs]
+        xb, fb, yb = _batch(data, idx, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            out = model(xb, fb)
+        if cfg.head == "classification":
+            loss = _classification_loss(cfg, model, out, yb, idx, state.step, lam, state.guards, n)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+        else:
+            f = model.points(out).float()
+            pos = _regression_loss(f, yb).mean()
+            if neg_on and cfg.neg_mode == "combined":
+                neg = _negative_term(cfg, gen, model, f, yb, idx, state.step, state.guards)
+                loss = pos - lam * neg
+                opt.zero_grad(set_to_none=True)
+                if cfg.guard_grad_cap > 0:
+                    params = [p for p in model.parameters() if p.requires_grad]
+                    gneg = torch.autograd.grad(-lam * neg, params, retain_graph=True, allow_unused=True)
+                    gneg = [torch.zeros_like(p) if gi is None else gi for p, gi in zip(params, gneg, strict=True)]
+                    gnorm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(gi) for gi in gneg]))
+                    if gnorm > cfg.guard_grad_cap:
+                        state.guards.add("grad_cap", 1)
+                        gneg = [gi * (cfg.guard_grad_cap / gnorm) for gi in gneg]
+                    pos.backward()
+                    for p, gi in zip(params, gneg, strict=True):
+                        p.grad = gi if p.grad is None else p.grad + gi
+                else:
+                    loss.backward()
+            else:
+                loss = pos
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+        lv = loss.item()
+        if not math.isfinite(lv):
+            return float("nan"), True
+        opt.step()
+        if neg_on and cfg.neg_mode == "literal":
+            nidx = other[start:start + bs] if cfg.neg_other_photos else idx
+            if cfg.neg_other_photos:
+                xb, fb, yb = _batch(data, nidx, device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                f2 = model.points(model(xb, fb)).float()
+            neg = _negative_term(cfg, gen, model, f2, yb, nidx, state.step, state.guards)
+            neg_opt.zero_grad(set_to_none=True)
+            neg.backward()
+            if not math.isfinite(neg.item()):
+                return float("nan"), True
+            if cfg.guard_grad_cap > 0:
+                _cap_grads([p for p in model.parameters() if p.grad is not None], cfg.guard_grad_cap, state.guards)
+            _set_lr(neg_opt, -lam * lr)  # the literal negative learning rate
+            neg_opt.step()
+        total += lv * len(idx)
+        count += len(idx)
+        state.step += 1
+        if bar is not None:
+            bar.update(len(idx))
+    return total / max(count, 1), False
+
+
+@torch.no_grad()
+def evaluate(model: GazeModel, data, device, batch_size: int = 1024) -> np.ndarray:
+    """(N, 2) predicted (row, col) for a held-out set, as float64 numpy."""
+    model.eval()
+    x_u8, face, _ = data
+    out = []
+    for s in range(0, len(x_u8), batch_size):
+        idx = torch.arange(s, min(s + batch_size, len(x_u8)))
+        xb, fb, _ = _batch(data, idx, device)
+        out.append(model.points(model(xb, fb)).float().cpu())
+    return torch.cat(out).double().numpy()
+
+
+def error_metrics(pred: np.ndarray, true: np.ndarray, cfg: TrainConfig | None = None, prefix: str = "") -> dict:
+    """Mean/median Euclidean error in cells, cell accuracy (nearest predicted cell is the labelled
+    cell), within-1 accuracy (predicted cell within one cell, diagonals included), signed errors per
+    axis, and cm/degrees when the screen geometry is given."""
+    finite = np.isfinite(pred).all(axis=1)
+    err = np.where(finite, np.linalg.norm(np.nan_to_num(pred - true, nan=0, posinf=0, neginf=0), axis=1), np.inf)
+    pc = grid.nearest_cell(np.nan_to_num(pred[:, 0]), np.nan_to_num(pred[:, 1]))
+    tc = grid.nearest_cell(true[:, 0], true[:, 1])
+    pr, pcc = grid.index_to_cell(np.atleast_1d(pc))
+    tr, tcc = grid.index_to_cell(np.atleast_1d(tc))
+    cheb = np.maximum(np.abs(pr - tr), np.abs(pcc - tcc))
+    m = {
+        f"{prefix}mean_error_cells": float(np.mean(err)),
+        f"{prefix}median_error_cells": float(np.median(err)),
+        f"{prefix}cell_accuracy": float(np.mean((cheb == 0) & finite)),
+        f"{prefix}within1_accuracy": float(np.mean((cheb <= 1) & finite)),
+        f"{prefix}mean_signed_error_row": float(np.mean(pred[:, 0] - true[:, 0])),
+        f"{prefix}mean_signed_error_col": float(np.mean(pred[:, 1] - true[:, 1])),
+        f"{prefix}n": int(len(true)),
+    }
+    if cfg is not None and cfg.screen_w_cm > 0 and cfg.screen_h_cm > 0:
+        d = pred - true
+        m[f"{prefix}mean_error_cm"] = float(np.mean(grid.error_cm(d[:, 0], d[:, 1], cfg.screen_w_cm, cfg.screen_h_cm)))
+        if cfg.distance_cm > 0:
+            m[f"{prefix}mean_error_degrees"] = float(np.mean(grid.error_degrees(
+                pred[:, 0], pred[:, 1], true[:, 0], true[:, 1], cfg.screen_w_cm, cfg.screen_h_cm, cfg.distance_cm)))
+    return m
+
+
+def centre_guess_error(targets: np.ndarray) -> float:
+    """Mean error of always answering the screen centre: the know-nothing reference."""
+    return float(np.linalg.norm(targets - np.array(grid.CENTRE), axis=1).mean())
+
+
+def _tensors(ds: GazeDataset):
+    return (torch.from_numpy(np.ascontiguousarray(ds.images)), torch.from_numpy(ds.face.astype(np.float32)),
+            torch.from_numpy(ds.targets.astype(np.float32)))
+
+
+@dataclass
+class FitResult:
+    model: GazeModel
+    state: TrainState
+    watchdog_events: list
+    train_seconds: float
+    samples_seen: int
+    val_pred: np.ndarray | None = None
+
+
+def build_generator(cfg: TrainConfig, n_train: int) -> WrongLabelGenerator | None:
+    if cfg.neg_mode == "off":
+        return None
+    return WrongLabelGenerator(distance=cfg.neg_distance, k=cfg.neg_k, policy=cfg.neg_policy,
+                               boundary=cfg.neg_boundary, direction=cfg.neg_direction, n_samples=n_train,
+                               seed=cfg.seed)
+
+
+def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume_ckpt: dict | None = None,
+        log=print) -> FitResult:
+    """Train on splits.train, select on splits.val. Writes metrics.csv and checkpoints into run_dir
+    when given. Deterministic for a given config (per-epoch seeds, so a resumed run matches)."""
+    device = pick_device(cfg.device)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, head=cfg.head, **cfg.model_kwargs).to(device)
+    fwd = torch.compile(model) if cfg.compile else model
+    opt = make_optimizer(cfg, model.parameters())
+    neg_opt = make_optimizer(cfg, model.parameters(), negative=True)
+    optimizers = [opt, neg_opt]
+    state = TrainState(lam=cfg.neg_lambda if cfg.head == "regression" else cfg.cls_neg_weight)
+    watchdog = Watchdog(pct=cfg.watchdog_pct, patience=cfg.watchdog_patience, action=cfg.watchdog_action) \
+        if cfg.watchdog else None
+    if resume_ckpt is not None:
+        model.load_state_dict(resume_ckpt["state_dict"])
+        opt.load_state_dict(resume_ckpt["optimizer"])
+        ex = resume_ckpt["extra"]
+        neg_opt.load_state_dict(ex["neg_optimizer"])
+        state = TrainState(epoch=resume_ckpt["epoch"] + 1, lam=ex["lam"], best_err=float(ex["best_err"]),
+                           best_epoch=ex["best_epoch"], history=ex["history"], step=ex["step"])
+        state.guards.fired.update(ex["guard_fired"])
+        state.guards.seen = ex["guard_seen"]
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if run_dir is not None and (run_dir / "best.pt").exists() and resume_ckpt is not None:
+        best_state = read_checkpoint(run_dir / "best.pt")["state_dict"]
+    gen = build_generator(cfg, len(splits.train))
+    val_targets = splits.val.targets.astype(np.float64)
+    val_data = _tensors(splits.val)
+    data = _tensors(splits.train)
+    aug_src = (splits.train.images, splits.train.targets, splits.train.face)
+    collapse_err = centre_guess_error(val_targets)
+    if watchdog is not None:
+        watchdog.snapshot(model, optimizers)
+    t0 = time.perf_counter()
+    seen = 0
+    bar = tqdm(total=(cfg.epochs - state.epoch) * len(splits.train), unit="img", disable=not cfg.progress,
+               desc=cfg.name or "train", leave=False, dynamic_ncols=True)
+    for epoch in range(state.epoch, cfg.epochs):
+        state.epoch = epoch
+        torch.manual_seed(cfg.seed * 1_000_003 + epoch)
+        lr = lr_at(cfg, epoch)
+        _set_lr(opt, lr)
+        lam = lambda_at(cfg, epoch, state.lam)
+        if cfg.augment or cfg.flip:
+            imgs, tg, fc = augment_epoch(*aug_src, seed=cfg.seed * 1_000_003 + epoch, photometric=cfg.augment,
+                                         flip=cfg.flip)
+            data = (torch.from_numpy(np.ascontiguousarray(imgs)), torch.from_numpy(fc), torch.from_numpy(tg))
+        te = time.perf_counter()
+        loss, nonfinite = train_one_epoch(cfg, fwd, opt, neg_opt, data, state, gen, device, lr=lr, lam=lam,
+                                          epoch=epoch, bar=bar)
+        seen += len(splits.train)
+        nonfinite = nonfinite or not weights_finite(model)
+        val_pred = evaluate(fwd, val_data, device) if not nonfinite else None
+        val_err = error_metrics(val_pred, val_targets)["mean_error_cells"] if val_pred is not None else math.inf
+        nonfinite = nonfinite or not math.isfinite(val_err)
+        event = ""
+        if watchdog is not None:
+            reason = watchdog.should_trigger(val_err, nonfinite)
+            if reason:
+                state.lam = watchdog.restore(model, optimizers, epoch=epoch, reason=reason, lam=state.lam)
+                event = f"watchdog: {reason}; restored best weights, lambda -> {state.lam:g}"
+                val_pred = evaluate(fwd, val_data, device)
+                val_err = error_metrics(val_pred, val_targets)["mean_error_cells"]
+                nonfinite = False
+            else:
+                watchdog.observe(val_err, model, optimizers)
+        elif nonfinite:
+            state.diverged = True
+            state.stop_reason = f"non-finite loss or weights in epoch {epoch}"
+            event = "diverged: " + state.stop_reason
+        dt = time.perf_counter() - te
+        row = {"epoch": epoch, "lr": lr, "lambda": lam, "train_loss": loss, "val_mean_error_cells": val_err,
+               "samples_per_second": len(splits.train) / dt, "seconds": time.perf_counter() - t0,
+               "guard_counts": json.dumps(state.guards.as_dict()), "event": event}
+        state.history.append(row)
+        if math.isfinite(val_err) and val_err < state.best_err:
+            state.best_err, state.best_epoch = val_err, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if run_dir is not None and cfg.save_checkpoints:
+                _save(run_dir / "best.pt", model, cfg, epoch, opt, neg_opt, state, log)
+        if run_dir is not None:
+            _append_metrics(run_dir / "metrics.csv", row)
+            if cfg.save_checkpoints:
+                _save(run_dir / "last.pt", model, cfg, epoch, opt, neg_opt, state, log)
+        if cfg.progress:
+            bar.set_postfix(ep=epoch, loss=f"{loss:.3g}", val=f"{val_err:.3f}", lam=f"{lam:g}")
+        if event and cfg.progress:
+            tqdm.write(f"[{cfg.name or 'train'}] epoch {epoch}: {event}")
+        if state.diverged:
+            break
+    bar.close()
+    train_seconds = time.perf_counter() - t0
+    final_err = state.history[-1]["val_mean_error_cells"] if state.history else math.inf
+    if not state.diverged and final_err > collapse_err:
+        state.stop_reason = (f"collapsed: final validation error {final_err:.2f} cells is worse than always "
+                             f"guessing the screen centre ({collapse_err:.2f})")
+    model.load_state_dict(best_state)
+    return FitResult(model, state, watchdog.events if watchdog else [], train_seconds, seen)
+
+
+def _save(path, model, cfg, epoch, opt, neg_opt, state: TrainState, log) -> None:
+    try:
+        save_checkpoint(path, model, model_name=cfg.model, model_kwargs={"head": cfg.head, **cfg.model_kwargs},
+                        config=cfg.to_dict(), epoch=epoch, optimizer=opt,
+                        extra={"neg_optimizer": neg_opt.state_dict(), "lam": state.lam, "best_err": state.best_err,
+                               "best_epoch": state.best_epoch, "history": state.history, "step": state.step,
+                               "guard_fired": dict(state.guards.fired), "guard_seen": state.guards.seen})
+    except CheckpointError as e:
+        log(f"checkpoint not written: {e}")
+
+
+def _append_metrics(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=METRICS_FIELDS)
+        if new:
+            w.writeheader()
+        w.writerow(row)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# ----------------------------------------------------------------------------------------------
+# A whole run with its folder
+
+
+def new_run_dir(out: str, name: str) -> Path:
+    """A fresh folder under out; never reuses an existing one."""
+    base = Path(out)
+    base.mkdir(parents=True, exist_ok=True)
+    stem = time.strftime("%Y%m%d-%H%M%S") + (f"-{name}" if name else "")
+    for i in range(1000):
+        p = base / (stem if i == 0 else f"{stem}-{i}")
+        try:
+            p.mkdir()
+            return p
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a new run folder under {base}")
+
+
+def ridge_baseline(splits: Splits) -> tuple[float, np.ndarray]:
+    xs = {k: eye_patch_features(getattr(splits, k).images, getattr(splits, k).face) for k in ("train", "val", "test")}
+    rb = RidgeBaseline().fit(xs["train"], splits.train.targets, xs["val"], splits.val.targets)
+    pred = rb.predict(xs["test"])
+    return float(np.linalg.norm(pred - splits.test.targets, axis=1).mean()), pred
+
+
+def run(cfg: TrainConfig, *, resume: str | None = None, argv: list | None = None, log=print) -> Path:
+    """Train, evaluate on held-out subjects, compare with the ridge baseline, write the run folder."""
+    resume_ckpt = None
+    if resume:
+        run_dir = Path(resume)
+        if not (run_dir / "config.json").is_file():
+            raise FileNotFoundError(f"{run_dir}: not a run folder (no config.json)")
+        cfg = from_dict(json.loads((run_dir / "config.json").read_text()))
+        if (run_dir / "last.pt").is_file():
+            resume_ckpt = read_checkpoint(run_dir / "last.pt")
+            # metrics.csv gets the resumed epochs appended; drop rows past the checkpoint.
+            _truncate_metrics(run_dir / "metrics.csv", resume_ckpt["epoch"])
+        log(f"resuming {run_dir} from epoch {resume_ckpt['epoch'] + 1 if resume_ckpt else 0}")
+    else:
+        run_dir = new_run_dir(cfg.out, cfg.name or cfg.model)
+        atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
+        atomic_write_text(run_dir / "argv.json", json.dumps(argv if argv is not None else sys.argv))
+    splits = load_splits(cfg)
+    log(f"data: {len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test images; "
+        f"held-out val {splits.groups['val']}, test {splits.groups['test']}")
+    res = fit(cfg, splits, run_dir=run_dir, resume_ckpt=resume_ckpt, log=log)
+    device = pick_device(cfg.device)
+    test_pred = evaluate(res.model, _tensors(splits.test), device)
+    metrics = error_metrics(test_pred, splits.test.targets.astype(np.float64), cfg, prefix="test_")
+    ridge_err, _ = ridge_baseline(splits)
+    metrics.update({
+        "ridge_mean_error_cells": ridge_err,
+        "centre_guess_error_cells": centre_guess_error(splits.test.targets.astype(np.float64)),
+        "train_seconds": res.train_seconds,
+        "samples_per_second": res.samples_seen / max(res.train_seconds, 1e-9),
+        "best_epoch": res.state.best_epoch,
+        "best_val_mean_error_cells": res.state.best_err,
+        "diverged": res.state.diverged,
+        "stop_reason": res.state.stop_reason,
+        "watchdog_events": res.watchdog_events,
+        **res.state.guards.as_dict(),
+        "model": cfg.model,
+        "n_train": len(splits.train), "n_val": len(splits.val), "n_test": len(splits.test),
+        "split_groups": splits.groups,
+    })
+    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    _write_predictions(run_dir / "predictions.csv", splits.test, test_pred)
+    return run_dir
+
+
+def _truncate_metrics(path: Path, last_epoch: int) -> None:
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= last_epoch]
+    lines = [",".join(METRICS_FIELDS)]
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=METRICS_FIELDS)
+    w.writeheader()
+    w.writerows(rows)
+    del lines
+    atomic_write_text(path, buf.getvalue())
+
+
+def _write_predictions(path: Path, ds: GazeDataset, pred: np.ndarray) -> None:
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", "subject", "session", "true_row", "true_col", "pred_row", "pred_col", "error_cells"])
+    for p, s, se, t, q in zip(ds.paths, ds.subjects, ds.sessions, ds.targets, pred, strict=True):
+        w.writerow([p, s, se, f"{t[0]:.4f}", f"{t[1]:.4f}", f"{q[0]:.4f}", f"{q[1]:.4f}",
+                    f"{float(np.linalg.norm(q - t)):.4f}"])
+    atomic_write_text(path, buf.getvalue())
+
+
+def summary_lines(run_dir: Path) -> list[str]:
+    m = json.loads((Path(run_dir) / "metrics.json").read_text())
+    lines = [
+        f"held-out test subjects {m['split_groups']['test']} ({m['n_test']} images):",
+        f"  mean error {m['test_mean_error_cells']:.3f} cells, median {m['test_median_error_cells']:.3f}, "
+        f"cell accuracy {m['test_cell_accuracy']:.1%}, within one cell {m['test_within1_accuracy']:.1%}",
+        f"  ridge baseline (WebGazer-style) {m['ridge_mean_error_cells']:.3f} cells; centre guess "
+        f"{m['centre_guess_error_cells']:.3f} cells",
+        f"  trained {m['train_seconds']:.1f} s at {m['samples_per_second']:.0f} samples/s",
+    ]
+    if "test_mean_error_cm" in m:
+        lines.append(f"  {m['test_mean_error_cm']:.2f} cm" + (f", {m['test_mean_error_degrees']:.2f} degrees"
+                                                             if "test_mean_error_degrees" in m else ""))
+    return lines

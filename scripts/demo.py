@@ -1,0 +1,24 @@
+#!/usr/bin/env python
+"""`make demo`: render the default synthetic data set (once), train the default CNN on it,
+evaluate on held-out subjects against the ridge baseline, and say where the results are."""
+
+import sys
+
+from gazeneg.cli import run_cli
+from gazeneg.config import TrainConfig
+from gazeneg.train import run, summary_lines
+
+
+def main(argv=None) -> int:
+    cfg = TrainConfig(name="demo")
+    run_dir = run(cfg, argv=["scripts/demo.py"])
+    print()
+    for line in summary_lines(run_dir):
+        print(line)
+    print(f"\nResults are in {run_dir}/ (metrics.json, metrics.csv, predictions.csv, best.pt, last.pt)")
+    print("Next: python scripts/eval_wrong_labels.py --quick   (does a negative learning rate on wrong labels help?)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,37 @@
+#!/usr/bin/env python
+"""Train a gaze model on the built-in synthetic data or a dataset folder.
+
+    python scripts/train.py                              # default CNN on the synthetic default
+    python scripts/train.py --data my_capture --epochs 40 --model resnet18
+    python scripts/train.py --config cfg.json --lr 1e-3  # file, then command line
+    python scripts/train.py --resume runs/20261124-101500-gazecnn
+    torchrun --nproc_per_node 2 scripts/train.py ...     # distributed data parallel
+"""
+
+import argparse
+import sys
+
+from gazeneg.cli import run_cli
+from gazeneg.config import add_config_args, config_from_args
+from gazeneg.train import run, summary_lines
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(p)
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
+    return p
+
+
+def main(argv=None) -> int:
+    args = get_args_parser().parse_args(argv)
+    cfg = config_from_args(args)
+    run_dir = run(cfg, resume=args.resume, argv=sys.argv if argv is None else argv)
+    for line in summary_lines(run_dir):
+        print(line)
+    print(f"run folder: {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
