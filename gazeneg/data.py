@@ -172,7 +172,8 @@ def load_dataset(root, *, load_images: bool = True) -> GazeDataset:
             if not (0 <= c <= grid.COL_MAX):
                 _fail(csv_path, line_no, f"col {c} is outside 0..{grid.COL_MAX}")
             face = np.zeros(FACE_FEATURES, np.float32)
-            if has_face:
+            raw_face = [rec[col[k]].strip() for k in FACE_COLUMNS] if has_face else []
+            if has_face and any(raw_face):  # all empty = no face box for this row (e.g. imported crops)
                 vals = [_parse_float(rec[col[k]], k, csv_path, line_no) for k in FACE_COLUMNS]
                 if vals[2] <= 0 or vals[3] <= 0 or vals[4] <= 0 or vals[5] <= 0:
                     _fail(csv_path, line_no, "face_w, face_h, frame_w and frame_h must be positive")

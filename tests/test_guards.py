@@ -1,0 +1,107 @@
+import copy
+
+import pytest
+import torch
+
+from gazeneg.guards import Watchdog, direction_mask, error_bound_mask, negative_objective, weights_finite
+from gazeneg.models import create_model
+
+
+def test_error_bound_euclidean_and_max():
+    y = torch.tensor([[2.0, 11.0], [2.0, 11.0], [2.0, 11.0]])
+    f = torch.tensor([[3.5, 12.5], [2.0, 12.9], [4.5, 11.0]])  # |e| = 2.12 / 1.9 / 2.5; max-axis 1.5 / 1.9 / 2.5
+    assert error_bound_mask(f, y, 2.0).tolist() == [False, True, False]
+    assert error_bound_mask(f, y, 2.0, "max").tolist() == [True, True, False]
+
+
+def test_direction_guard():
+    y = torch.tensor([[2.0, 11.0], [2.0, 11.0]])
+    f = torch.tensor([[2.5, 11.0], [1.5, 11.0]])
+    w = torch.tensor([[[4.0, 11.0]], [[4.0, 11.0]]])
+    # f between y and w: stepping away from w moves toward y -> allowed. f beyond y: not allowed.
+    assert direction_mask(f, w, y).tolist() == [[True], [False]]
+
+
+def test_repulsion_is_bounded_and_zero_beyond_margin():
+    f = torch.tensor([[0.0, 0.0]], requires_grad=True)
+    w = torch.tensor([[[3.0, 0.0]], [[0.5, 0.0]]]).reshape(1, 2, 2)
+    obj = negative_objective(f, w, "repulsion", margin=2.0)
+    assert obj[0, 0].item() == 0.0
+    assert obj[0, 1].item() == pytest.approx(-0.5 * 1.5 ** 2)
+    assert negative_objective(f, w, "mse")[0].tolist() == pytest.approx([4.5, 0.125])
+
+
+def test_one_negative_step_increases_distance_to_w():
+    torch.manual_seed(0)
+    m = create_model("mlp")
+    x, face = torch.randn(4, 3, 32, 96), torch.zeros(4, 4)
+    w = torch.tensor([[[2.0, 11.0]]]).expand(4, 1, 2)
+    opt = torch.optim.SGD(m.parameters(), lr=0.0)
+    before = (m(x, face)[:, None, :] - w).norm(dim=-1).mean()
+    opt.param_groups[0]["lr"] = -1e-3  # the literal negative learning rate on 1/2|f - w|^2
+    opt.zero_grad()
+    negative_objective(m(x, face), w).sum().backward()
+    opt.step()
+    after = (m(x, face)[:, None, :] - w).norm(dim=-1).mean()
+    assert after > before
+
+
+def test_combined_loss_and_literal_step_agree_under_sgd():
+    torch.manual_seed(0)
+    x, face = torch.randn(16, 3, 32, 96), torch.zeros(16, 4)
+    y = torch.rand(16, 2) * torch.tensor([8.0, 15.0])
+    w = (y + torch.tensor([2.0, 0.0]))[:, None, :]
+    lam, lr = 0.3, 1e-4
+    a = create_model("mlp")
+    b = copy.deepcopy(a)
+    # combined: one step on 1/2|f-y|^2 - lam 1/2|f-w|^2
+    opt = torch.optim.SGD(a.parameters(), lr=lr)
+    f = a(x, face)
+    (0.5 * ((f - y) ** 2).sum(1).mean() - lam * negative_objective(f, w).sum() / 16).backward()
+    opt.step()
+    # literal: a step on the true labels, then a separate step at lr -lam*lr on the wrong ones
+    pos, neg = torch.optim.SGD(b.parameters(), lr=lr), torch.optim.SGD(b.parameters(), lr=lr)
+    (0.5 * ((b(x, face) - y) ** 2).sum(1).mean()).backward()
+    pos.step()
+    neg.zero_grad()
+    neg.param_groups[0]["lr"] = -lam * lr
+    (negative_objective(b(x, face), w).sum() / 16).backward()
+    neg.step()
+    pa = torch.cat([p.flatten() for p in a.parameters()])
+    pb = torch.cat([p.flatten() for p in b.parameters()])
+    p0 = torch.cat([p.flatten() for p in create_model_like(a)])
+    # Both moved, and they moved the same way to within the O(lr^2) difference of evaluation points.
+    assert (pa - pb).norm() < 1e-3 * (pa - p0).norm()
+
+
+def create_model_like(m):
+    torch.manual_seed(0)
+    return create_model("mlp").parameters()
+
+
+def test_watchdog_restores_finite_weights_after_injected_nan():
+    torch.manual_seed(0)
+    m = create_model("mlp")
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    wd = Watchdog(pct=50, patience=2, action="halve")
+    wd.observe(1.0, m, [opt])
+    good = copy.deepcopy(m.state_dict())
+    with torch.no_grad():
+        next(m.parameters()).fill_(float("nan"))
+    assert not weights_finite(m)
+    reason = wd.should_trigger(float("nan"), nonfinite=True)
+    assert reason
+    lam = wd.restore(m, [opt], epoch=3, reason=reason, lam=0.8)
+    assert weights_finite(m) and lam == 0.4
+    assert all(torch.equal(v, good[k]) for k, v in m.state_dict().items())
+    assert wd.events[0]["epoch"] == 3 and wd.events[0]["lambda_after"] == 0.4
+
+
+def test_watchdog_patience():
+    m = create_model("mlp")
+    wd = Watchdog(pct=50, patience=2, action="stop")
+    wd.observe(1.0, m, [])
+    assert wd.should_trigger(1.4, False) is None
+    assert wd.should_trigger(1.6, False) is None  # first bad epoch
+    assert "1.7" in wd.should_trigger(1.7, False)  # second in a row
+    assert wd.restore(m, [], epoch=5, reason="x", lam=0.8) == 0.0
