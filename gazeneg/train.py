@@ -35,7 +35,7 @@ from .models import GazeModel, RidgeBaseline, create_model, eye_patch_features
 from .wrong_labels import WrongLabelGenerator, wrong_cells
 
 METRICS_FIELDS = ["epoch", "lr", "lambda", "train_loss", "val_mean_error_cells", "samples_per_second",
-                  "seconds", "guard_counts", "event"]
+                  "seconds", "guard_counts", "event", "val_logit_absmax"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -322,6 +322,14 @@ def evaluate(model: GazeModel, data, device, batch_size: int = 1024) -> np.ndarr
     return torch.cat(out).double().numpy()
 
 
+@torch.no_grad()
+def logit_absmax(model: GazeModel, data, device) -> float:
+    """Mean over held-out images of the largest |logit|: runs off to infinity under negated_ce."""
+    model.eval()
+    xb, fb, _ = _batch(data, torch.arange(min(len(data[0]), 512)), device)
+    return float(model(xb, fb).float().abs().amax(dim=1).mean())
+
+
 def error_metrics(pred: np.ndarray, true: np.ndarray, cfg: TrainConfig | None = None, prefix: str = "") -> dict:
     """Mean/median Euclidean error in cells, cell accuracy (nearest predicted cell is the labelled
     cell), within-1 accuracy (predicted cell within one cell, diagonals included), signed errors per
@@ -368,7 +376,7 @@ class FitResult:
     watchdog_events: list
     train_seconds: float
     samples_seen: int
-    val_pred: np.ndarray | None = None
+    final_state: dict | None = None  # weights at the end of training (the model holds the best ones)
 
 
 def build_generator(cfg: TrainConfig, n_train: int) -> WrongLabelGenerator | None:
@@ -453,9 +461,13 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
             state.stop_reason = f"non-finite loss or weights in epoch {epoch}"
             event = "diverged: " + state.stop_reason
         dt = time.perf_counter() - te
+        if cfg.head == "classification":
+            row_extra = {"val_logit_absmax": logit_absmax(fwd, val_data, device) if not nonfinite else math.inf}
+        else:
+            row_extra = {}
         row = {"epoch": epoch, "lr": lr, "lambda": lam, "train_loss": loss, "val_mean_error_cells": val_err,
                "samples_per_second": len(splits.train) / dt, "seconds": time.perf_counter() - t0,
-               "guard_counts": json.dumps(state.guards.as_dict()), "event": event}
+               "guard_counts": json.dumps(state.guards.as_dict()), "event": event, **row_extra}
         state.history.append(row)
         if math.isfinite(val_err) and val_err < state.best_err:
             state.best_err, state.best_epoch = val_err, epoch
@@ -478,8 +490,9 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
     if not state.diverged and final_err > collapse_err:
         state.stop_reason = (f"collapsed: final validation error {final_err:.2f} cells is worse than always "
                              f"guessing the screen centre ({collapse_err:.2f})")
+    final_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
-    return FitResult(model, state, watchdog.events if watchdog else [], train_seconds, seen)
+    return FitResult(model, state, watchdog.events if watchdog else [], train_seconds, seen, final_state)
 
 
 def _save(path, model, cfg, epoch, opt, neg_opt, state: TrainState, log) -> None:

@@ -1,0 +1,302 @@
+"""The wrong-label sweep: arms x seeds x data budgets on the same subject splits.
+
+Each run is one `train.fit` of a small, fast model (default "mlp" on pooled pixels plus the face box:
+hundreds of runs must fit in minutes on a 2-core CPU) from a base config plus the arm's overrides.
+Runs go to a process pool (all cores), or one after another, or to a Ray cluster; each finished run
+is appended and flushed to results.csv, so Ctrl-C keeps them and re-running with the same output
+folder resumes. Statistics and the report are in stats.py and report.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import grid
+from .config import TrainConfig, from_dict
+from .data import load_dataset
+from .train import (Splits, apply_budget, centre_guess_error, error_metrics, evaluate, fit, resolve_data_path,
+                    split_by_subject)
+
+D = 2.0  # the wrong point's distance in the original question
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    family: str                     # which baseline it is compared with: "sgd", "adam" or "cls"
+    overrides: dict
+    group: str = "main"             # main | theory | bound | cls | complement_only
+    # Predicted mean signed error along the wrong-point direction d, in cells (SCIENCE.md section 1):
+    # the optimum moves AWAY from w, f* = y - lambda/(1 - lambda) d, so the prediction is negative.
+    predicted_bias: float | None = None
+    note: str = ""
+
+
+def _main_arms(fam: str) -> list[Arm]:
+    opt = {"optimizer": "sgd"} if fam == "sgd" else {"optimizer": "adamw"}
+    lit = {"neg_mode": "literal", "neg_distance": D, "neg_boundary": "reflect"}
+    rnd = {**lit, "neg_policy": "random"}
+    p = fam + ":"
+    return [
+        Arm(p + "baseline", fam, {**opt}, note="no wrong labels"),
+        Arm(p + "lr_control_0.2", fam, {**opt, "lr_scale": 0.2},
+            note="baseline at lr x (1 - 0.8): the LR-matched control of symmetric Lambda = 0.8"),
+        Arm(p + "naive_l0.3", fam, {**opt, **rnd, "neg_lambda": 0.3}, note="random wrong point, no guard"),
+        Arm(p + "naive_l1.0", fam, {**opt, **rnd, "neg_lambda": 1.0}, note="Lambda = 1: loss linear in f"),
+        Arm(p + "naive_l1.5", fam, {**opt, **rnd, "neg_lambda": 1.5}, note="Lambda > 1: concave loss"),
+        Arm(p + "guard_bound", fam, {**opt, **rnd, "neg_lambda": 0.5, "guard_bound": D}, note="error bound B = D alone"),
+        Arm(p + "guard_direction", fam, {**opt, **rnd, "neg_lambda": 0.5, "guard_direction": True},
+            note="direction guard alone"),
+        Arm(p + "guard_grad_cap", fam, {**opt, **rnd, "neg_lambda": 0.5, "guard_grad_cap": 1.0},
+            note="gradient-norm cap 1.0 alone"),
+        Arm(p + "guard_watchdog", fam, {**opt, **rnd, "neg_lambda": 1.5, "watchdog": True},
+            note="watchdog alone, on the diverging Lambda = 1.5"),
+        Arm(p + "repulsion", fam, {**opt, **rnd, "neg_lambda": 0.5, "neg_loss": "repulsion"},
+            note="bounded repulsion, m = D"),
+        Arm(p + "original_pred_side", fam, {**opt, **lit, "neg_policy": "prediction_side", "neg_lambda": 0.5,
+                                            "guard_bound": D},
+            note="the original scheme: B = D, wrong point on the prediction's side"),
+        Arm(p + "original_random", fam, {**opt, **rnd, "neg_lambda": 0.5, "guard_bound": D},
+            note="the original scheme with random placement"),
+        Arm(p + "symmetric_k4", fam, {**opt, "neg_mode": "combined", "neg_policy": "symmetric", "neg_k": 4,
+                                      "neg_lambda": 0.2, "neg_boundary": "keep"},
+            note="4 symmetric points, Lambda = 0.8"),
+    ]
+
+
+def _theory_arms() -> list[Arm]:
+    base = {"optimizer": "sgd", "neg_mode": "combined", "neg_policy": "one_sided", "neg_boundary": "keep",
+            "neg_distance": D}
+    arms = [Arm(f"sgd:one_sided_l{lam}", "sgd", {**base, "neg_lambda": lam}, group="theory",
+                predicted_bias=-lam / (1 - lam) * D, note="one-sided, combined loss, keep")
+            for lam in (0.1, 0.3, 0.5)]
+    # Error bound on a Lambda > 1 one-sided run: divergence becomes an error near B.
+    arms += [Arm(f"sgd:bound_B{b:g}_l1.5", "sgd", {**base, "neg_lambda": 1.5, "guard_bound": b}, group="bound",
+                 predicted_bias=-b, note="one-sided Lambda = 1.5 under error bound B") for b in (0.5, 1.0, 2.0)]
+    return arms
+
+
+def _cls_arms() -> list[Arm]:
+    c = {"head": "classification", "optimizer": "adamw", "neg_distance": D, "neg_policy": "random"}
+    return [
+        Arm("cls:baseline", "cls", c, group="cls", note="144-way softmax, cross-entropy"),
+        Arm("cls:complement", "cls", {**c, "cls_neg_weight": 1.0, "cls_neg_loss": "complement"}, group="cls",
+            note="+ -log(1 - p_wrong), wrong cell 2 away"),
+        Arm("cls:negated_ce", "cls", {**c, "cls_neg_weight": 1.0, "cls_neg_loss": "negated_ce"}, group="cls",
+            note="+ log p_wrong: the naive negative learning rate"),
+        Arm("cls:complement_guarded", "cls", {**c, "cls_neg_weight": 1.0, "cls_neg_loss": "complement",
+                                              "cls_neg_confidence": 0.5}, group="cls",
+            note="complement only where p(true cell) > 0.5 (NLNL-style)"),
+        Arm("cls:complement_only", "cls", {**c, "cls_complement_only": True, "neg_k": 8}, group="complement_only",
+            note="ONLY wrong cells (8 uniform per photo per step, redrawn), no true labels"),
+    ]
+
+
+def all_arms() -> list[Arm]:
+    return _main_arms("sgd") + _theory_arms() + _main_arms("adam") + _cls_arms()
+
+
+QUICK_ARMS = ["sgd:baseline", "sgd:lr_control_0.2", "sgd:naive_l0.3", "sgd:naive_l1.5", "sgd:original_pred_side",
+              "sgd:symmetric_k4", "sgd:one_sided_l0.3", "adam:baseline", "adam:symmetric_k4",
+              "cls:baseline", "cls:complement", "cls:negated_ce", "cls:complement_only"]
+
+
+@dataclass
+class SweepConfig:
+    data: str = "synthetic"
+    out: str = ""
+    seeds: int = 5
+    budgets: tuple = (1, 2, 4)
+    arms: list = field(default_factory=lambda: [a.name for a in all_arms()])
+    workers: int = 0                     # 0 = all cores
+    ray: str = ""                        # Ray address ("auto" or host:port); "" = local
+    base: dict = field(default_factory=dict)   # TrainConfig overrides shared by every run
+
+    @classmethod
+    def quick(cls, **kw) -> SweepConfig:
+        return cls(seeds=3, budgets=(1,), arms=list(QUICK_ARMS), **kw)
+
+
+# The base of every sweep run: a small model that trains in about a second on a CPU core, plain
+# (no augmentation) so the math of SCIENCE.md applies, constant learning rate so training ends near
+# the fixed point the theory predicts.
+SWEEP_BASE = dict(model="mlp", epochs=25, batch_size=64, augment=False, flip=False, schedule="none",
+                  weight_decay=0.0, progress=False, save_checkpoints=False, threads=1, device="cpu")
+LR = {"sgd": 3e-4, "adamw": 1e-3}
+
+
+def run_config(arm: Arm, seed: int, budget: int, sweep: SweepConfig) -> TrainConfig:
+    ov = {**SWEEP_BASE, **sweep.base, **arm.overrides}
+    lr_scale = ov.pop("lr_scale", 1.0)
+    ov.setdefault("lr", LR[ov.get("optimizer", "adamw")] * lr_scale)
+    if "lr" in arm.overrides or "lr" in sweep.base:
+        ov["lr"] = ov["lr"] * lr_scale
+    return from_dict({**ov, "data": sweep.data, "seed": seed, "budget": budget, "name": arm.name})
+
+
+def run_key(arm: str, seed: int, budget: int) -> str:
+    return f"{arm}|{seed}|{budget}"
+
+
+RESULT_FIELDS = ["arm", "family", "group", "optimizer", "seed", "budget", "final_test_error", "best_test_error",
+                 "final_val_error", "signed_error_row", "signed_error_col", "bias_along_direction", "cell_accuracy",
+                 "diverged", "collapsed", "stop_reason", "guard_counts", "watchdog_events", "logit_absmax",
+                 "seconds", "n_train"]
+
+
+# ----------------------------------------------------------------------------------------------
+# One run (executed in a worker)
+
+_SPLITS: dict = {}
+
+
+def _splits_for(data: str, budget: int, cfg: TrainConfig) -> Splits:
+    key = (data, cfg.val_subjects, cfg.test_subjects, cfg.split_seed)
+    if key not in _SPLITS:
+        ds = load_dataset(resolve_data_path(data))
+        _SPLITS[key] = split_by_subject(ds, cfg.val_subjects, cfg.test_subjects, cfg.split_seed)
+    sp = _SPLITS[key]
+    return Splits(apply_budget(sp.train, budget), sp.val, sp.test, sp.groups)
+
+
+def execute(arm: Arm, seed: int, budget: int, sweep: SweepConfig) -> dict:
+    """Train one run and measure it; returns a results.csv row plus its learning curve."""
+    cfg = run_config(arm, seed, budget, sweep)
+    torch.set_num_threads(max(1, cfg.threads))
+    t0 = time.perf_counter()
+    sp = _splits_for(sweep.data, budget, cfg)
+    res = fit(cfg, sp, log=lambda *_: None)
+    test_t = sp.test.targets.astype(np.float64)
+    # Final weights (what training produced) and the best-on-validation weights (what early stopping keeps).
+    from .train import _tensors
+
+    test_data = _tensors(sp.test)
+    best_pred = evaluate(res.model, test_data, torch.device("cpu"))
+    final_model = copy.deepcopy(res.model)
+    final_model.load_state_dict(res.final_state)
+    final_pred = evaluate(final_model, test_data, torch.device("cpu"))
+    fm = error_metrics(final_pred, test_t)
+    bm = error_metrics(best_pred, test_t)
+    d = np.asarray(cfg.neg_direction, np.float64)
+    d = d / np.linalg.norm(d)
+    signed = np.array([fm["mean_signed_error_row"], fm["mean_signed_error_col"]])
+    collapsed = (not res.state.diverged) and (not math.isfinite(fm["mean_error_cells"])
+                                              or fm["mean_error_cells"] > centre_guess_error(test_t))
+    return {
+        "arm": arm.name, "family": arm.family, "group": arm.group, "optimizer": cfg.optimizer, "seed": seed,
+        "budget": budget, "final_test_error": fm["mean_error_cells"], "best_test_error": bm["mean_error_cells"],
+        "final_val_error": res.state.history[-1]["val_mean_error_cells"] if res.state.history else math.nan,
+        "signed_error_row": signed[0], "signed_error_col": signed[1],
+        "bias_along_direction": float(signed @ d) if np.isfinite(signed).all() else math.nan,
+        "cell_accuracy": fm["cell_accuracy"], "diverged": bool(res.state.diverged or not math.isfinite(
+            fm["mean_error_cells"])), "collapsed": bool(collapsed), "stop_reason": res.state.stop_reason,
+        "guard_counts": json.dumps(res.state.guards.as_dict()), "watchdog_events": json.dumps(res.watchdog_events),
+        "logit_absmax": res.state.history[-1].get("val_logit_absmax", "") if res.state.history else "",
+        "seconds": time.perf_counter() - t0, "n_train": len(sp.train),
+        "_curve": [h["val_mean_error_cells"] for h in res.state.history],
+        "_logit_curve": [h.get("val_logit_absmax") for h in res.state.history],
+    }
+
+
+def _init_worker():
+    torch.set_num_threads(1)
+
+
+# ----------------------------------------------------------------------------------------------
+# The sweep
+
+
+def load_done(out: Path) -> dict:
+    """Finished runs from an earlier (interrupted) sweep in the same folder: key -> row."""
+    done = {}
+    path = out / "results.csv"
+    if path.exists():
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                done[run_key(r["arm"], int(r["seed"]), int(r["budget"]))] = r
+    return done
+
+
+def _append(out: Path, row: dict) -> None:
+    path = out / "results.csv"
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=RESULT_FIELDS, extrasaction="ignore")
+        if new:
+            w.writeheader()
+        w.writerow(row)
+        f.flush()
+        os.fsync(f.fileno())
+    with open(out / "curves.jsonl", "a") as f:
+        f.write(json.dumps({"key": run_key(row["arm"], row["seed"], row["budget"]), "val": row["_curve"],
+                            "logit": row["_logit_curve"]}, allow_nan=True) + "\n")
+        f.flush()
+
+
+def run_sweep(sweep: SweepConfig, *, progress: bool = True, sequential: bool = False) -> Path:
+    out = Path(sweep.out)
+    out.mkdir(parents=True, exist_ok=True)
+    arms = {a.name: a for a in all_arms()}
+    unknown = [a for a in sweep.arms if a not in arms]
+    if unknown:
+        raise ValueError(f"unknown arm(s) {', '.join(unknown)}; known: {', '.join(arms)}")
+    meta = {"seeds": sweep.seeds, "budgets": list(sweep.budgets), "arms": sweep.arms, "data": sweep.data,
+            "base": {**SWEEP_BASE, **sweep.base}, "lr": LR}
+    meta_path = out / "sweep.json"
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        if old != json.loads(json.dumps(meta)):
+            raise ValueError(f"{out} holds a different sweep ({meta_path}); choose another --out or the same options")
+    else:
+        meta_path.write_text(json.dumps(meta, indent=2))
+    # Render the data once before forking workers.
+    resolve_data_path(sweep.data)
+    done = load_done(out)
+    tasks = [(arms[a], s, b) for b in sweep.budgets for s in range(sweep.seeds) for a in sweep.arms
+             if run_key(a, s, b) not in done]
+    total = len(tasks) + len(done)
+    bar = tqdm(total=total, initial=len(done), unit="run", desc="sweep", disable=not progress, dynamic_ncols=True)
+    workers = sweep.workers or os.cpu_count() or 1
+    if sweep.ray:
+        from .cluster import run_on_ray
+
+        for row in run_on_ray(sweep.ray, tasks, sweep):
+            _append(out, row)
+            bar.update(1)
+    elif sequential or workers == 1:
+        _init_worker()
+        for arm, s, b in tasks:
+            _append(out, execute(arm, s, b, sweep))
+            bar.update(1)
+    else:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
+            futs = [pool.submit(execute, arm, s, b, sweep) for arm, s, b in tasks]
+            try:
+                for fut in as_completed(futs):
+                    _append(out, fut.result())
+                    bar.update(1)
+            except KeyboardInterrupt:
+                for f in futs:
+                    f.cancel()
+                raise
+    bar.close()
+    return out
+
+
+def centre_error_reference() -> float:
+    """Mean error of the centre guess over a uniform grid (every cell once)."""
+    return centre_guess_error(grid.cell_centres())
