@@ -12,7 +12,7 @@ from .data import DatasetError
 def run_cli(main) -> int:
     try:
         return main()
-    except (ConfigError, DatasetError, CheckpointError, FileNotFoundError) as e:
+    except (ConfigError, DatasetError, CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -18,7 +18,6 @@ import csv
 import json
 import math
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -383,7 +382,7 @@ def import_photos(photos_dir, csv_path, out_dir, *, subject: str = "user", sessi
                 mode = "resize" if abs(w / h - IMAGE_W / IMAGE_H) < 0.15 else "face"
             face = frame = None
             if mode == "face":
-                from .face import FaceEyeDetector, crop_eyes
+                from .face import FaceEyeDetector, crop_eyes, mirror_box
 
                 detector = detector or FaceEyeDetector()
                 det = detector.detect(img)
@@ -391,7 +390,8 @@ def import_photos(photos_dir, csv_path, out_dir, *, subject: str = "user", sessi
                     skipped += 1
                     continue
                 strip, _feats = crop_eyes(img, det)
-                face, frame = det.face, (w, h)
+                # crop_eyes mirrors (a selfie view, as the renderer draws); so must the face box.
+                face, frame = mirror_box(det.face, w), (w, h)
             else:
                 strip = cv2.cvtColor(cv2.resize(img, (IMAGE_W, IMAGE_H), interpolation=cv2.INTER_AREA),
                                      cv2.COLOR_BGR2RGB)
@@ -400,7 +400,3 @@ def import_photos(photos_dir, csv_path, out_dir, *, subject: str = "user", sessi
     if skipped:
         print(f"import: skipped {skipped} photo(s) with no detectable face")
     return out_dir
-
-
-def copy_dataset(src, dst) -> None:
-    shutil.copytree(src, dst)
