@@ -30,6 +30,7 @@ class TrainConfig:
     model_kwargs: dict = field(default_factory=dict)
     head: str = "regression"         # or "classification" (144-way softmax)
     ce_reg_weight: float = 0.0       # classification: weight of an L2 term on the expected point
+    loss: str = "mse"                # regression loss on the true point: "mse" or "huber"
     # optimisation
     optimizer: str = "adamw"         # "adamw", "adam" or "sgd"
     lr: float = 2e-3
@@ -93,6 +94,7 @@ class TrainConfig:
 
 CHOICES = {
     "head": ("regression", "classification"),
+    "loss": ("mse", "huber"),
     "optimizer": ("adamw", "adam", "sgd"),
     "schedule": ("cosine", "step", "none"),
     "device": ("auto", "cpu", "cuda"),

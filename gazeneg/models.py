@@ -29,7 +29,7 @@ class GazeModel(nn.Module):
     output means "looking at the centre" and the head's init gives errors of a few cells, not tens."""
 
     def __init__(self, backbone: nn.Module, feat_dim: int, *, head: str = "regression",
-                 use_face: bool = True, hidden: int = 128, dropout: float = 0.0):
+                 use_face: bool = True, hidden: int = 128, dropout: float = 0.0, face_norm: bool = True):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, not {head!r}")
@@ -37,7 +37,10 @@ class GazeModel(nn.Module):
         self.use_face = use_face
         self.backbone = backbone
         face_dim = 32 if use_face else 0
-        self.face_mlp = nn.Sequential(nn.Linear(FACE_FEATURES, face_dim), nn.ReLU()) if use_face else None
+        # The face-box numbers are small (offsets ~0.05 of the frame) yet carry the head position that
+        # decides the eye rotation for a given target: standardise them (BatchNorm) before the MLP.
+        norm = [nn.BatchNorm1d(FACE_FEATURES)] if face_norm else []
+        self.face_mlp = nn.Sequential(*norm, nn.Linear(FACE_FEATURES, face_dim), nn.ReLU()) if use_face else None
         out = 2 if head == "regression" else grid.N_CELLS
         self.fc = nn.Sequential(nn.Linear(feat_dim + face_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
                                 nn.Linear(hidden, out))
@@ -49,7 +52,7 @@ class GazeModel(nn.Module):
     def forward(self, images: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
         h = self.backbone(images)
         if self.use_face:
-            h = torch.cat([h, self.face_mlp(face * 4.0)], dim=1)  # face feats are ~0.1 in scale
+            h = torch.cat([h, self.face_mlp(face)], dim=1)
         out = self.fc(h)
         if self.head_type == "regression":
             return out * self.half_range + self.centre
@@ -67,24 +70,51 @@ def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
                          nn.ReLU(inplace=True))
 
 
-class SmallCNN(nn.Module):
-    """Default backbone for CPU training on the 32x96 eye strip. Stride-2 convs down to 4x12 and a
-    flatten, not a global pool: where the iris sits is the signal, so position must survive."""
+class SpatialSoftmax(nn.Module):
+    """Each channel's softmax over the image plane -> its expected (x, y) in [-1, 1]: a keypoint with
+    sub-pixel precision (Levine et al. 2016). (N, C, H, W) -> (N, 2C)."""
 
-    def __init__(self, width: int = 32):
+    def __init__(self, h: int, w: int):
+        super().__init__()
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+        self.register_buffer("grid", torch.stack([xs.flatten(), ys.flatten()], 1), persistent=False)
+        self.log_temp = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        p = torch.softmax(x.flatten(2) / self.log_temp.exp(), dim=-1)  # (N, C, HW)
+        return (p @ self.grid).flatten(1)
+
+
+class SmallCNN(nn.Module):
+    """Default backbone for CPU training on the 32x96 eye strip. Where the iris sits relative to the
+    eye corners and lids is the signal (about 1 px per cell), so position must survive: stride-2
+    convs down to 4x12 and a flatten, not a global pool, plus keypoints (a spatial softmax at 16x48)
+    that localise to a fraction of a pixel."""
+
+    def __init__(self, width: int = 32, keypoints: int = 16):
         super().__init__()
         w = width
-        self.net = nn.Sequential(
+        self.stem = nn.Sequential(
             _conv_bn(3, w // 2, 1),          # 32x96
             _conv_bn(w // 2, w, 2),          # 16x48
             _conv_bn(w, w, 1),
+        )
+        self.down = nn.Sequential(
             _conv_bn(w, 2 * w, 2),           # 8x24
             _conv_bn(2 * w, 2 * w, 2),       # 4x12
         )
-        self.out_dim = 2 * w * (IMAGE_H // 8) * (IMAGE_W // 8)
+        self.keypoints = keypoints
+        if keypoints:
+            self.kp = nn.Conv2d(w, keypoints, 1)
+            self.softmax = SpatialSoftmax(IMAGE_H // 2, IMAGE_W // 2)
+        self.out_dim = 2 * w * (IMAGE_H // 8) * (IMAGE_W // 8) + 2 * keypoints
 
     def forward(self, x):
-        return self.net(x).flatten(1)
+        h = self.stem(x)
+        out = self.down(h).flatten(1)
+        if self.keypoints:
+            out = torch.cat([out, self.softmax(self.kp(h)) * 4.0], dim=1)
+        return out
 
 
 class PixelMLP(nn.Module):
@@ -118,16 +148,18 @@ def _mobilenet_v3_small_backbone() -> tuple[nn.Module, int]:
     return nn.Sequential(m.features, nn.AdaptiveAvgPool2d(1), nn.Flatten()), 576
 
 
-def gazecnn(*, width: int = 32, head: str = "regression", use_face: bool = True, hidden: int = 128,
-            dropout: float = 0.0) -> GazeModel:
-    bb = SmallCNN(width)
-    return GazeModel(bb, bb.out_dim, head=head, use_face=use_face, hidden=hidden, dropout=dropout)
+def gazecnn(*, width: int = 32, keypoints: int = 16, head: str = "regression", use_face: bool = True,
+            hidden: int = 128, dropout: float = 0.0, face_norm: bool = True) -> GazeModel:
+    bb = SmallCNN(width, keypoints)
+    return GazeModel(bb, bb.out_dim, head=head, use_face=use_face, hidden=hidden, dropout=dropout,
+                     face_norm=face_norm)
 
 
 def mlp(*, pool: int = 2, head: str = "regression", use_face: bool = True, hidden: int = 128,
-        dropout: float = 0.0) -> GazeModel:
+        dropout: float = 0.0, face_norm: bool = True) -> GazeModel:
     bb = PixelMLP(pool)
-    return GazeModel(bb, bb.out_dim, head=head, use_face=use_face, hidden=hidden, dropout=dropout)
+    return GazeModel(bb, bb.out_dim, head=head, use_face=use_face, hidden=hidden, dropout=dropout,
+                     face_norm=face_norm)
 
 
 def resnet18(*, head: str = "regression", use_face: bool = True, hidden: int = 128,

@@ -24,15 +24,27 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import grid
+from . import distributed, grid
 from .augment import augment_epoch
 from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
-from .config import TrainConfig, from_dict
+from .config import ConfigError, TrainConfig, from_dict
 from .data import DatasetError, GazeDataset, atomic_write_text, load_dataset, normalize_images
-from .guards import GuardCounter, Watchdog, direction_mask, error_bound_mask, negative_objective, weights_finite
+from .guards import (
+    GuardCounter,
+    Watchdog,
+    direction_mask,
+    error_bound_mask,
+    negative_objective,
+    weights_finite,
+)
 from .losses import complement_nll, negated_ce
 from .models import GazeModel, RidgeBaseline, create_model, eye_patch_features
 from .wrong_labels import WrongLabelGenerator, wrong_cells
+
+# Memory format of the model's weights. Activations are channels_last already: normalize_images permutes
+# the NHWC uint8 batch without copying, so oneDNN (CPU) and cuDNN pick NHWC kernels from the input; moving
+# the weights to channels_last as well measured no faster on CPU (benchmarks/train_throughput.py).
+MEMORY_FORMAT = torch.contiguous_format
 
 METRICS_FIELDS = ["epoch", "lr", "lambda", "train_loss", "val_mean_error_cells", "samples_per_second",
                   "seconds", "guard_counts", "event", "val_logit_absmax"]
@@ -51,10 +63,15 @@ class Splits:
 
 
 def resolve_data_path(data: str) -> Path:
-    if data == "synthetic":
+    """"synthetic" is the built-in default set (rendered once, then cached); "synthetic:F" the same
+    subjects with F frames per cell; anything else is a dataset folder."""
+    if data == "synthetic" or data.startswith("synthetic:"):
         from .synth import ensure_default_dataset
 
-        return Path(ensure_default_dataset())
+        frames = data.partition(":")[2]
+        if frames and not frames.isdigit():
+            raise DatasetError(f"data {data!r}: expected 'synthetic' or 'synthetic:F' with F frames per cell")
+        return Path(ensure_default_dataset(**({"frames_per_cell": int(frames)} if frames else {})))
     return Path(data)
 
 
@@ -175,6 +192,16 @@ def _regression_loss(f, y):
     return 0.5 * ((f - y) ** 2).sum(-1)
 
 
+def _true_label_loss(cfg, f, y):
+    """Per-sample loss on the true point. "mse" is 1/2|f - y|^2 (the form SCIENCE.md analyses);
+    "huber" is quadratic within 1 cell and linear beyond, on the Euclidean error, so rare lapses
+    (a person looking elsewhere) do not dominate the fit."""
+    if cfg.loss == "mse":
+        return _regression_loss(f, y)
+    e = torch.sqrt(((f - y) ** 2).sum(-1) + 1e-12)
+    return torch.where(e < 1.0, 0.5 * e ** 2, e - 0.5)
+
+
 def _negative_term(cfg, gen, model, f, y, idx, step, counter: GuardCounter):
     """Masked negative objective (scalar, summed over K, mean over the batch) for predictions f."""
     w, valid = gen(y, idx, step=step, f=f.detach())
@@ -203,8 +230,15 @@ def _cap_grads(params, cap: float, counter: GuardCounter) -> None:
 
 def _batch(data, idx, device):
     x_u8, face, y = data
+    idx = idx.to(x_u8.device)  # data may already live on the device (fit moves it once per epoch)
     return (normalize_images(x_u8[idx]).to(device, non_blocking=True),
             face[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True))
+
+
+def _backward(loss, scale: float) -> None:
+    # scale is this rank's share of the global batch times the world size (1.0 in one process): DDP
+    # averages gradients over ranks, so the mean over an unevenly split global batch needs it.
+    (loss if scale == 1.0 else loss * scale).backward()
 
 
 def _classification_loss(cfg, model, out, y, idx, step, lam, counter, n_train):
@@ -238,8 +272,10 @@ def _classification_loss(cfg, model, out, y, idx, step, lam, counter, n_train):
 
 def train_one_epoch(cfg: TrainConfig, model: GazeModel, opt, neg_opt, data, state: TrainState,
                     gen, device, *, lr: float, lam: float, epoch: int, bar=None) -> tuple[float, bool]:
-    """One pass over the training set. Returns (mean loss, non-finite seen)."""
+    """One pass over the training set. Returns (mean loss, non-finite seen). Under torchrun each rank
+    takes its shard of every global batch (see distributed.py); the returned loss is the global mean."""
     model.train()
+    di = distributed.info()
     x_u8, face, y = data
     n = len(y)
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
@@ -250,17 +286,19 @@ def train_one_epoch(cfg: TrainConfig, model: GazeModel, opt, neg_opt, data, stat
     use_amp = cfg.amp and device.type == "cuda"
     neg_on = cfg.neg_mode != "off" and lam > 0 and cfg.head == "regression"
     for start in range(0, n, bs):
-        idx = order[start:start + bs]
+        gidx = order[start:start + bs]
+        idx = distributed.shard(gidx, di)
+        scale = len(idx) * di.world_size / len(gidx)
         xb, fb, yb = _batch(data, idx, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             out = model(xb, fb)
         if cfg.head == "classification":
             loss = _classification_loss(cfg, model, out, yb, idx, state.step, lam, state.guards, n)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            _backward(loss, scale)
         else:
             f = model.points(out).float()
-            pos = _regression_loss(f, yb).mean()
+            pos = _true_label_loss(cfg, f, yb).mean()
             if neg_on and cfg.neg_mode == "combined":
                 neg = _negative_term(cfg, gen, model, f, yb, idx, state.step, state.guards)
                 loss = pos - lam * neg
@@ -277,35 +315,35 @@ def train_one_epoch(cfg: TrainConfig, model: GazeModel, opt, neg_opt, data, stat
                     for p, gi in zip(params, gneg, strict=True):
                         p.grad = gi if p.grad is None else p.grad + gi
                 else:
-                    loss.backward()
+                    _backward(loss, scale)
             else:
                 loss = pos
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-        lv = loss.item()
+                _backward(loss, scale)
+        lv = distributed.global_mean(loss.item(), len(idx), len(gidx), device, di)
         if not math.isfinite(lv):
             return float("nan"), True
         opt.step()
         if neg_on and cfg.neg_mode == "literal":
-            nidx = other[start:start + bs] if cfg.neg_other_photos else idx
+            nidx = distributed.shard(other[start:start + bs], di) if cfg.neg_other_photos else idx
             if cfg.neg_other_photos:
                 xb, fb, yb = _batch(data, nidx, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 f2 = model.points(model(xb, fb)).float()
             neg = _negative_term(cfg, gen, model, f2, yb, nidx, state.step, state.guards)
             neg_opt.zero_grad(set_to_none=True)
-            neg.backward()
-            if not math.isfinite(neg.item()):
+            _backward(neg, scale)
+            if not math.isfinite(distributed.global_mean(neg.item(), len(nidx), len(gidx), device, di)):
                 return float("nan"), True
             if cfg.guard_grad_cap > 0:
                 _cap_grads([p for p in model.parameters() if p.grad is not None], cfg.guard_grad_cap, state.guards)
             _set_lr(neg_opt, -lam * lr)  # the literal negative learning rate
             neg_opt.step()
-        total += lv * len(idx)
-        count += len(idx)
+        total += lv * len(gidx)
+        count += len(gidx)
         state.step += 1
         if bar is not None:
-            bar.update(len(idx))
+            bar.update(len(gidx))
     return total / max(count, 1), False
 
 
@@ -369,6 +407,25 @@ def _tensors(ds: GazeDataset):
             torch.from_numpy(ds.targets.astype(np.float32)))
 
 
+def _to_device(data, device):
+    """(uint8 images, face, targets) onto the device in one copy per epoch, not one per batch; images stay
+    uint8 (a quarter of float32's bytes) and are normalised there per batch. A no-op on CPU."""
+    return tuple(t.to(device, non_blocking=True) for t in data)
+
+
+def _check_distributed(cfg: TrainConfig, n_train: int, di: distributed.DistInfo) -> None:
+    if not di.enabled:
+        return
+    w, bs = di.world_size, cfg.batch_size
+    if bs < w or 0 < n_train % bs < w:
+        raise ConfigError(f"batch_size {bs} over {w} processes: every global batch, the last one too ({n_train} "
+                          f"training samples % {bs} = {n_train % bs}), needs at least one sample per process; "
+                          f"change batch_size")
+    if cfg.neg_mode == "combined" and cfg.guard_grad_cap > 0:
+        raise ConfigError("guard_grad_cap with neg_mode combined takes gradients with autograd.grad, which "
+                          "DistributedDataParallel does not average; run it in one process")
+
+
 @dataclass
 class FitResult:
     model: GazeModel
@@ -391,12 +448,20 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
         log=print) -> FitResult:
     """Train on splits.train, select on splits.val. Writes metrics.csv and checkpoints into run_dir
     when given. Deterministic for a given config (per-epoch seeds, so a resumed run matches)."""
-    device = pick_device(cfg.device)
+    di, device = distributed.setup(pick_device(cfg.device))
+    _check_distributed(cfg, len(splits.train), di)
+    write = run_dir is not None and di.is_main
+    log = log if di.is_main else _silent
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, head=cfg.head, **cfg.model_kwargs).to(device)
+    model = create_model(cfg.model, head=cfg.head, **cfg.model_kwargs).to(device, memory_format=MEMORY_FORMAT)
+    model = distributed.convert_batchnorm(model, device, di)
     fwd = torch.compile(model) if cfg.compile else model
+    train_fwd = fwd  # under torchrun: DDP (then compiled, the order DDP's graph breaks expect)
+    if di.enabled:
+        train_fwd = distributed.wrap(model, device, di)
+        train_fwd = torch.compile(train_fwd) if cfg.compile else train_fwd
     opt = make_optimizer(cfg, model.parameters())
     neg_opt = make_optimizer(cfg, model.parameters(), negative=True)
     optimizers = [opt, neg_opt]
@@ -417,15 +482,16 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
         best_state = read_checkpoint(run_dir / "best.pt")["state_dict"]
     gen = build_generator(cfg, len(splits.train))
     val_targets = splits.val.targets.astype(np.float64)
-    val_data = _tensors(splits.val)
-    data = _tensors(splits.train)
+    val_data = _to_device(_tensors(splits.val), device)
+    data = _to_device(_tensors(splits.train), device)
     aug_src = (splits.train.images, splits.train.targets, splits.train.face)
     collapse_err = centre_guess_error(val_targets)
     if watchdog is not None:
         watchdog.snapshot(model, optimizers)
     t0 = time.perf_counter()
     seen = 0
-    bar = tqdm(total=(cfg.epochs - state.epoch) * len(splits.train), unit="img", disable=not cfg.progress,
+    bar = tqdm(total=(cfg.epochs - state.epoch) * len(splits.train), unit="img",
+               disable=not cfg.progress or not di.is_main,
                desc=cfg.name or "train", leave=False, dynamic_ncols=True)
     for epoch in range(state.epoch, cfg.epochs):
         state.epoch = epoch
@@ -436,10 +502,12 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
         if cfg.augment or cfg.flip:
             imgs, tg, fc = augment_epoch(*aug_src, seed=cfg.seed * 1_000_003 + epoch, photometric=cfg.augment,
                                          flip=cfg.flip)
-            data = (torch.from_numpy(np.ascontiguousarray(imgs)), torch.from_numpy(fc), torch.from_numpy(tg))
+            data = _to_device((torch.from_numpy(np.ascontiguousarray(imgs)), torch.from_numpy(fc),
+                               torch.from_numpy(tg)), device)
         te = time.perf_counter()
-        loss, nonfinite = train_one_epoch(cfg, fwd, opt, neg_opt, data, state, gen, device, lr=lr, lam=lam,
+        loss, nonfinite = train_one_epoch(cfg, train_fwd, opt, neg_opt, data, state, gen, device, lr=lr, lam=lam,
                                           epoch=epoch, bar=bar)
+        distributed.sync_buffers(model, di)
         seen += len(splits.train)
         nonfinite = nonfinite or not weights_finite(model)
         val_pred = evaluate(fwd, val_data, device) if not nonfinite else None
@@ -472,15 +540,15 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
         if math.isfinite(val_err) and val_err < state.best_err:
             state.best_err, state.best_epoch = val_err, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if run_dir is not None and cfg.save_checkpoints:
+            if write and cfg.save_checkpoints:
                 _save(run_dir / "best.pt", model, cfg, epoch, opt, neg_opt, state, log)
-        if run_dir is not None:
+        if write:
             _append_metrics(run_dir / "metrics.csv", row)
             if cfg.save_checkpoints:
                 _save(run_dir / "last.pt", model, cfg, epoch, opt, neg_opt, state, log)
         if cfg.progress:
             bar.set_postfix(ep=epoch, loss=f"{loss:.3g}", val=f"{val_err:.3f}", lam=f"{lam:g}")
-        if event and cfg.progress:
+        if event and cfg.progress and di.is_main:
             tqdm.write(f"[{cfg.name or 'train'}] epoch {epoch}: {event}")
         if state.diverged:
             break
@@ -493,6 +561,10 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
     final_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     return FitResult(model, state, watchdog.events if watchdog else [], train_seconds, seen, final_state)
+
+
+def _silent(*args, **kwargs) -> None:
+    pass
 
 
 def _save(path, model, cfg, epoch, opt, neg_opt, state: TrainState, log) -> None:
@@ -544,7 +616,10 @@ def ridge_baseline(splits: Splits) -> tuple[float, np.ndarray]:
 
 
 def run(cfg: TrainConfig, *, resume: str | None = None, argv: list | None = None, log=print) -> Path:
-    """Train, evaluate on held-out subjects, compare with the ridge baseline, write the run folder."""
+    """Train, evaluate on held-out subjects, compare with the ridge baseline, write the run folder.
+    Under torchrun every rank trains; rank 0 creates and writes the run folder and evaluates."""
+    di, device = distributed.setup(pick_device(cfg.device))
+    log = log if di.is_main else _silent
     resume_ckpt = None
     if resume:
         run_dir = Path(resume)
@@ -554,17 +629,23 @@ def run(cfg: TrainConfig, *, resume: str | None = None, argv: list | None = None
         if (run_dir / "last.pt").is_file():
             resume_ckpt = read_checkpoint(run_dir / "last.pt")
             # metrics.csv gets the resumed epochs appended; drop rows past the checkpoint.
-            _truncate_metrics(run_dir / "metrics.csv", resume_ckpt["epoch"])
+            if di.is_main:
+                _truncate_metrics(run_dir / "metrics.csv", resume_ckpt["epoch"])
         log(f"resuming {run_dir} from epoch {resume_ckpt['epoch'] + 1 if resume_ckpt else 0}")
-    else:
+    elif di.is_main:
         run_dir = new_run_dir(cfg.out, cfg.name or cfg.model)
         atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
         atomic_write_text(run_dir / "argv.json", json.dumps(argv if argv is not None else sys.argv))
+    else:
+        run_dir = None
+    run_dir = distributed.broadcast_object(run_dir, di)
     splits = load_splits(cfg)
     log(f"data: {len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test images; "
         f"held-out val {splits.groups['val']}, test {splits.groups['test']}")
     res = fit(cfg, splits, run_dir=run_dir, resume_ckpt=resume_ckpt, log=log)
-    device = pick_device(cfg.device)
+    if not di.is_main:
+        distributed.barrier(di)  # returns once rank 0 has written metrics.json
+        return run_dir
     test_pred = evaluate(res.model, _tensors(splits.test), device)
     metrics = error_metrics(test_pred, splits.test.targets.astype(np.float64), cfg, prefix="test_")
     ridge_err, _ = ridge_baseline(splits)
@@ -585,6 +666,7 @@ def run(cfg: TrainConfig, *, resume: str | None = None, argv: list | None = None
     })
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     _write_predictions(run_dir / "predictions.csv", splits.test, test_pred)
+    distributed.barrier(di)
     return run_dir
 
 

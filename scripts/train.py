@@ -5,12 +5,13 @@
     python scripts/train.py --data my_capture --epochs 40 --model resnet18
     python scripts/train.py --config cfg.json --lr 1e-3  # file, then command line
     python scripts/train.py --resume runs/20261124-101500-gazecnn
-    torchrun --nproc_per_node 2 scripts/train.py ...     # distributed data parallel
+    torchrun --standalone --nproc_per_node 2 scripts/train.py ...  # data parallel over 2 processes
 """
 
 import argparse
 import sys
 
+from gazeneg import distributed
 from gazeneg.cli import run_cli
 from gazeneg.config import add_config_args, config_from_args
 from gazeneg.train import run, summary_lines
@@ -26,10 +27,14 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     cfg = config_from_args(args)
-    run_dir = run(cfg, resume=args.resume, argv=sys.argv if argv is None else argv)
-    for line in summary_lines(run_dir):
-        print(line)
-    print(f"run folder: {run_dir}")
+    try:
+        run_dir = run(cfg, resume=args.resume, argv=sys.argv if argv is None else argv)
+    finally:
+        distributed.cleanup()
+    if distributed.env_info().is_main:
+        for line in summary_lines(run_dir):
+            print(line)
+        print(f"run folder: {run_dir}")
     return 0
 
 
