@@ -285,8 +285,12 @@ def train_one_epoch(cfg: TrainConfig, model: GazeModel, opt, neg_opt, data, stat
     total, count = 0.0, 0
     use_amp = cfg.amp and device.type == "cuda"
     neg_on = cfg.neg_mode != "off" and lam > 0 and cfg.head == "regression"
-    for start in range(0, n, bs):
-        gidx = order[start:start + bs]
+    # A trailing batch of one sample joins the one before it: BatchNorm cannot train on a single sample.
+    starts = list(range(0, n, bs))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    for i, start in enumerate(starts):
+        gidx = order[start:start + bs] if i < len(starts) - 1 else order[start:]
         idx = distributed.shard(gidx, di)
         scale = len(idx) * di.world_size / len(gidx)
         xb, fb, yb = _batch(data, idx, device)
@@ -325,7 +329,7 @@ def train_one_epoch(cfg: TrainConfig, model: GazeModel, opt, neg_opt, data, stat
             return float("nan"), True
         opt.step()
         if neg_on and cfg.neg_mode == "literal":
-            nidx = distributed.shard(other[start:start + bs], di) if cfg.neg_other_photos else idx
+            nidx = distributed.shard(other[start:start + len(gidx)], di) if cfg.neg_other_photos else idx
             if cfg.neg_other_photos:
                 xb, fb, yb = _batch(data, nidx, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
