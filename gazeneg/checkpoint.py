@@ -47,8 +47,10 @@ def save_checkpoint(path, model: GazeModel, *, model_name: str, model_kwargs: di
 
 def _plain(obj):
     """Reduce to types torch.load(weights_only=True) accepts (no custom classes)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {(k if isinstance(k, (int, str)) else str(k)): _plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
     if isinstance(obj, float) and not math.isfinite(obj):

@@ -30,15 +30,16 @@ class TrainConfig:
     model_kwargs: dict = field(default_factory=dict)
     head: str = "regression"         # or "classification" (144-way softmax)
     ce_reg_weight: float = 0.0       # classification: weight of an L2 term on the expected point
-    loss: str = "mse"                # regression loss on the true point: "mse" or "huber"
+    loss: str = "huber"              # regression loss on the true point: "huber" or "mse"
     # optimisation
     optimizer: str = "adamw"         # "adamw", "adam" or "sgd"
     lr: float = 2e-3
     momentum: float = 0.9
     weight_decay: float = 1e-4
     schedule: str = "cosine"         # "cosine", "step" or "none"
-    epochs: int = 30
+    epochs: int = 18
     batch_size: int = 64
+    ema: float = 0.99                # decay of the weight EMA used for validation and test; 0 = off
     augment: bool = True
     flip: bool = True                # horizontal flip with col -> 15 - col (eyes swap)
     seed: int = 0
@@ -182,6 +183,7 @@ def validate(cfg: TrainConfig) -> None:
     checks = [
         (cfg.epochs >= 1, "epochs must be >= 1"),
         (cfg.batch_size >= 1, "batch_size must be >= 1"),
+        (0.0 <= cfg.ema < 1.0, "ema must be in [0, 1): the weight-EMA decay, 0 = off"),
         (cfg.lr > 0, "lr must be > 0 (negative steps are configured with neg_mode/neg_lambda)"),
         (cfg.val_subjects >= 1 and cfg.test_subjects >= 1, "val_subjects and test_subjects must be >= 1"),
         (cfg.budget >= 0, "budget must be >= 0"),

@@ -132,7 +132,7 @@ class SweepConfig:
 # The base of every sweep run: a small model that trains in about a second on a CPU core, plain
 # (no augmentation) so the math of SCIENCE.md applies, constant learning rate so training ends near
 # the fixed point the theory predicts.
-SWEEP_BASE = dict(model="mlp", loss="mse", epochs=25, batch_size=64, augment=False, flip=False, schedule="none",
+SWEEP_BASE = dict(model="mlp", loss="mse", ema=0.0, epochs=25, batch_size=64, augment=False, flip=False, schedule="none",
                   weight_decay=0.0, progress=False, save_checkpoints=False, threads=1, device="cpu")
 LR = {"sgd": 3e-4, "adamw": 1e-3}
 

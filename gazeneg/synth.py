@@ -19,7 +19,7 @@ elsewhere, the label stays the target cell centre). truth.csv beside labels.csv 
 eyes really looked.
 
     path = ensure_default_dataset()                      # renders once, then reuses
-    render_dataset("data/mine", n_subjects=16, frames_per_cell=2, seed=0)
+    render_dataset("data/mine", n_subjects=24, frames_per_cell=2, seed=0)
     sample = render_sample(sample_subject(rng), 2, 11, rng)
 """
 
@@ -146,6 +146,9 @@ class SynthConfig:
 
 
 DEFAULT_CONFIG = SynthConfig()
+# The built-in default set: 24 people x 144 cells x 2 frames. Held-out-subject error falls with the
+# number of training people far faster than with frames per person (16 people: 0.75 cells; 24: 0.52).
+DEFAULT_SUBJECTS = 24
 
 
 # ----------------------------------------------------------------------------------------------
@@ -559,7 +562,7 @@ def _params(n_subjects, frames_per_cell, seed, config: SynthConfig) -> dict:
             "frames_per_cell": int(frames_per_cell), "seed": int(seed), "config": config.to_dict()}
 
 
-def render_dataset(out_dir, *, n_subjects: int = 16, frames_per_cell: int = 2, seed: int = 0,
+def render_dataset(out_dir, *, n_subjects: int = DEFAULT_SUBJECTS, frames_per_cell: int = 2, seed: int = 0,
                    config: SynthConfig | None = None, workers: int | None = None, progress: bool = True,
                    contact_sheet: bool = True) -> Path:
     """Render n_subjects x 144 cells x frames_per_cell frames into out_dir in the standard format, plus
@@ -667,7 +670,7 @@ def write_contact_sheet(path: Path, parts, frames_per_cell: int, *, max_other: i
 # The default data set, rendered on first use
 
 
-def default_dataset_path(*, n_subjects: int = 16, frames_per_cell: int = 2, seed: int = 0,
+def default_dataset_path(*, n_subjects: int = DEFAULT_SUBJECTS, frames_per_cell: int = 2, seed: int = 0,
                          config: SynthConfig | None = None) -> Path:
     """<data>/synthetic/default-<hash of the render parameters>, where <data> is $GAZENEG_DATA_DIR if
     set, else the repository's data/ folder. Changing any parameter (or the renderer version) changes
@@ -694,7 +697,7 @@ def is_complete(path, *, n_subjects: int = 16, frames_per_cell: int = 2, seed: i
             and n_rows == n_subjects * grid.N_CELLS * frames_per_cell and (path / "truth.csv").is_file())
 
 
-def ensure_default_dataset(*, n_subjects: int = 16, frames_per_cell: int = 2, seed: int = 0,
+def ensure_default_dataset(*, n_subjects: int = DEFAULT_SUBJECTS, frames_per_cell: int = 2, seed: int = 0,
                            config: SynthConfig | None = None, workers: int | None = None,
                            progress: bool = True) -> Path:
     """The default synthetic data set's folder, rendering it first if it is missing or incomplete."""

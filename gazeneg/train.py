@@ -271,7 +271,7 @@ def _classification_loss(cfg, model, out, y, idx, step, lam, counter, n_train):
 
 
 def train_one_epoch(cfg: TrainConfig, model: GazeModel, opt, neg_opt, data, state: TrainState,
-                    gen, device, *, lr: float, lam: float, epoch: int, bar=None) -> tuple[float, bool]:
+                    gen, device, *, lr: float, lam: float, epoch: int, bar=None, ema=None) -> tuple[float, bool]:
     """One pass over the training set. Returns (mean loss, non-finite seen). Under torchrun each rank
     takes its shard of every global batch (see distributed.py); the returned loss is the global mean."""
     model.train()
@@ -343,6 +343,8 @@ def train_one_epoch(cfg: TrainConfig, model: GazeModel, opt, neg_opt, data, stat
                 _cap_grads([p for p in model.parameters() if p.grad is not None], cfg.guard_grad_cap, state.guards)
             _set_lr(neg_opt, -lam * lr)  # the literal negative learning rate
             neg_opt.step()
+        if ema is not None:
+            ema.update_parameters(model)
         total += lv * len(gidx)
         count += len(gidx)
         state.step += 1
@@ -473,7 +475,7 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
     watchdog = Watchdog(pct=cfg.watchdog_pct, patience=cfg.watchdog_patience, action=cfg.watchdog_action) \
         if cfg.watchdog else None
     if resume_ckpt is not None:
-        model.load_state_dict(resume_ckpt["state_dict"])
+        model.load_state_dict(resume_ckpt["extra"].get("train_state_dict") or resume_ckpt["state_dict"])
         opt.load_state_dict(resume_ckpt["optimizer"])
         ex = resume_ckpt["extra"]
         neg_opt.load_state_dict(ex["neg_optimizer"])
@@ -481,7 +483,15 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
                            best_epoch=ex["best_epoch"], history=ex["history"], step=ex["step"])
         state.guards.fired.update(ex["guard_fired"])
         state.guards.seen = ex["guard_seen"]
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    # Weight EMA (timm's ModelEmaV2 idea, torch's AveragedModel): validation, best.pt and the test
+    # figures use the averaged weights, which removes most of the epoch-to-epoch jitter of a small
+    # validation set. Checkpoints hold the averaged weights as "state_dict" (what a user loads) and the
+    # raw training weights in extra["train_state_dict"] (what --resume continues from).
+    ema = _make_ema(model, cfg.ema) if cfg.ema > 0 else None
+    if ema is not None and resume_ckpt is not None:
+        ema.load_state_dict(resume_ckpt["extra"]["ema"])
+    eval_model = ema.module if ema is not None else fwd
+    best_state = {k: v.detach().clone() for k, v in _eval_weights(model, ema).state_dict().items()}
     if run_dir is not None and (run_dir / "best.pt").exists() and resume_ckpt is not None:
         best_state = read_checkpoint(run_dir / "best.pt")["state_dict"]
     gen = build_generator(cfg, len(splits.train))
@@ -510,11 +520,11 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
                                torch.from_numpy(tg)), device)
         te = time.perf_counter()
         loss, nonfinite = train_one_epoch(cfg, train_fwd, opt, neg_opt, data, state, gen, device, lr=lr, lam=lam,
-                                          epoch=epoch, bar=bar)
+                                          epoch=epoch, bar=bar, ema=ema)
         distributed.sync_buffers(model, di)
         seen += len(splits.train)
         nonfinite = nonfinite or not weights_finite(model)
-        val_pred = evaluate(fwd, val_data, device) if not nonfinite else None
+        val_pred = evaluate(eval_model, val_data, device) if not nonfinite else None
         val_err = error_metrics(val_pred, val_targets)["mean_error_cells"] if val_pred is not None else math.inf
         nonfinite = nonfinite or not math.isfinite(val_err)
         event = ""
@@ -523,7 +533,10 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
             if reason:
                 state.lam = watchdog.restore(model, optimizers, epoch=epoch, reason=reason, lam=state.lam)
                 event = f"watchdog: {reason}; restored best weights, lambda -> {state.lam:g}"
-                val_pred = evaluate(fwd, val_data, device)
+                if ema is not None:
+                    ema = _make_ema(model, cfg.ema)
+                    eval_model = ema.module
+                val_pred = evaluate(eval_model, val_data, device)
                 val_err = error_metrics(val_pred, val_targets)["mean_error_cells"]
                 nonfinite = False
             else:
@@ -534,7 +547,8 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
             event = "diverged: " + state.stop_reason
         dt = time.perf_counter() - te
         if cfg.head == "classification":
-            row_extra = {"val_logit_absmax": logit_absmax(fwd, val_data, device) if not nonfinite else math.inf}
+            row_extra = {"val_logit_absmax": logit_absmax(eval_model, val_data, device) if not nonfinite
+                         else math.inf}
         else:
             row_extra = {}
         row = {"epoch": epoch, "lr": lr, "lambda": lam, "train_loss": loss, "val_mean_error_cells": val_err,
@@ -543,13 +557,13 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
         state.history.append(row)
         if math.isfinite(val_err) and val_err < state.best_err:
             state.best_err, state.best_epoch = val_err, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().clone() for k, v in _eval_weights(model, ema).state_dict().items()}
             if write and cfg.save_checkpoints:
-                _save(run_dir / "best.pt", model, cfg, epoch, opt, neg_opt, state, log)
+                _save(run_dir / "best.pt", model, cfg, epoch, opt, neg_opt, state, log, ema)
         if write:
             _append_metrics(run_dir / "metrics.csv", row)
             if cfg.save_checkpoints:
-                _save(run_dir / "last.pt", model, cfg, epoch, opt, neg_opt, state, log)
+                _save(run_dir / "last.pt", model, cfg, epoch, opt, neg_opt, state, log, ema)
         if cfg.progress:
             bar.set_postfix(ep=epoch, loss=f"{loss:.3g}", val=f"{val_err:.3f}", lam=f"{lam:g}")
         if event and cfg.progress and di.is_main:
@@ -562,7 +576,7 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
     if not state.diverged and final_err > collapse_err:
         state.stop_reason = (f"collapsed: final validation error {final_err:.2f} cells is worse than always "
                              f"guessing the screen centre ({collapse_err:.2f})")
-    final_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    final_state = {k: v.detach().clone() for k, v in _eval_weights(model, ema).state_dict().items()}
     model.load_state_dict(best_state)
     return FitResult(model, state, watchdog.events if watchdog else [], train_seconds, seen, final_state)
 
@@ -571,13 +585,26 @@ def _silent(*args, **kwargs) -> None:
     pass
 
 
-def _save(path, model, cfg, epoch, opt, neg_opt, state: TrainState, log) -> None:
+def _make_ema(model, decay: float):
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def _eval_weights(model, ema):
+    return ema.module if ema is not None else model
+
+
+def _save(path, model, cfg, epoch, opt, neg_opt, state: TrainState, log, ema=None) -> None:
+    extra = {}
+    if ema is not None:
+        extra = {"train_state_dict": model.state_dict(), "ema": ema.state_dict()}
     try:
-        save_checkpoint(path, model, model_name=cfg.model, model_kwargs={"head": cfg.head, **cfg.model_kwargs},
+        save_checkpoint(path, _eval_weights(model, ema), model_name=cfg.model, model_kwargs={"head": cfg.head, **cfg.model_kwargs},
                         config=cfg.to_dict(), epoch=epoch, optimizer=opt,
                         extra={"neg_optimizer": neg_opt.state_dict(), "lam": state.lam, "best_err": state.best_err,
                                "best_epoch": state.best_epoch, "history": state.history, "step": state.step,
-                               "guard_fired": dict(state.guards.fired), "guard_seen": state.guards.seen})
+                               "guard_fired": dict(state.guards.fired), "guard_seen": state.guards.seen, **extra})
     except CheckpointError as e:
         log(f"checkpoint not written: {e}")
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Render the built-in synthetic eye data set (standard format, plus truth.csv and contact_sheet.png).
 
-    python scripts/render_synthetic.py --out data/synth16            # 16 subjects x 144 cells x 2
+    python scripts/render_synthetic.py --out data/synth24            # 24 subjects x 144 cells x 2
     python scripts/render_synthetic.py --out /tmp/s --subjects 4 --frames-per-cell 1 --seed 3
     python scripts/render_synthetic.py --default                     # the cached default set
 """
@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from gazeneg.cli import run_cli
-from gazeneg.synth import default_dataset_path, ensure_default_dataset, render_dataset
+from gazeneg.synth import DEFAULT_SUBJECTS, default_dataset_path, ensure_default_dataset, render_dataset
 
 
 def _at_least(low: int):
@@ -32,7 +32,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     where.add_argument("--out", help="new (or empty) folder to render into")
     where.add_argument("--default", action="store_true",
                        help="render the default set into its cache folder if missing (what training uses)")
-    p.add_argument("--subjects", type=_at_least(1), default=16, help="number of subjects (default 16)")
+    p.add_argument("--subjects", type=_at_least(1), default=DEFAULT_SUBJECTS,
+                   help=f"number of subjects (default {DEFAULT_SUBJECTS})")
     p.add_argument("--frames-per-cell", type=_at_least(1), default=2,
                    help="frames per cell per subject (default 2)")
     p.add_argument("--seed", type=_at_least(0), default=0, help="seed; same seed, same bytes (default 0)")
