@@ -219,7 +219,7 @@ def load_config_file(path) -> dict:
 def add_config_args(parser: argparse.ArgumentParser) -> None:
     """One --key option per config field (dashes or underscores), parsed as strings and coerced later
     so that file values and command-line values go through the same type checks."""
-    for name, typ in _field_types().items():
+    for name in _field_types():
         flag = "--" + name.replace("_", "-")
         default = getattr(TrainConfig, name, None) if not isinstance(getattr(TrainConfig, name, None),
                                                                       types.MemberDescriptorType) else None

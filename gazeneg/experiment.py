@@ -26,8 +26,16 @@ from tqdm import tqdm
 from . import grid
 from .config import TrainConfig, from_dict
 from .data import load_dataset
-from .train import (Splits, apply_budget, centre_guess_error, error_metrics, evaluate, fit, resolve_data_path,
-                    split_by_subject)
+from .train import (
+    Splits,
+    apply_budget,
+    centre_guess_error,
+    error_metrics,
+    evaluate,
+    fit,
+    resolve_data_path,
+    split_by_subject,
+)
 
 D = 2.0  # the wrong point's distance in the original question
 

@@ -42,8 +42,17 @@ import cv2
 import numpy as np
 
 from . import grid
-from .data import (EYE_LEFT_XY, EYE_RIGHT_XY, IMAGE_H, IMAGE_W, DatasetError, DatasetWriter,
-                   atomic_write_bytes, atomic_write_text, new_meta)
+from .data import (
+    EYE_LEFT_XY,
+    EYE_RIGHT_XY,
+    IMAGE_H,
+    IMAGE_W,
+    DatasetError,
+    DatasetWriter,
+    atomic_write_bytes,
+    atomic_write_text,
+    new_meta,
+)
 
 RENDERER = "gazeneg.synth"
 RENDERER_VERSION = 1
@@ -609,7 +618,7 @@ def _render_into(root: Path, n_subjects, frames_per_cell, seed, config, workers,
             for i, (sp, images, records) in enumerate(results):
                 name = subject_name(i)
                 meta["subjects"][name] = sp
-                for img, rec in zip(images, records):
+                for img, rec in zip(images, records, strict=True):
                     rel = wr.add(img, rec["row"], rec["col"], subject=name, session=SESSION,
                                  name=rec["name"], face=rec["face"], frame=rec["frame"])
                     truth.append((rel, *rec["gaze"], int(rec["blink"]), int(rec["lapse"]), *rec["head"]))

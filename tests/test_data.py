@@ -5,8 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gazeneg.data import (DatasetError, DatasetWriter, face_features, import_photos, load_dataset,
-                          new_meta)
+from gazeneg.data import DatasetError, DatasetWriter, face_features, import_photos, load_dataset, new_meta
 from tests.conftest import make_tiny_dataset
 
 

@@ -9,8 +9,15 @@ import pytest
 
 from gazeneg import grid, synth
 from gazeneg.data import IMAGE_H, IMAGE_W, DatasetError, face_features, load_dataset
-from gazeneg.synth import (DEFAULT_CONFIG, SynthConfig, default_dataset_path, ensure_default_dataset,
-                           render_dataset, render_sample, sample_subject)
+from gazeneg.synth import (
+    DEFAULT_CONFIG,
+    SynthConfig,
+    default_dataset_path,
+    ensure_default_dataset,
+    render_dataset,
+    render_sample,
+    sample_subject,
+)
 from scripts.render_synthetic import main as cli_main
 
 CLEAN = DEFAULT_CONFIG.noiseless()
