@@ -107,8 +107,12 @@ def _cls_arms() -> list[Arm]:
         Arm("cls:complement_guarded", "cls", {**c, "cls_neg_weight": 1.0, "cls_neg_loss": "complement",
                                               "cls_neg_confidence": 0.5}, group="cls",
             note="complement only where p(true cell) > 0.5 (NLNL-style)"),
-        Arm("cls:complement_only", "cls", {**c, "cls_complement_only": True, "neg_k": 8}, group="complement_only",
-            note="ONLY wrong cells (8 uniform per photo per step, redrawn), no true labels"),
+        # Complementary labels carry ~1/144 of a true label's gradient at the start (SCIENCE.md section 2):
+        # the arm gets half the cells as wrong per photo per step and 4x the epochs, or it never leaves the
+        # uniform prediction within a sweep's budget.
+        Arm("cls:complement_only", "cls", {**c, "cls_complement_only": True, "neg_k": 72, "epochs_scale": 4},
+            group="complement_only",
+            note="ONLY wrong cells (72 uniform per photo per step, redrawn), no true labels, 4x the epochs"),
     ]
 
 
@@ -140,14 +144,20 @@ class SweepConfig:
 # The base of every sweep run: a small model that trains in about a second on a CPU core, plain
 # (no augmentation) so the math of SCIENCE.md applies, constant learning rate so training ends near
 # the fixed point the theory predicts.
-SWEEP_BASE = dict(model="mlp", loss="mse", ema=0.0, epochs=25, batch_size=64, augment=False, flip=False, schedule="none",
+SWEEP_BASE = dict(model="mlp", loss="mse", ema=0.0, epochs=24, batch_size=256, augment=False, flip=False, schedule="none",
                   weight_decay=0.0, progress=False, save_checkpoints=False, threads=1, device="cpu")
-LR = {"sgd": 3e-4, "adamw": 1e-3}
+LR = {"sgd": 1.2e-3, "adamw": 2e-3}
 
 
 def run_config(arm: Arm, seed: int, budget: int, sweep: SweepConfig) -> TrainConfig:
     ov = {**SWEEP_BASE, **sweep.base, **arm.overrides}
     lr_scale = ov.pop("lr_scale", 1.0)
+    epochs_scale = ov.pop("epochs_scale", 1)
+    # Same number of optimizer steps at every budget (budget b has b x the photos): a larger budget is
+    # more data for the same compute, and the sweep's time does not grow with the budget.
+    if "epochs" not in arm.overrides and "epochs" not in sweep.base:
+        ov["epochs"] = max(4, round(ov["epochs"] / max(budget, 1)))
+    ov["epochs"] = int(ov["epochs"] * epochs_scale)
     ov.setdefault("lr", LR[ov.get("optimizer", "adamw")] * lr_scale)
     if "lr" in arm.overrides or "lr" in sweep.base:
         ov["lr"] = ov["lr"] * lr_scale

@@ -390,8 +390,10 @@ def _notes() -> list[str]:
 
 def verdict_lines(out) -> list[str]:
     doc = json.loads((Path(out) / "summary.json").read_text())
-    return [f"  budget {e['budget']:>2}  {e['arm']:<28} {e['verdict']:<26} error {_f(e['finite_mean_error_cells'])}"
-            + (f"  diff {e['diff_vs_baseline']:+.3f}" if e.get("diff_vs_baseline") is not None else "")
+    return [f"  budget {e['budget']:>2}  {e['arm']:<28} {e['verdict']:<26} error "
+            + (_f(e['finite_mean_error_cells']) if e["diverged_runs"] < e["n_seeds"] else "diverged")
+            + (f"  diff {e['diff_vs_baseline']:+.3f}" if e.get("diff_vs_baseline") is not None
+               and e["diverged_runs"] == 0 else "")
             + (f"  ({e['diverged_runs']} diverged, {e['collapsed_runs']} collapsed)"
                if e["diverged_runs"] or e["collapsed_runs"] else "")
             for e in doc["entries"]]

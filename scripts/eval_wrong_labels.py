@@ -24,7 +24,9 @@ from gazeneg.report import build_report, verdict_lines
 
 def get_args_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="synthetic", help="dataset folder, or 'synthetic' (default)")
+    p.add_argument("--data", default=None,
+                   help="dataset folder; default the built-in synthetic set ('synthetic:4', 4 frames per cell, "
+                        "so budgets up to 4 exist; 'synthetic' with --quick)")
     p.add_argument("--out", default=None, help="output folder (default runs/wrong-labels-<time>); reuse to resume")
     p.add_argument("--quick", action="store_true", help="fewer arms, 3 seeds, budget 1")
     p.add_argument("--seeds", type=int, default=None)
@@ -34,7 +36,8 @@ def get_args_parser():
     p.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
     p.add_argument("--sequential", action="store_true", help="run one after another in this process")
     p.add_argument("--ray", default="", metavar="ADDRESS", help="Ray cluster address or 'auto' (needs gazeneg[cluster])")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 25)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 24 at budget 1, "
+                   "24/budget above it: the same number of steps at every budget)")
     p.add_argument("--model", default=None, help="model per run (default mlp)")
     return p
 
@@ -48,7 +51,8 @@ def main(argv=None) -> int:
     if args.seeds is not None and args.seeds < 2:
         raise SystemExit("error: --seeds must be >= 2 for a paired test")
     out = args.out or f"runs/wrong-labels-{time.strftime('%Y%m%d-%H%M%S')}" + ("-quick" if args.quick else "")
-    sweep = SweepConfig.quick(data=args.data, out=out) if args.quick else SweepConfig(data=args.data, out=out)
+    data = args.data or ("synthetic" if args.quick else "synthetic:4")
+    sweep = SweepConfig.quick(data=data, out=out) if args.quick else SweepConfig(data=data, out=out)
     if args.seeds is not None:
         sweep.seeds = args.seeds
     if args.budgets:
