@@ -144,7 +144,7 @@ class SweepConfig:
 # The base of every sweep run: a small model that trains in about a second on a CPU core, plain
 # (no augmentation) so the math of SCIENCE.md applies, constant learning rate so training ends near
 # the fixed point the theory predicts.
-SWEEP_BASE = dict(model="mlp", loss="mse", ema=0.0, epochs=24, batch_size=256, augment=False, flip=False, schedule="none",
+SWEEP_BASE = dict(model="mlp", loss="mse", ema=0.0, epochs=20, batch_size=256, augment=False, flip=False, schedule="none",
                   weight_decay=0.0, progress=False, save_checkpoints=False, threads=1, device="cpu")
 LR = {"sgd": 1.2e-3, "adamw": 2e-3}
 
@@ -210,16 +210,19 @@ def execute(arm: Arm, seed: int, budget: int, sweep: SweepConfig) -> dict:
     d = np.asarray(cfg.neg_direction, np.float64)
     d = d / np.linalg.norm(d)
     signed = np.array([fm["mean_signed_error_row"], fm["mean_signed_error_col"]])
-    collapsed = (not res.state.diverged) and (not math.isfinite(fm["mean_error_cells"])
-                                              or fm["mean_error_cells"] > centre_guess_error(test_t))
+    # Diverged: non-finite, or predictions off the screen (mean error beyond the screen's diagonal:
+    # Adam's bounded steps make a runaway grow linearly, so it can stay finite). Collapsed: on the
+    # screen but worse than always guessing its centre.
+    diverged = bool(res.state.diverged or not math.isfinite(fm["mean_error_cells"])
+                    or fm["mean_error_cells"] > grid.DIAGONAL)
+    collapsed = (not diverged) and fm["mean_error_cells"] > centre_guess_error(test_t)
     return {
         "arm": arm.name, "family": arm.family, "group": arm.group, "optimizer": cfg.optimizer, "seed": seed,
         "budget": budget, "final_test_error": fm["mean_error_cells"], "best_test_error": bm["mean_error_cells"],
         "final_val_error": res.state.history[-1]["val_mean_error_cells"] if res.state.history else math.nan,
         "signed_error_row": signed[0], "signed_error_col": signed[1],
         "bias_along_direction": float(signed @ d) if np.isfinite(signed).all() else math.nan,
-        "cell_accuracy": fm["cell_accuracy"], "diverged": bool(res.state.diverged or not math.isfinite(
-            fm["mean_error_cells"])), "collapsed": bool(collapsed), "stop_reason": res.state.stop_reason,
+        "cell_accuracy": fm["cell_accuracy"], "diverged": diverged, "collapsed": bool(collapsed), "stop_reason": res.state.stop_reason,
         "guard_counts": json.dumps(res.state.guards.as_dict()), "watchdog_events": json.dumps(res.watchdog_events),
         "logit_absmax": res.state.history[-1].get("val_logit_absmax", "") if res.state.history else "",
         "seconds": time.perf_counter() - t0, "n_train": len(sp.train),

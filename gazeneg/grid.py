@@ -18,6 +18,9 @@ COLS = 16
 N_CELLS = ROWS * COLS
 ROW_MAX = ROWS - 1
 COL_MAX = COLS - 1
+# The farthest apart two on-screen points can be (corner to corner), in cells. A mean error beyond it
+# means the predictions ran off the screen: the run diverged, even while its numbers are still finite.
+DIAGONAL = float((ROW_MAX ** 2 + COL_MAX ** 2) ** 0.5)
 CENTRE = (ROW_MAX / 2, COL_MAX / 2)  # (4.0, 7.5)
 
 

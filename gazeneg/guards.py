@@ -67,9 +67,9 @@ class GuardCounter:
 
 
 class Watchdog:
-    """Divergence watchdog. After each epoch (and on any non-finite loss), `check` decides whether the
-    run went bad: a non-finite loss or weight, or validation error more than pct% above its best for
-    `patience` epochs. Then it restores the best weights (and optimizer states), halves lambda or
+    """Divergence watchdog. After each epoch (and on any non-finite loss), `should_trigger` decides
+    whether the run went bad: a non-finite loss or weight, a validation error off the screen, or
+    validation error more than pct% above its best for `patience` epochs. Then it restores the best weights (and optimizer states), halves lambda or
     stops wrong labels, and records the event. `snapshot` keeps the best state in memory."""
 
     def __init__(self, *, pct: float = 50.0, patience: int = 2, action: str = "halve"):
@@ -91,9 +91,14 @@ class Watchdog:
             self.bad_epochs = 0
             self.snapshot(model, optimizers)
 
-    def should_trigger(self, val_err: float, nonfinite: bool) -> str | None:
+    def should_trigger(self, val_err: float, nonfinite: bool, runaway: float = math.inf) -> str | None:
+        """runaway: a validation error above it triggers at once, without waiting `patience` epochs
+        (the trainer passes the screen's diagonal: predictions off the screen are a divergence in
+        progress, and under SGD with Lambda > 1 the next epoch may already overflow)."""
         if nonfinite or not math.isfinite(val_err):
             return "non-finite loss or weights"
+        if val_err > runaway:
+            return f"validation error {val_err:.3g} cells is off the screen (> {runaway:.1f})"
         if self.best_err < math.inf and val_err > self.best_err * (1 + self.pct / 100):
             self.bad_epochs += 1
             if self.bad_epochs >= self.patience:

@@ -108,8 +108,14 @@ def summarize(rows: list[dict], arms: dict, *, metric: str = "final_test_error")
                 e["predicted_bias_cells"] = arm.predicted_bias
                 e["measured_bias_cells"] = mean_ci(r["bias_along_direction"] for r in runs)[0]
                 e["measured_bias_ci95"] = list(mean_ci(r["bias_along_direction"] for r in runs)[1:])
+                band = max(0.25 * abs(arm.predicted_bias), 0.1)   # the acceptance band: 25% or 0.1 cells
+                e["within_band"] = bool(abs(e["measured_bias_cells"] - arm.predicted_bias) <= band)
                 if (base, budget) in by:
                     e["baseline_bias_cells"] = mean_ci(r["bias_along_direction"] for r in by[(base, budget)])[0]
+                    # The theory predicts the optimum's shift from where true labels alone put it; the
+                    # baseline's own small signed error (from blinks, lapses, the model) is not part of it.
+                    e["measured_shift_cells"] = e["measured_bias_cells"] - e["baseline_bias_cells"]
+                    e["shift_within_band"] = bool(abs(e["measured_shift_cells"] - arm.predicted_bias) <= band)
             la = [r.get("logit_absmax") for r in runs if isinstance(r.get("logit_absmax"), float)]
             if la:
                 e["final_logit_absmax"] = float(np.mean(la))

@@ -531,7 +531,7 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
         nonfinite = nonfinite or not math.isfinite(val_err)
         event = ""
         if watchdog is not None:
-            reason = watchdog.should_trigger(val_err, nonfinite)
+            reason = watchdog.should_trigger(val_err, nonfinite, runaway=grid.DIAGONAL)
             if reason:
                 state.lam = watchdog.restore(model, optimizers, epoch=epoch, reason=reason, lam=state.lam)
                 event = f"watchdog: {reason}; restored best weights, lambda -> {state.lam:g}"

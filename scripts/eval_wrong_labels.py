@@ -36,8 +36,8 @@ def get_args_parser():
     p.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
     p.add_argument("--sequential", action="store_true", help="run one after another in this process")
     p.add_argument("--ray", default="", metavar="ADDRESS", help="Ray cluster address or 'auto' (needs gazeneg[cluster])")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 24 at budget 1, "
-                   "24/budget above it: the same number of steps at every budget)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 20 at budget 1, "
+                   "20/budget above it: the same number of steps at every budget)")
     p.add_argument("--model", default=None, help="model per run (default mlp)")
     return p
 

@@ -105,3 +105,14 @@ def test_watchdog_patience():
     assert wd.should_trigger(1.6, False) is None  # first bad epoch
     assert "1.7" in wd.should_trigger(1.7, False)  # second in a row
     assert wd.restore(m, [], epoch=5, reason="x", lam=0.8) == 0.0
+
+
+def test_watchdog_runaway_triggers_at_once():
+    """Predictions off the screen are a divergence in progress: no waiting for `patience` epochs."""
+    from gazeneg import grid
+
+    m = create_model("mlp")
+    wd = Watchdog(pct=50, patience=3)
+    wd.observe(1.0, m, [])
+    assert wd.should_trigger(grid.DIAGONAL - 0.1, False, runaway=grid.DIAGONAL) is None  # only a bad epoch
+    assert "off the screen" in wd.should_trigger(1e6, False, runaway=grid.DIAGONAL)
