@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gazeneg.experiment import SweepConfig, run_sweep
+from gazeneg.experiment import SWEEP_BASE, SweepConfig, run_sweep
 
 
 def read_rows(out: Path) -> dict:
@@ -46,7 +46,7 @@ def timed(sweep: SweepConfig, **kw) -> float:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="synthetic")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the sweep's, 25)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the sweep's, 20 at budget 1)")
     p.add_argument("--seeds", type=int, default=None, help="seeds (default: the quick sweep's, 3)")
     p.add_argument("--arms", nargs="+", default=None, help="subset of the quick sweep's arms")
     p.add_argument("--workers", type=int, default=0, help="pool processes (0 = all cores)")
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     n_runs = len(base.arms) * base.seeds * len(base.budgets)
     workers = args.workers or os.cpu_count() or 1
     print(f"quick sweep: {len(base.arms)} arms x {base.seeds} seeds x {len(base.budgets)} budget(s) = {n_runs} runs, "
-          f"{base.base.get('epochs', 25)} epochs each, data {args.data}; {os.cpu_count()} cores (nproc), "
+          f"{base.base.get('epochs', SWEEP_BASE['epochs'])} epochs each, data {args.data}; {os.cpu_count()} cores (nproc), "
           f"load average {os.getloadavg()[0]:.2f}")
     t_pool = timed(base)
     print(f"process pool ({workers} workers): {t_pool:.1f} s", flush=True)
