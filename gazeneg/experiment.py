@@ -109,10 +109,12 @@ def _cls_arms() -> list[Arm]:
             note="complement only where p(true cell) > 0.5 (NLNL-style)"),
         # Complementary labels carry ~1/144 of a true label's gradient at the start (SCIENCE.md section 2):
         # the arm gets half the cells as wrong per photo per step and 4x the epochs, or it never leaves the
-        # uniform prediction within a sweep's budget.
-        Arm("cls:complement_only", "cls", {**c, "cls_complement_only": True, "neg_k": 72, "epochs_scale": 4},
+        # uniform prediction within a sweep's budget; half the LR (1e-3) measured best of 5e-4, 1e-3, 2e-3.
+        Arm("cls:complement_only", "cls", {**c, "cls_complement_only": True, "neg_k": 72, "epochs_scale": 4,
+                                           "lr_scale": 0.5},
             group="complement_only",
-            note="ONLY wrong cells (72 uniform per photo per step, redrawn), no true labels, 4x the epochs"),
+            note="ONLY wrong cells (72 uniform per photo per step, redrawn), no true labels, 4x the epochs, "
+                 "half the LR"),
     ]
 
 
