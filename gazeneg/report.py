@@ -281,7 +281,10 @@ def render_markdown(summary, theory, rows, plots, budgets, elapsed, command) -> 
 
 def _answer(summary, theory, budgets) -> list[str]:
     top = budgets[-1]
-    ent = [e for e in summary if e["budget"] == top and e["verdict"] != "reference"]
+    # The complementary-only arm answers a different question (no true labels at all): it is judged
+    # against chance and full supervision in its own section, not listed as "hurt" here.
+    ent = [e for e in summary if e["budget"] == top and e["verdict"] != "reference"
+           and e.get("group") != "complement_only"]
     helps = [e["arm"] for e in ent if e["verdict"] == "helps"]
     hurts = [e["arm"] for e in ent if e["verdict"] == "hurts"]
     same = [e["arm"] for e in ent if e["verdict"] == "no significant difference"]
@@ -292,6 +295,12 @@ def _answer(summary, theory, budgets) -> list[str]:
     L.append("")
     if div:
         L.append(f"Diverged or collapsed in at least one run: {', '.join(div)}.")
+        L.append("")
+    co = [e for e in summary if e["budget"] == top and e.get("group") == "complement_only"]
+    if co:
+        L.append(f"Without any true label (complementary labels only, {co[0]['arm']}): "
+                 f"{_f(co[0]['finite_mean_error_cells'])} cells; see 'Classification' below for chance and "
+                 "full supervision.")
         L.append("")
     L += [
         "Why (SCIENCE.md section 1): a wrong point w is computed from the true point y, so (photo, w) carries no "
