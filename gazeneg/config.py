@@ -24,6 +24,8 @@ class TrainConfig:
     val_subjects: int = 2            # held-out subjects for validation (model selection)
     test_subjects: int = 3           # held-out subjects for the reported test figures
     split_seed: int = 0              # which subjects are held out; fixed across arms of a sweep
+    split_fold: int = 0              # rotates the held-out subjects along the split_seed order (a sweep
+                                     # uses fold = seed, so its seeds hold out different subjects)
     budget: int = 0                  # frames per cell per training subject; 0 = all
     # model
     model: str = "gazecnn"
@@ -186,6 +188,7 @@ def validate(cfg: TrainConfig) -> None:
         (0.0 <= cfg.ema < 1.0, "ema must be in [0, 1): the weight-EMA decay, 0 = off"),
         (cfg.lr > 0, "lr must be > 0 (negative steps are configured with neg_mode/neg_lambda)"),
         (cfg.val_subjects >= 1 and cfg.test_subjects >= 1, "val_subjects and test_subjects must be >= 1"),
+        (cfg.split_fold >= 0, "split_fold must be >= 0"),
         (cfg.budget >= 0, "budget must be >= 0"),
         (cfg.neg_lambda >= 0, "neg_lambda must be >= 0"),
         (cfg.neg_distance > 0, "neg_distance must be > 0"),

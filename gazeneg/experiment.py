@@ -160,6 +160,9 @@ def run_config(arm: Arm, seed: int, budget: int, sweep: SweepConfig) -> TrainCon
     if "epochs" not in arm.overrides and "epochs" not in sweep.base:
         ov["epochs"] = max(4, round(ov["epochs"] / max(budget, 1)))
     ov["epochs"] = int(ov["epochs"] * epochs_scale)
+    # Seed s holds out the s-th group of subjects (the same for every arm, so comparisons stay paired):
+    # the seeds together test most of the people, and no verdict rests on one trio's quirks.
+    ov.setdefault("split_fold", seed)
     ov.setdefault("lr", LR[ov.get("optimizer", "adamw")] * lr_scale)
     if "lr" in arm.overrides or "lr" in sweep.base:
         ov["lr"] = ov["lr"] * lr_scale
@@ -171,7 +174,8 @@ def run_key(arm: str, seed: int, budget: int) -> str:
 
 
 RESULT_FIELDS = ["arm", "family", "group", "optimizer", "seed", "budget", "final_test_error", "best_test_error",
-                 "final_val_error", "signed_error_row", "signed_error_col", "bias_along_direction", "cell_accuracy",
+                 "final_val_error", "signed_error_row", "signed_error_col", "bias_along_direction", "train_bias_along_direction",
+                 "cell_accuracy",
                  "diverged", "collapsed", "stop_reason", "guard_counts", "watchdog_events", "logit_absmax",
                  "seconds", "n_train"]
 
@@ -180,13 +184,16 @@ RESULT_FIELDS = ["arm", "family", "group", "optimizer", "seed", "budget", "final
 # One run (executed in a worker)
 
 _SPLITS: dict = {}
+_DATASETS: dict = {}
 
 
 def _splits_for(data: str, budget: int, cfg: TrainConfig) -> Splits:
-    key = (data, cfg.val_subjects, cfg.test_subjects, cfg.split_seed)
+    key = (data, cfg.val_subjects, cfg.test_subjects, cfg.split_seed, cfg.split_fold)
     if key not in _SPLITS:
-        ds = load_dataset(resolve_data_path(data))
-        _SPLITS[key] = split_by_subject(ds, cfg.val_subjects, cfg.test_subjects, cfg.split_seed)
+        if data not in _DATASETS:
+            _DATASETS[data] = load_dataset(resolve_data_path(data))
+        _SPLITS[key] = split_by_subject(_DATASETS[data], cfg.val_subjects, cfg.test_subjects, cfg.split_seed,
+                                        cfg.split_fold)
     sp = _SPLITS[key]
     return Splits(apply_budget(sp.train, budget), sp.val, sp.test, sp.groups)
 
@@ -212,6 +219,11 @@ def execute(arm: Arm, seed: int, budget: int, sweep: SweepConfig) -> dict:
     d = np.asarray(cfg.neg_direction, np.float64)
     d = d / np.linalg.norm(d)
     signed = np.array([fm["mean_signed_error_row"], fm["mean_signed_error_col"]])
+    # The same signed error on the training photos, where SCIENCE.md's fixed point is defined exactly
+    # (on held-out people it also carries each person's own offset, which the model cannot know).
+    train_pred = evaluate(final_model, _tensors(sp.train), torch.device("cpu"))
+    with np.errstate(invalid="ignore", over="ignore"):
+        train_signed = np.mean(train_pred - sp.train.targets.astype(np.float64), axis=0)
     # Diverged: non-finite, or predictions off the screen (mean error beyond the screen's diagonal:
     # Adam's bounded steps make a runaway grow linearly, so it can stay finite). Collapsed: on the
     # screen but worse than always guessing its centre.
@@ -224,6 +236,7 @@ def execute(arm: Arm, seed: int, budget: int, sweep: SweepConfig) -> dict:
         "final_val_error": res.state.history[-1]["val_mean_error_cells"] if res.state.history else math.nan,
         "signed_error_row": signed[0], "signed_error_col": signed[1],
         "bias_along_direction": float(signed @ d) if np.isfinite(signed).all() else math.nan,
+        "train_bias_along_direction": float(train_signed @ d) if np.isfinite(train_signed).all() else math.nan,
         "cell_accuracy": fm["cell_accuracy"], "diverged": diverged, "collapsed": bool(collapsed), "stop_reason": res.state.stop_reason,
         "guard_counts": json.dumps(res.state.guards.as_dict()), "watchdog_events": json.dumps(res.watchdog_events),
         "logit_absmax": res.state.history[-1].get("val_logit_absmax", "") if res.state.history else "",
@@ -268,6 +281,18 @@ def _append(out: Path, row: dict) -> None:
         f.flush()
 
 
+def sweep_test_groups(data_path: Path, n_val: int) -> int:
+    """Held-out test groups per seed: 5 where there are enough people (the default set's 24: five seeds
+    of five rotate through all of them), fewer for a small capture, so at least 2/3 still train. Groups
+    are subjects, or subject/session pairs where there are too few subjects (as split_by_subject)."""
+    with open(Path(data_path) / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    n = len({r["subject"] for r in rows})
+    if n < n_val + 4:
+        n = len({(r["subject"], r["session"]) for r in rows})
+    return int(min(5, max(1, (n - n_val) // 3)))
+
+
 def run_sweep(sweep: SweepConfig, *, progress: bool = True, sequential: bool = False) -> Path:
     out = Path(sweep.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -275,6 +300,10 @@ def run_sweep(sweep: SweepConfig, *, progress: bool = True, sequential: bool = F
     unknown = [a for a in sweep.arms if a not in arms]
     if unknown:
         raise ValueError(f"unknown arm(s) {', '.join(unknown)}; known: {', '.join(arms)}")
+    # Render the data once before forking workers, and size the held-out groups to it.
+    data_path = resolve_data_path(sweep.data)
+    if "test_subjects" not in sweep.base:
+        sweep.base["test_subjects"] = sweep_test_groups(data_path, sweep.base.get("val_subjects", 2))
     meta = {"seeds": sweep.seeds, "budgets": list(sweep.budgets), "arms": sweep.arms, "data": sweep.data,
             "base": {**SWEEP_BASE, **sweep.base}, "lr": LR}
     meta_path = out / "sweep.json"
@@ -284,8 +313,6 @@ def run_sweep(sweep: SweepConfig, *, progress: bool = True, sequential: bool = F
             raise ValueError(f"{out} holds a different sweep ({meta_path}); choose another --out or the same options")
     else:
         meta_path.write_text(json.dumps(meta, indent=2))
-    # Render the data once before forking workers.
-    resolve_data_path(sweep.data)
     done = load_done(out)
     tasks = [(arms[a], s, b) for b in sweep.budgets for s in range(sweep.seeds) for a in sweep.arms
              if run_key(a, s, b) not in done]

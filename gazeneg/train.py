@@ -75,8 +75,12 @@ def resolve_data_path(data: str) -> Path:
     return Path(data)
 
 
-def split_by_subject(ds: GazeDataset, n_val: int, n_test: int, seed: int) -> Splits:
-    """Hold out whole subjects (or, for a single person, whole sessions), never single frames."""
+def split_by_subject(ds: GazeDataset, n_val: int, n_test: int, seed: int, fold: int = 0) -> Splits:
+    """Hold out whole subjects (or, for a single person, whole sessions), never single frames.
+
+    `seed` orders the groups; `fold` rotates along that order by n_test, so folds 0, 1, 2, ... test
+    disjoint groups until every group has been tested once (then they wrap around): a sweep with
+    fold = seed measures each arm on many people, not on one fixed trio."""
     groups = ds.subjects
     uniq = sorted(set(groups.tolist()))
     kind = "subjects"
@@ -90,7 +94,8 @@ def split_by_subject(ds: GazeDataset, n_val: int, n_test: int, seed: int) -> Spl
             f"{n_test} for test and at least 1 for training. Capture more sessions (scripts/capture.py "
             f"--session NAME) or lower --val-subjects/--test-subjects.")
     order = np.random.default_rng([seed, 31337]).permutation(len(uniq))
-    names = [uniq[i] for i in order]
+    start = (fold * n_test) % len(uniq)
+    names = [uniq[order[(start + i) % len(uniq)]] for i in range(len(uniq))]
     test_g, val_g, train_g = names[:n_test], names[n_test:n_test + n_val], names[n_test + n_val:]
     idx = {k: np.flatnonzero(np.isin(groups, g)) for k, g in (("train", train_g), ("val", val_g), ("test", test_g))}
     # The splits must not share a group, and together they cover the dataset.
@@ -116,7 +121,7 @@ def apply_budget(ds: GazeDataset, budget: int) -> GazeDataset:
 
 def load_splits(cfg: TrainConfig) -> Splits:
     ds = load_dataset(resolve_data_path(cfg.data))
-    sp = split_by_subject(ds, cfg.val_subjects, cfg.test_subjects, cfg.split_seed)
+    sp = split_by_subject(ds, cfg.val_subjects, cfg.test_subjects, cfg.split_seed, cfg.split_fold)
     sp.train = apply_budget(sp.train, cfg.budget)
     return sp
 

@@ -3,10 +3,14 @@
 evaluate on held-out subjects against the ridge baseline, and say where the results are."""
 
 import sys
+from pathlib import Path
 
 from gazeneg.cli import run_cli
 from gazeneg.config import TrainConfig
+from gazeneg.data import atomic_write_bytes
 from gazeneg.train import run, summary_lines
+
+CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "demo.pt"
 
 
 def main(argv=None) -> int:
@@ -15,7 +19,11 @@ def main(argv=None) -> int:
     print()
     for line in summary_lines(run_dir):
         print(line)
+    # The model users reach for first (scripts/live.py checkpoints/demo.pt): a copy, written atomically.
+    CHECKPOINT.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(CHECKPOINT, (Path(run_dir) / "best.pt").read_bytes())
     print(f"\nResults are in {run_dir}/ (metrics.json, metrics.csv, predictions.csv, best.pt, last.pt)")
+    print(f"The trained model is also at {CHECKPOINT}  (live tracking: python scripts/live.py {CHECKPOINT})")
     print("Next: python scripts/eval_wrong_labels.py --quick   (does a negative learning rate on wrong labels help?)")
     return 0
 

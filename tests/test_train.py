@@ -103,6 +103,32 @@ def test_split_by_subject_never_shares_subjects(tiny_dataset):
         split_by_subject(ds, 4, 4, seed=0)
 
 
+def test_split_folds_rotate_through_every_subject(tiny_dataset):
+    ds = load_dataset(tiny_dataset)
+    subjects = set(ds.subjects)
+    tested = []
+    for fold in range(len(subjects)):
+        sp = split_by_subject(ds, 2, 1, seed=0, fold=fold)
+        s = [set(x.subjects) for x in (sp.train, sp.val, sp.test)]
+        assert not (s[0] & s[1] or s[0] & s[2] or s[1] & s[2]) and s[0] | s[1] | s[2] == subjects
+        tested += sorted(s[2])
+        # The same (seed, fold) is the same split: every arm of a sweep sees it.
+        assert split_by_subject(ds, 2, 1, seed=0, fold=fold).groups == sp.groups
+    assert sorted(tested) == sorted(subjects)           # each subject held out exactly once
+    assert split_by_subject(ds, 2, 1, seed=0, fold=len(subjects)).groups == split_by_subject(ds, 2, 1, 0).groups
+
+
+def test_sweep_sizes_test_groups_to_the_data(tiny_dataset):
+    from gazeneg.experiment import sweep_test_groups
+
+    assert sweep_test_groups(tiny_dataset, 2) == 1          # 6 subjects: 1 tested, 2 validate, 3 train
+    rows = ["path,row,col,subject,session"] + [f"p{i}.png,0,0,s{i:02d},a" for i in range(24)]
+    big = tiny_dataset.parent / "labels-only"
+    big.mkdir(exist_ok=True)
+    (big / "labels.csv").write_text("\n".join(rows) + "\n")
+    assert sweep_test_groups(big, 2) == 5                   # the default set's 24 people: 5 per seed
+
+
 def test_config_errors():
     with pytest.raises(ConfigError, match="unknown config key"):
         from_dict({"lrr": 1})
