@@ -44,3 +44,77 @@ def augment_epoch(images: np.ndarray, targets: np.ndarray, face: np.ndarray, *, 
         targets[m, 1] = grid.COL_MAX - targets[m, 1]
         face[m, 0] = -face[m, 0]
     return out, targets, face
+
+
+class DeviceAugment:
+    """The same augmentation as build_transform + the label-aware flip, in torch on whatever device
+    holds the batch: on a GPU the images never leave it (no per-epoch CPU pass, no host copy). Used
+    where the training device is CUDA (config augment_backend "auto"), or on request ("torch").
+
+    Per sample, with albumentations' probabilities and ranges: affine (translate x +-3%, y +-5%, scale
+    0.95-1.05, rotate +-3 degrees, border replicated) p 0.7; brightness and contrast +-0.2 p 0.7;
+    gamma 0.8-1.25 p 0.3; Gaussian noise sd 0.01-0.04 p 0.3; then the flip p 0.5. Deterministic for a
+    seed on a given device (CUDA and CPU random streams differ, so the two backends agree in
+    distribution, not sample by sample)."""
+
+    def __init__(self, seed: int, device, *, photometric: bool = True, flip: bool = True):
+        import torch
+
+        self.gen = torch.Generator(device=device)
+        self.gen.manual_seed(int(seed) % (2**63))
+        self.photometric, self.flip = photometric, flip
+
+    def _u(self, n, lo, hi, like):
+        import torch
+
+        return torch.rand(n, generator=self.gen, device=like.device) * (hi - lo) + lo
+
+    def _p(self, n, p, like):
+        import torch
+
+        return torch.rand(n, generator=self.gen, device=like.device) < p
+
+    def __call__(self, x_u8, targets, face):
+        """(B, H, W, 3) uint8, (B, 2), (B, F) on one device -> normalised (B, 3, H, W) float32 images
+        (as data.normalize_images), targets and face features with the flip applied."""
+        import math
+
+        import torch
+        import torch.nn.functional as F
+
+        from .data import PIXEL_MEAN, PIXEL_STD
+
+        n, h, w = x_u8.shape[:3]
+        x = x_u8.permute(0, 3, 1, 2).float().div_(255.0)
+        targets, face = targets.clone(), face.clone()
+        if self.photometric:
+            on = self._p(n, 0.7, x)
+            ang = self._u(n, -3.0, 3.0, x) * (math.pi / 180)
+            s = self._u(n, 0.95, 1.05, x)
+            tx, ty = self._u(n, -0.03, 0.03, x) * 2, self._u(n, -0.05, 0.05, x) * 2   # normalised coords span 2
+            # affine_grid maps output to input coordinates: the inverse of "scale, rotate, then shift".
+            # Rotation in pixel units (aspect-corrected), like cv2's warpAffine on a non-square crop.
+            a = h / w
+            cos, sin = torch.cos(ang) / s, torch.sin(ang) / s
+            theta = torch.stack([torch.stack([cos, -sin * a, -tx], 1), torch.stack([sin / a, cos, -ty], 1)], 1)
+            eye = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]], device=x.device).expand(n, 2, 3)
+            theta = torch.where(on[:, None, None], theta, eye)
+            grid_ = F.affine_grid(theta, list(x.shape), align_corners=False)
+            x = F.grid_sample(x, grid_, mode="bilinear", padding_mode="border", align_corners=False)
+            on = self._p(n, 0.7, x)[:, None, None, None]
+            alpha = self._u(n, 0.8, 1.2, x)[:, None, None, None]
+            beta = self._u(n, -0.2, 0.2, x)[:, None, None, None]
+            x = torch.where(on, x * alpha + beta, x).clamp_(0, 1)
+            on = self._p(n, 0.3, x)[:, None, None, None]
+            gamma = self._u(n, 0.8, 1.25, x)[:, None, None, None]
+            x = torch.where(on, x.clamp(min=1e-6) ** gamma, x)
+            on = self._p(n, 0.3, x)[:, None, None, None]
+            sd = self._u(n, 0.01, 0.04, x)[:, None, None, None]
+            noise = torch.randn(x.shape, generator=self.gen, device=x.device)
+            x = torch.where(on, x + noise * sd, x).clamp_(0, 1)
+        if self.flip:
+            m = self._p(n, 0.5, x)
+            x = torch.where(m[:, None, None, None], x.flip(3), x)
+            targets[m, 1] = grid.COL_MAX - targets[m, 1]
+            face[m, 0] = -face[m, 0]
+        return x.sub_(PIXEL_MEAN).div_(PIXEL_STD), targets, face

@@ -44,6 +44,8 @@ class TrainConfig:
     ema: float = 0.99                # decay of the weight EMA used for validation and test; 0 = off
     augment: bool = True
     flip: bool = True                # horizontal flip with col -> 15 - col (eyes swap)
+    augment_backend: str = "auto"    # "albumentations" (CPU, per epoch), "torch" (per batch on the training
+                                     # device); "auto" = torch on CUDA, albumentations otherwise
     seed: int = 0
     threads: int = 0                 # torch threads; 0 = leave torch's default
     device: str = "auto"             # "auto", "cpu", "cuda"
@@ -101,6 +103,7 @@ CHOICES = {
     "optimizer": ("adamw", "adam", "sgd"),
     "schedule": ("cosine", "step", "none"),
     "device": ("auto", "cpu", "cuda"),
+    "augment_backend": ("auto", "albumentations", "torch"),
     "neg_mode": ("off", "literal", "combined"),
     "neg_lambda_schedule": ("constant", "linear"),
     "neg_policy": ("one_sided", "random", "redraw", "symmetric", "prediction_side"),

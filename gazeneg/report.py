@@ -252,7 +252,8 @@ def render_markdown(summary, theory, rows, plots, budgets, elapsed, command) -> 
         L += [f"Command: `{command}`" + (f" ({elapsed:.0f} s)" if elapsed else ""), ""]
     n_seeds = max(e["n_seeds"] for e in summary)
     L += [f"Runs: {len(rows)} ({n_seeds} seeds per arm, budgets {budgets} frames per cell per training subject; "
-          "the same held-out subjects for every arm). Error = final-epoch mean Euclidean test error in grid cells "
+          "seed s holds out the s-th group of subjects, the same group for every arm, so each comparison is paired and "
+          "the seeds together test most of the people). Error = final-epoch mean Euclidean test error in grid cells "
           "on held-out subjects. Each arm is compared with its own baseline (same optimizer family, same seeds) "
           "by a paired t-test, Holm-corrected across the arms of a budget (alpha 0.05); the Wilcoxon p and a "
           "bootstrap 95% CI of the paired difference are shown beside it. A run that diverges (non-finite) or "

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import distributed, grid
-from .augment import augment_epoch
+from .augment import DeviceAugment, augment_epoch
 from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, from_dict
 from .data import DatasetError, GazeDataset, atomic_write_text, load_dataset, normalize_images
@@ -233,11 +233,15 @@ def _cap_grads(params, cap: float, counter: GuardCounter) -> None:
         counter.add("grad_cap", 1)
 
 
-def _batch(data, idx, device):
+def _batch(data, idx, device, aug=None):
     x_u8, face, y = data
     idx = idx.to(x_u8.device)  # data may already live on the device (fit moves it once per epoch)
     # index_select on a 2-D view: ~8x faster than x_u8[idx] for uint8 rows on a CPU.
     xb = torch.index_select(x_u8.reshape(len(x_u8), -1), 0, idx).reshape(-1, *x_u8.shape[1:])
+    if aug is not None:  # augment_backend "torch": augmented and normalised where the batch trains
+        xb, yb, fb = aug(xb.to(device, non_blocking=True), y[idx].to(device, non_blocking=True),
+                         face[idx].to(device, non_blocking=True))
+        return xb, fb, yb
     return (normalize_images(xb).to(device, non_blocking=True),
             face[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True))
 
@@ -278,7 +282,8 @@ def _classification_loss(cfg, model, out, y, idx, step, lam, counter, n_train):
 
 
 def train_one_epoch(cfg: TrainConfig, model: GazeModel, opt, neg_opt, data, state: TrainState,
-                    gen, device, *, lr: float, lam: float, epoch: int, bar=None, ema=None) -> tuple[float, bool]:
+                    gen, device, *, lr: float, lam: float, epoch: int, bar=None, ema=None,
+                    aug=None) -> tuple[float, bool]:
     """One pass over the training set. Returns (mean loss, non-finite seen). Under torchrun each rank
     takes its shard of every global batch (see distributed.py); the returned loss is the global mean."""
     model.train()
@@ -300,7 +305,7 @@ def train_one_epoch(cfg: TrainConfig, model: GazeModel, opt, neg_opt, data, stat
         gidx = order[start:start + bs] if i < len(starts) - 1 else order[start:]
         idx = distributed.shard(gidx, di)
         scale = len(idx) * di.world_size / len(gidx)
-        xb, fb, yb = _batch(data, idx, device)
+        xb, fb, yb = _batch(data, idx, device, aug)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             out = model(xb, fb)
         if cfg.head == "classification":
@@ -338,7 +343,7 @@ def train_one_epoch(cfg: TrainConfig, model: GazeModel, opt, neg_opt, data, stat
         if neg_on and cfg.neg_mode == "literal":
             nidx = distributed.shard(other[start:start + len(gidx)], di) if cfg.neg_other_photos else idx
             if cfg.neg_other_photos:
-                xb, fb, yb = _batch(data, nidx, device)
+                xb, fb, yb = _batch(data, nidx, device, aug)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 f2 = model.points(model(xb, fb)).float()
             neg = _negative_term(cfg, gen, model, f2, yb, nidx, state.step, state.guards)
@@ -418,6 +423,10 @@ def centre_guess_error(targets: np.ndarray) -> float:
 def _tensors(ds: GazeDataset):
     return (torch.from_numpy(np.ascontiguousarray(ds.images)), torch.from_numpy(ds.face.astype(np.float32)),
             torch.from_numpy(ds.targets.astype(np.float32)))
+
+
+def _torch_augment(cfg: TrainConfig, device) -> bool:
+    return cfg.augment_backend == "torch" or (cfg.augment_backend == "auto" and device.type == "cuda")
 
 
 def _to_device(data, device):
@@ -520,14 +529,18 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
         lr = lr_at(cfg, epoch)
         _set_lr(opt, lr)
         lam = lambda_at(cfg, epoch, state.lam)
-        if cfg.augment or cfg.flip:
+        aug = None
+        if (cfg.augment or cfg.flip) and _torch_augment(cfg, device):
+            aug = DeviceAugment(cfg.seed * 1_000_003 + epoch + 7919 * di.rank, device, photometric=cfg.augment,
+                                flip=cfg.flip)
+        elif cfg.augment or cfg.flip:
             imgs, tg, fc = augment_epoch(*aug_src, seed=cfg.seed * 1_000_003 + epoch, photometric=cfg.augment,
                                          flip=cfg.flip)
             data = _to_device((torch.from_numpy(np.ascontiguousarray(imgs)), torch.from_numpy(fc),
                                torch.from_numpy(tg)), device)
         te = time.perf_counter()
         loss, nonfinite = train_one_epoch(cfg, train_fwd, opt, neg_opt, data, state, gen, device, lr=lr, lam=lam,
-                                          epoch=epoch, bar=bar, ema=ema)
+                                          epoch=epoch, bar=bar, ema=ema, aug=aug)
         distributed.sync_buffers(model, di)
         seen += len(splits.train)
         nonfinite = nonfinite or not weights_finite(model)
