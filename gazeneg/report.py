@@ -265,13 +265,21 @@ def render_markdown(summary, theory, rows, plots, budgets, elapsed, command) -> 
               "| verdict | diverged/collapsed | best-checkpoint error |",
               "|---|---|---|---|---|---|---|---|---|"]
         for e in [e for e in summary if e["budget"] == b]:
-            err = (f"{_f(e['finite_mean_error_cells'])} [{_f(e['ci95_low'])}, {_f(e['ci95_high'])}]"
-                   + (" (finite runs)" if e["diverged_runs"] else ""))
-            diff = (f"{_f(e.get('diff_vs_baseline'))} [{_f(e.get('diff_ci95_low'))}, {_f(e.get('diff_ci95_high'))}]"
-                    if "diff_vs_baseline" in e else "")
-            L.append(f"| {e['arm']} | {e['note']} | {err} | {diff} | {_p(e.get('p_holm'))} | {_p(e.get('p_wilcoxon'))} "
+            n, k = e["n_seeds"], e["diverged_runs"]
+            if k == n:      # every run ran off: its numbers (up to 1e35 and inf) only say that
+                err, diff = f"diverged ({k}/{n})", "diverged"
+            elif k:         # the interval would mix finite errors with run-away ones: the finite mean only
+                err, diff = f"{_f(e['finite_mean_error_cells'])} (mean of the {n - k} finite runs)", f"n/a ({k} diverged)"
+            else:
+                err = f"{_f(e['finite_mean_error_cells'])} [{_f(e['ci95_low'])}, {_f(e['ci95_high'])}]"
+                diff = (f"{_f(e.get('diff_vs_baseline'))} [{_f(e.get('diff_ci95_low'))}, "
+                        f"{_f(e.get('diff_ci95_high'))}]" if "diff_vs_baseline" in e else "")
+            best = e["best_checkpoint_error_cells"]
+            best = _f(best) if isinstance(best, float) and math.isfinite(best) and best < 1e3 else "diverged"
+            pt, pw = (_p(e.get("p_holm")), _p(e.get("p_wilcoxon"))) if k < n else ("n/a", "n/a")
+            L.append(f"| {e['arm']} | {e['note']} | {err} | {diff} | {pt} | {pw} "
                      f"| **{e['verdict']}** | {e['diverged_runs']}/{e['collapsed_runs']} of {e['n_seeds']} | "
-                     f"{_f(e['best_checkpoint_error_cells'])} |")
+                     f"{best} |")
         L.append("")
     L += _theory_section(summary, theory, budgets)
     L += _cls_section(summary, budgets)
