@@ -116,3 +116,30 @@ def test_watchdog_runaway_triggers_at_once():
     wd.observe(1.0, m, [])
     assert wd.should_trigger(grid.DIAGONAL - 0.1, False, runaway=grid.DIAGONAL) is None  # only a bad epoch
     assert "off the screen" in wd.should_trigger(1e6, False, runaway=grid.DIAGONAL)
+
+
+@pytest.mark.parametrize("watchdog", [True, False])
+def test_naive_lambda_above_one_never_writes_a_non_finite_checkpoint(tiny_dataset, tmp_path, watchdog):
+    """Lambda = 3 with the literal negative step diverges; with the watchdog on, training is restored
+    and goes on; either way every checkpoint on disk holds finite weights and loads as data."""
+    import json
+
+    from gazeneg.checkpoint import all_finite, read_checkpoint
+    from gazeneg.config import from_dict
+    from gazeneg.train import run
+
+    cfg = from_dict(dict(data=str(tiny_dataset), epochs=6, out=str(tmp_path / "runs"), progress=False, augment=False,
+                         flip=False, model="mlp", val_subjects=1, test_subjects=1, optimizer="sgd", lr=0.05,
+                         neg_mode="literal", neg_policy="random", neg_lambda=3.0, neg_distance=2.0,
+                         watchdog=watchdog, watchdog_patience=1))
+    rd = run(cfg, argv=["x"])
+    ckpts = sorted(rd.glob("*.pt"))
+    assert ckpts
+    for p in ckpts:
+        assert all_finite(read_checkpoint(p)["state_dict"]), p
+    m = json.loads((rd / "metrics.json").read_text())
+    if watchdog:
+        assert m["watchdog_events"] and all(e["restored"] for e in m["watchdog_events"])
+        assert m["watchdog_events"][0]["lambda_after"] == 1.5
+    else:
+        assert m["diverged"] and "non-finite" in m["stop_reason"]
