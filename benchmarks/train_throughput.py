@@ -77,6 +77,27 @@ def make_data(n: int, seed: int = 0):
     return x, face, y
 
 
+def augmentation_cost(data, batch_size: int, rounds: int) -> dict:
+    """Median microseconds per sample of the two augmentation backends on this CPU: the albumentations
+    pass over an epoch (what CPU training runs once per epoch) and DeviceAugment per batch (what CUDA
+    training runs on the GPU; here its torch code on the CPU)."""
+    from gazeneg.augment import DeviceAugment, augment_epoch
+
+    x, face, y = data
+    xn, fn, yn = x.numpy(), face.numpy(), y.numpy()
+    times = defaultdict(list)
+    for r in range(rounds):
+        t = time.perf_counter()
+        augment_epoch(xn, yn, fn, seed=r)
+        times["albumentations (CPU, per epoch)"].append(time.perf_counter() - t)
+        aug = DeviceAugment(r, "cpu")
+        t = time.perf_counter()
+        for s in range(0, len(x), batch_size):
+            aug(x[s:s + batch_size], y[s:s + batch_size], face[s:s + batch_size])
+        times["DeviceAugment (torch, per batch)"].append(time.perf_counter() - t)
+    return {k: statistics.median(v) / len(x) * 1e6 for k, v in times.items()}
+
+
 def build(cfg: TrainConfig, fmt):
     torch.manual_seed(0)
     model = create_model(cfg.model, head=cfg.head, **cfg.model_kwargs).to(memory_format=fmt)
@@ -159,6 +180,7 @@ def main(argv=None) -> int:
     p.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS))
     p.add_argument("--mm-size", type=int, default=2048, help="N for the N x N fp32 matmul reference")
     p.add_argument("--no-profile", action="store_true")
+    p.add_argument("--no-augment", action="store_true", help="skip the augmentation-cost figures")
     args = p.parse_args(argv)
 
     default_threads = torch.get_num_threads()
@@ -214,6 +236,14 @@ def main(argv=None) -> int:
             torch.set_num_threads(t)
             print_profile(cfg, key[0], t, data, per_op, per_sample, statistics.median(mm[t]), args.samples)
         torch.set_num_threads(default_threads)
+    if not args.no_augment:
+        # The timed epochs above train without augmentation (it is not part of the model's FLOPs); what it
+        # adds per sample, beside the step it feeds:
+        step_us = 1e6 / s
+        print(f"\naugmentation cost on this CPU ({default_threads} threads; medians over {args.rounds} rounds of "
+              f"{args.samples} samples), beside the {step_us:.0f} us/sample training step:")
+        for name, us in augmentation_cost(data, cfg.batch_size, args.rounds).items():
+            print(f"  {name:<34} {us:7.0f} us/sample = {us / (us + step_us):.0%} of step + augmentation")
     target = 0.30
     verdict = "met" if g / m >= target else "missed"
     print(f"\ntarget >= {target:.0%} of the same-run matmul rate at the trainer setting: {verdict} ({g / m:.0%})")
