@@ -285,9 +285,15 @@ def sweep_test_groups(data_path: Path, n_val: int) -> int:
     """Held-out test groups per seed: 5 where there are enough people (the default set's 24: five seeds
     of five rotate through all of them), fewer for a small capture, so at least 2/3 still train. Groups
     are subjects, or subject/session pairs where there are too few subjects (as split_by_subject)."""
-    with open(Path(data_path) / "labels.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    n = len({r["subject"] for r in rows})
+    try:
+        with open(Path(data_path) / "labels.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        n = len({r["subject"] for r in rows})
+        if n == 0:
+            raise KeyError("subject")
+    except (OSError, KeyError, TypeError):
+        load_dataset(data_path)  # raises the loader's own error, naming the file and what is wrong
+        raise
     if n < n_val + 4:
         n = len({(r["subject"], r["session"]) for r in rows})
     return int(min(5, max(1, (n - n_val) // 3)))
@@ -295,7 +301,6 @@ def sweep_test_groups(data_path: Path, n_val: int) -> int:
 
 def run_sweep(sweep: SweepConfig, *, progress: bool = True, sequential: bool = False) -> Path:
     out = Path(sweep.out)
-    out.mkdir(parents=True, exist_ok=True)
     arms = {a.name: a for a in all_arms()}
     unknown = [a for a in sweep.arms if a not in arms]
     if unknown:
@@ -304,6 +309,7 @@ def run_sweep(sweep: SweepConfig, *, progress: bool = True, sequential: bool = F
     data_path = resolve_data_path(sweep.data)
     if "test_subjects" not in sweep.base:
         sweep.base["test_subjects"] = sweep_test_groups(data_path, sweep.base.get("val_subjects", 2))
+    out.mkdir(parents=True, exist_ok=True)
     meta = {"seeds": sweep.seeds, "budgets": list(sweep.budgets), "arms": sweep.arms, "data": sweep.data,
             "base": {**SWEEP_BASE, **sweep.base}, "lr": LR}
     meta_path = out / "sweep.json"

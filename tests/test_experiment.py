@@ -93,3 +93,16 @@ def test_sweep_resumes_and_reports(tiny_dataset, tmp_path):
     assert doc["symmetric_vs_control"]
     with pytest.raises(ValueError, match="holds a different sweep"):
         run_sweep(SweepConfig(**{**sw.__dict__, "seeds": 3}), progress=False, sequential=True)
+
+
+def test_sweep_on_a_bad_data_folder_fails_clearly_and_writes_nothing(tmp_path):
+    from gazeneg.data import DatasetError
+
+    out = tmp_path / "sweep"
+    with pytest.raises(DatasetError, match="no such dataset folder"):
+        run_sweep(SweepConfig.quick(data=str(tmp_path / "missing"), out=str(out)), progress=False)
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "labels.csv").write_text("path,row\n")
+    with pytest.raises(DatasetError, match="meta.json"):
+        run_sweep(SweepConfig.quick(data=str(tmp_path / "half"), out=str(out)), progress=False)
+    assert not out.exists()
