@@ -4,11 +4,16 @@ box's horizontal offset changes sign)."""
 
 from __future__ import annotations
 
+import math
+
 import albumentations as A
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from . import grid
+from .data import PIXEL_MEAN, PIXEL_STD
 
 
 def build_transform(seed: int) -> A.Compose:
@@ -58,63 +63,53 @@ class DeviceAugment:
     distribution, not sample by sample)."""
 
     def __init__(self, seed: int, device, *, photometric: bool = True, flip: bool = True):
-        import torch
-
-        self.gen = torch.Generator(device=device)
+        self.device = torch.device(device)
+        self.gen = torch.Generator(device=self.device)
         self.gen.manual_seed(int(seed) % (2**63))
         self.photometric, self.flip = photometric, flip
 
-    def _u(self, n, lo, hi, like):
-        import torch
+    def _u(self, n, lo, hi):
+        """(n,) uniform in [lo, hi)."""
+        return torch.rand(n, generator=self.gen, device=self.device) * (hi - lo) + lo
 
-        return torch.rand(n, generator=self.gen, device=like.device) * (hi - lo) + lo
-
-    def _p(self, n, p, like):
-        import torch
-
-        return torch.rand(n, generator=self.gen, device=like.device) < p
+    def _p(self, n, p):
+        """(n,) booleans, each True with probability p."""
+        return torch.rand(n, generator=self.gen, device=self.device) < p
 
     def __call__(self, x_u8, targets, face):
-        """(B, H, W, 3) uint8, (B, 2), (B, F) on one device -> normalised (B, 3, H, W) float32 images
-        (as data.normalize_images), targets and face features with the flip applied."""
-        import math
-
-        import torch
-        import torch.nn.functional as F
-
-        from .data import PIXEL_MEAN, PIXEL_STD
-
+        """(B, H, W, 3) uint8, (B, 2), (B, F) on the augmenter's device -> normalised (B, 3, H, W) float32
+        images (as data.normalize_images), targets and face features with the flip applied."""
         n, h, w = x_u8.shape[:3]
         x = x_u8.permute(0, 3, 1, 2).float().div_(255.0)
         targets, face = targets.clone(), face.clone()
+
+        def per_image(v):  # (n,) -> (n, 1, 1, 1), to broadcast over an image
+            return v[:, None, None, None]
+
         if self.photometric:
-            on = self._p(n, 0.7, x)
-            ang = self._u(n, -3.0, 3.0, x) * (math.pi / 180)
-            s = self._u(n, 0.95, 1.05, x)
-            tx, ty = self._u(n, -0.03, 0.03, x) * 2, self._u(n, -0.05, 0.05, x) * 2   # normalised coords span 2
+            on = self._p(n, 0.7)
+            ang = self._u(n, -3.0, 3.0) * (math.pi / 180)
+            s = self._u(n, 0.95, 1.05)
+            tx, ty = self._u(n, -0.03, 0.03) * 2, self._u(n, -0.05, 0.05) * 2   # normalised coords span 2
             # affine_grid maps output to input coordinates: the inverse of "scale, rotate, then shift".
             # Rotation in pixel units (aspect-corrected), like cv2's warpAffine on a non-square crop.
             a = h / w
             cos, sin = torch.cos(ang) / s, torch.sin(ang) / s
             theta = torch.stack([torch.stack([cos, -sin * a, -tx], 1), torch.stack([sin / a, cos, -ty], 1)], 1)
-            eye = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]], device=x.device).expand(n, 2, 3)
+            eye = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]], device=self.device).expand(n, 2, 3)
             theta = torch.where(on[:, None, None], theta, eye)
             grid_ = F.affine_grid(theta, list(x.shape), align_corners=False)
             x = F.grid_sample(x, grid_, mode="bilinear", padding_mode="border", align_corners=False)
-            on = self._p(n, 0.7, x)[:, None, None, None]
-            alpha = self._u(n, 0.8, 1.2, x)[:, None, None, None]
-            beta = self._u(n, -0.2, 0.2, x)[:, None, None, None]
+            on, alpha, beta = (per_image(v) for v in (self._p(n, 0.7), self._u(n, 0.8, 1.2), self._u(n, -0.2, 0.2)))
             x = torch.where(on, x * alpha + beta, x).clamp_(0, 1)
-            on = self._p(n, 0.3, x)[:, None, None, None]
-            gamma = self._u(n, 0.8, 1.25, x)[:, None, None, None]
+            on, gamma = per_image(self._p(n, 0.3)), per_image(self._u(n, 0.8, 1.25))
             x = torch.where(on, x.clamp(min=1e-6) ** gamma, x)
-            on = self._p(n, 0.3, x)[:, None, None, None]
-            sd = self._u(n, 0.01, 0.04, x)[:, None, None, None]
-            noise = torch.randn(x.shape, generator=self.gen, device=x.device)
+            on, sd = per_image(self._p(n, 0.3)), per_image(self._u(n, 0.01, 0.04))
+            noise = torch.randn(x.shape, generator=self.gen, device=self.device)
             x = torch.where(on, x + noise * sd, x).clamp_(0, 1)
         if self.flip:
-            m = self._p(n, 0.5, x)
-            x = torch.where(m[:, None, None, None], x.flip(3), x)
+            m = self._p(n, 0.5)
+            x = torch.where(per_image(m), x.flip(3), x)
             targets[m, 1] = grid.COL_MAX - targets[m, 1]
             face[m, 0] = -face[m, 0]
         return x.sub_(PIXEL_MEAN).div_(PIXEL_STD), targets, face

@@ -356,8 +356,8 @@ def _theory_section(summary, theory, budgets) -> list[str]:
             continue
         pred, meas = e["predicted_bias_cells"], e["measured_bias_cells"]
         band = max(0.25 * abs(pred), 0.1)
-        inband = [_in_band(x, pred, band) for x in (meas, e.get("measured_shift_cells"), e.get("train_bias_cells"))]
         shift, tr = e.get("measured_shift_cells"), e.get("train_bias_cells")
+        inband = [_in_band(x, pred, band) for x in (meas, shift, tr)]
         ci = e.get("measured_bias_ci95") or [math.nan, math.nan]
         L.append(f"| {e['arm']} | {e['budget']} | {_f(pred)} | {_f(meas)} [{_f(ci[0])}, {_f(ci[1])}] | "
                  f"{_f(e.get('baseline_bias_cells'))} | {_f(shift)} | {_f(tr)} | "

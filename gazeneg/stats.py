@@ -110,8 +110,8 @@ def summarize(rows: list[dict], arms: dict, *, metric: str = "final_test_error")
                 e["measured_bias_ci95"] = list(mean_ci(r["bias_along_direction"] for r in runs)[1:])
                 band = max(0.25 * abs(arm.predicted_bias), 0.1)   # the acceptance band: 25% or 0.1 cells
                 e["within_band"] = bool(abs(e["measured_bias_cells"] - arm.predicted_bias) <= band)
-                tb = [r.get("train_bias_along_direction", math.nan) for r in runs]
-                e["train_bias_cells"] = mean_ci(tb)[0] if np.isfinite(tb).all() else math.nan
+                # NaN when any run has none (a diverged run, or results.csv from before the column existed).
+                e["train_bias_cells"] = float(np.mean([r.get("train_bias_along_direction", math.nan) for r in runs]))
                 if (base, budget) in by:
                     e["baseline_bias_cells"] = mean_ci(r["bias_along_direction"] for r in by[(base, budget)])[0]
                     # The theory predicts the optimum's shift from where true labels alone put it; the

@@ -94,8 +94,7 @@ def split_by_subject(ds: GazeDataset, n_val: int, n_test: int, seed: int, fold: 
             f"{n_test} for test and at least 1 for training. Capture more sessions (scripts/capture.py "
             f"--session NAME) or lower --val-subjects/--test-subjects.")
     order = np.random.default_rng([seed, 31337]).permutation(len(uniq))
-    start = (fold * n_test) % len(uniq)
-    names = [uniq[order[(start + i) % len(uniq)]] for i in range(len(uniq))]
+    names = [uniq[i] for i in np.roll(order, -fold * n_test)]
     test_g, val_g, train_g = names[:n_test], names[n_test:n_test + n_val], names[n_test + n_val:]
     idx = {k: np.flatnonzero(np.isin(groups, g)) for k, g in (("train", train_g), ("val", val_g), ("test", test_g))}
     # The splits must not share a group, and together they cover the dataset.
@@ -530,10 +529,10 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
         _set_lr(opt, lr)
         lam = lambda_at(cfg, epoch, state.lam)
         aug = None
-        if (cfg.augment or cfg.flip) and _torch_augment(cfg, device):
+        if (cfg.augment or cfg.flip) and _torch_augment(cfg, device):   # per batch, on the device
             aug = DeviceAugment(cfg.seed * 1_000_003 + epoch + 7919 * di.rank, device, photometric=cfg.augment,
                                 flip=cfg.flip)
-        elif cfg.augment or cfg.flip:
+        elif cfg.augment or cfg.flip:                                   # once per epoch, albumentations
             imgs, tg, fc = augment_epoch(*aug_src, seed=cfg.seed * 1_000_003 + epoch, photometric=cfg.augment,
                                          flip=cfg.flip)
             data = _to_device((torch.from_numpy(np.ascontiguousarray(imgs)), torch.from_numpy(fc),
