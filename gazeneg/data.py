@@ -28,14 +28,10 @@ import numpy as np
 
 from . import grid
 
+# The strip geometry lives in strip.py (shared with face.py and synth.py); re-exported here.
+from .strip import CHANNELS, EYE_LEFT_XY, EYE_RIGHT_XY, FACE_FEATURES, IMAGE_H, IMAGE_W, face_features  # noqa: F401
+
 FORMAT_VERSION = 1
-IMAGE_H = 32
-IMAGE_W = 96
-CHANNELS = 3
-# Where the two eye centres sit in the aligned strip, in (x, y) pixels of the IMAGE_W x IMAGE_H image.
-EYE_LEFT_XY = (24.0, 16.0)
-EYE_RIGHT_XY = (72.0, 16.0)
-FACE_FEATURES = 4
 # Normalisation applied to uint8 pixels before the model: (x / 255 - MEAN) / STD.
 PIXEL_MEAN = 0.5
 PIXEL_STD = 0.25
@@ -71,16 +67,6 @@ class GazeDataset:
         idx = np.asarray(idx)
         return GazeDataset(self.root, self.images[idx], self.targets[idx], self.face[idx],
                            self.subjects[idx], self.sessions[idx], self.paths[idx], self.meta)
-
-
-def face_features(face_x, face_y, face_w, face_h, frame_w, frame_h) -> np.ndarray:
-    """Four numbers for where the face sits in its source frame: centre x and y relative to the frame
-    centre (in frame widths/heights, so -0.5..0.5) and the face box's width and height as fractions
-    of the frame. Works on scalars or arrays; returns (..., 4) float32."""
-    fx, fy, fw, fh, w, h = (np.asarray(v, dtype=np.float64) for v in
-                            (face_x, face_y, face_w, face_h, frame_w, frame_h))
-    feats = np.stack([(fx + fw / 2) / w - 0.5, (fy + fh / 2) / h - 0.5, fw / w, fh / h], axis=-1)
-    return feats.astype(np.float32)
 
 
 def normalize_images(images_uint8):

@@ -35,7 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .data import EYE_LEFT_XY, EYE_RIGHT_XY, IMAGE_H, IMAGE_W, face_features
+from .strip import EYE_LEFT_XY, EYE_RIGHT_XY, IMAGE_H, IMAGE_W, face_features
 
 FACE_CASCADE = "haarcascade_frontalface_default.xml"
 EYE_CASCADE = "haarcascade_eye.xml"
