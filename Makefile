@@ -5,19 +5,27 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test test-slow lint install install-dev wrong-labels toy bench clean
+.PHONY: demo test test-slow lint install install-dev models wrong-labels toy bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip setuptools wheel
 
+# The face models (third-party, never in git) go to the user cache; a failed fetch only warns: the
+# webcam falls back to Haar and the tests that need the models fetch again or skip with the reason.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -e .
+	-$(BIN)/python -m gazeneg.models_cache fetch
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -e ".[dev]"
+	-$(BIN)/python -m gazeneg.models_cache fetch
 	touch $(STAMP) $@
+
+# Fetch (or check) the face-landmark model files in the user cache (GAZENEG_CACHE overrides it).
+models: | $(BIN)/python
+	$(BIN)/python -m gazeneg.models_cache fetch
 
 install: $(STAMP)
 install-dev: $(STAMP_DEV)
