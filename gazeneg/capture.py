@@ -39,7 +39,7 @@ import numpy as np
 
 from . import grid
 from .data import DatasetError, DatasetWriter, atomic_write_bytes, atomic_write_text, new_meta
-from .face import FaceEyeDetector, crop_eyes, eyes_closed, mirror_box
+from .face import FaceEyeDetector, crop_eyes, eyes_closed, make_detector, mirror_box
 
 ARROWS = ("left", "right", "up", "down")
 KEYS = ARROWS + ("space", "esc")
@@ -364,10 +364,12 @@ class CaptureSession:
     def __init__(self, writer: DatasetWriter, plan: list[Target], *, subject: str, session: str,
                  settings: CaptureSettings | None = None, done: Counter | None = None,
                  detector: FaceEyeDetector | None = None, raw_dir=None, seed: int = 0):
+        # detector: anything with detect(frame_bgr) -> Detection | None (face.make_detector's default:
+        # the landmark backend when its model files are cached, else Haar).
         self.writer = writer
         self.subject, self.session = subject, session
         self.s = settings or CaptureSettings()
-        self.detector = detector or FaceEyeDetector()
+        self.detector = detector or make_detector()
         self.raw_dir = Path(raw_dir) if raw_dir is not None else None
         if self.raw_dir is not None:
             self.raw_dir.mkdir(parents=True, exist_ok=True)
@@ -733,9 +735,11 @@ class CaptureWindow:
 def capture(out, source, *, subject: str = "user", session: str | None = None, plan: list[Target] | None = None,
             settings: CaptureSettings | None = None, resume: bool = False, headless: bool = False,
             screen: str | None = None, keep_raw: bool = False, keys=None, clock=None, seed: int = 0,
-            log=print) -> CaptureSummary:
+            log=print, face_backend: str = "auto") -> CaptureSummary:
     """Open the source and the dataset, run the session (windowed, or headless for file sources), and
-    return the summary. `source` is a camera index, a path, or an object with read()/close()."""
+    return the summary. `source` is a camera index, a path, or an object with read()/close().
+    face_backend: "auto", "landmarks" or "haar" (face.make_detector)."""
+    detector = make_detector(face_backend, warn=log)
     settings = settings or CaptureSettings()
     session = session or time.strftime("s%Y%m%d-%H%M%S")
     plan = plan if plan is not None else make_plan(seed=seed)
@@ -752,7 +756,8 @@ def capture(out, source, *, subject: str = "user", session: str | None = None, p
         settings = CaptureSettings(**{**asdict(settings), "frames_per_target": frames})
         with writer:
             sess = CaptureSession(writer, plan, subject=subject, session=session, settings=settings, done=done,
-                                  raw_dir=Path(out) / "raw" / session if keep_raw else None, seed=seed)
+                                  raw_dir=Path(out) / "raw" / session if keep_raw else None, seed=seed,
+                                  detector=detector)
             if sess.done:
                 log(f"session {session!r} is already complete")
             if not headless:

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import grid
 from .data import atomic_write_text
-from .face import Detection, FaceEyeDetector, crop_eyes, eyes_closed
+from .face import Detection, FaceEyeDetector, crop_eyes, eyes_closed, make_detector
 
 CALIB_VERSION = 1
 # Calibration points in a spread-out order: the first k are used for k targets. The first 9 are the
@@ -249,7 +249,7 @@ class FramePipeline:
                 return predict(model, strips, feats)
 
         self.predict_fn = predict_fn
-        self.detector = detector or FaceEyeDetector()
+        self.detector = detector or make_detector()  # landmarks when the models are cached, else Haar
         self.smoother = smoother or make_smoother("kalman")
         self.calibration = calibration or Calibration()
         self.skip_closed = skip_closed
@@ -544,7 +544,15 @@ def render_live(session: LiveSession, res: LiveResult, frame_bgr: np.ndarray, sc
         canvas[screen_h - th:, screen_w - tw:] = thumb
     mode = {CALIBRATE: "CALIBRATING: look at each dot", VALIDATE: "ACCURACY CHECK: look at each dot",
             TRACK: "tracking", DONE: "done"}[session.mode]
-    face = "no face" if res.det is None else ("eyes closed" if res.closed else "face ok")
+    if res.det is None:
+        face = "no face"
+    elif res.det.landmarks is not None:  # the landmark backend measures the lids: show the blink state
+        lm = res.det.landmarks
+        face = (f"{'BLINK' if lm.blink else 'eyes open'} (lids {sum(lm.opening) / 2:.2f})   "
+                f"yaw {lm.head_pose[0]:+.0f} pitch {lm.head_pose[1]:+.0f} roll {lm.head_pose[2]:+.0f}")
+    else:
+        face = "eyes closed" if res.closed else "face ok"
+    face += f"   [{res.det.backend}]" if res.det is not None else ""
     text = f"{mode}   {session.rate.fps:5.1f} fps   {session.rate.latency_ms:5.1f} ms   {face}   c recalibrate, v check, Esc quit"
     cv2.putText(canvas, text, (15, 28), font, 0.6, (200, 200, 200), 1, cv2.LINE_AA)
     if session.error is not None:

@@ -33,6 +33,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--screen", default=None, metavar="WxH", help="screen size in pixels (default: detected, "
                    "else 1920x1080)")
     p.add_argument("--keep-raw", action="store_true", help="also keep each kept camera frame in OUT/raw/SESSION/")
+    p.add_argument("--face-backend", choices=("auto", "landmarks", "haar"), default="auto",
+                   help="face finder: MediaPipe landmarks (needs `python -m gazeneg.models_cache fetch`), Haar "
+                        "cascades, or auto (landmarks when the models are cached)")
     g = p.add_argument_group("targets")
     g.add_argument("--layout", choices=("grid", "nine"), default="grid", help="all cell centres, or the "
                    "9-point calibration layout")
@@ -75,7 +78,7 @@ def main(argv=None) -> int:
                                no_face_timeout_s=args.no_face_timeout)
     summary = capture(out, args.source, subject=args.subject, session=session, plan=plan, settings=settings,
                       resume=args.resume, headless=args.headless, screen=args.screen, keep_raw=args.keep_raw,
-                      seed=seed)
+                      seed=seed, face_backend=args.face_backend)
     for line in summary.lines():
         print(line)
     return 0

@@ -22,6 +22,7 @@ import torch
 from gazeneg.capture import CaptureError, open_source, screen_size
 from gazeneg.checkpoint import load_checkpoint
 from gazeneg.cli import run_cli
+from gazeneg.face import make_detector
 from gazeneg.live import (
     DEFAULT_DISTANCE_CM,
     DEFAULT_SCREEN_CM,
@@ -69,6 +70,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help=f"visible screen size in cm (default {DEFAULT_SCREEN_CM[0]}x{DEFAULT_SCREEN_CM[1]})")
     p.add_argument("--distance-cm", type=float, default=DEFAULT_DISTANCE_CM, help="eye-screen distance in cm")
     p.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (default 1)")
+    p.add_argument("--face-backend", choices=("auto", "landmarks", "haar"), default="auto",
+                   help="face finder: MediaPipe landmarks (needs `python -m gazeneg.models_cache fetch`), Haar "
+                        "cascades, or auto (landmarks when the models are cached)")
     return p
 
 
@@ -79,7 +83,8 @@ def main(argv=None) -> int:
     model, _ckpt = load_checkpoint(args.checkpoint)
     kw = {"ema": {"alpha": args.alpha}, "kalman": {"accel": args.kalman_accel, "noise": args.kalman_noise},
           "none": {}}[args.smoother]
-    pipe = FramePipeline(model, smoother=make_smoother(args.smoother, **kw))
+    pipe = FramePipeline(model, detector=make_detector(args.face_backend),
+                         smoother=make_smoother(args.smoother, **kw))
     source = open_source(args.source)
     if args.headless and getattr(source, "live", False):
         source.close()

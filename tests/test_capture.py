@@ -132,13 +132,13 @@ def test_features_in_csv_equal_crop_features(tmp_path, frame_list):
     C.capture(out, ListSource(frames), subject="a", session="s", plan=_plan(cells=(5,)), headless=True,
               settings=_settings(fixation_s=0.0), log=lambda *_: None)
     ds = load_dataset(out)
-    from gazeneg.face import FaceEyeDetector
+    from gazeneg.face import make_detector
 
-    det = FaceEyeDetector()
+    det = make_detector()  # capture's own default: landmarks when the models are cached, else Haar
     feats = [crop_eyes(f, det.detect(f))[1] for f in frames[:FRAMES]]
     # CSV rounds the box to 0.01 px
     assert np.allclose(ds.face, np.array(feats), atol=1e-4)
-    strip0 = crop_eyes(frames[0], FaceEyeDetector().detect(frames[0]))[0]
+    strip0 = crop_eyes(frames[0], make_detector().detect(frames[0]))[0]
     assert np.abs(ds.images[0].astype(int) - strip0.astype(int)).max() <= 1
 
 
