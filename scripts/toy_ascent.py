@@ -1,14 +1,22 @@
 """Check the gradient-ascent logistic toy's claims with numbers; write report.md and figures.
 
     python scripts/toy_ascent.py [--out DIR] [--steps 3000] [--lr 0.5] [--seed 0]
+
+The study itself is studies/toy_ascent.py (outside the installed gazeneg package); this wrapper only
+parses the command line.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from gazeneg import toy
+# `python scripts/toy_ascent.py` puts scripts/ on sys.path, not the repository root, and
+# `pip install -e .` ships only gazeneg: add the root so `studies` imports from any working folder.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from studies import toy_ascent as toy  # noqa: E402  (needs the path above)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
