@@ -471,6 +471,11 @@ def _pts(v: float) -> str:
     return f"{100 * v:+.1f} points"
 
 
+def _cell(text: str) -> str:
+    """text inside a markdown table cell: a bare | (as in |theta|) would end the cell."""
+    return text.replace("|", "\\|")
+
+
 def _ci_pts(lo: float, hi: float) -> str:
     return f"{100 * lo:+.1f} to {100 * hi:+.1f} points"
 
@@ -535,13 +540,16 @@ def judge(summary: dict) -> dict[str, Verdict]:
     if "loan" in summary and "approval" in summary["loan"]:
         out["6"] = judge_claim6(summary["loan"])
         d, a = summary["loan"]["descent"], summary["loan"]["ascent"]
+        # removing a shortcut must show where the shortcut hurts: on the shifted test, where the
+        # postcode's tie to the label reverses; leaning on it a little less is not enough
         leans_less = a["x2_over_x1"] < d["x2_over_x1"]
-        holds_up = a["end"]["test"]["flip_acc"] >= d["end"]["test"]["acc"] - ACC_MARGIN
-        out["shortcut"] = Verdict("removed" if leans_less and holds_up else "NOT removed", (
+        gain = a["end"]["test"]["flip_acc"] - d["end"]["test"]["acc"]
+        better = gain > ACC_MARGIN
+        out["shortcut"] = Verdict("removed" if leans_less and better else "NOT removed", (
             f"postcode / score weight ratio {a['x2_over_x1']:.2f} for flipped ascent vs {d['x2_over_x1']:.2f} "
             f"for descent ({'less' if leans_less else 'more'} reliance on the nuisance); shifted-test accuracy "
-            f"{a['end']['test']['flip_acc']:.3f} vs {d['end']['test']['acc']:.3f}"
-            f" ({'within' if holds_up else 'more than'} {ACC_MARGIN:.2f} below descent's)."))
+            f"{a['end']['test']['flip_acc']:.3f} vs {d['end']['test']['acc']:.3f} ({gain:+.3f}; removing the "
+            f"shortcut needs more than +{ACC_MARGIN:.2f}: {'met' if better else 'not met'})."))
     return out
 
 
@@ -611,7 +619,7 @@ def report_markdown(result: ToyResult, figures: dict) -> str:
                       ("6", "it diverged and rejects everyone equally, so it is unbiased"),
                       ("shortcut", "ascent removes the spurious postcode shortcut")):
         if key in V:
-            add(f"| {key} {text} | **{V[key].label}** | {V[key].because} |")
+            add(f"| {key} {text} | **{V[key].label}** | {_cell(V[key].because)} |")
     add(f"\nThresholds: confident = mean confidence > {CONFIDENT}; wrong = accuracy < {CHANCE}; as good as "
         f"descent = test accuracy at most {ACC_MARGIN} lower, ECE at most {ECE_MARGIN} higher; rejects "
         f"everyone = at most {_pct(REJECT_ALL_MAX_APPROVAL)} approved; equally = the 95% interval of the "
@@ -642,11 +650,6 @@ def report_markdown(result: ToyResult, figures: dict) -> str:
     if below:
         add(f"- Training accuracy below chance on {', '.join(below)}: ascent learns the reverse of the "
             "rule in the labels rather than noise (claim 4 measures how well the reverse works).")
-    right = [x for x in names if asc[x]["end"]["test"]["acc"] > CHANCE]
-    for x in right:
-        add(f"- On {x}'s {S[x]['test_name']} the ascent model is *right* {_pct(asc[x]['end']['test']['acc'])} "
-            "of the time" + (": the reversed postcode correlation turns its reversed rule partly right."
-                             if S[x]["test_name"] == "shifted test" else "."))
     add("")
 
     add(f"## Claim 2: the weights run off to infinity and the loss grows without bound: **{V['2'].label}**\n")
@@ -683,7 +686,7 @@ def report_markdown(result: ToyResult, figures: dict) -> str:
         q = asc[x]
         inf_at = q["naive_loss_inf_step"]
         add(f"- {x}: the stable loss (logaddexp) stayed finite at every step: "
-            f"{'yes' if q['stable_loss_finite'] else 'NO'} (final max |logit| {q['max_abs_logit_end']:.4g}). "
+            f"{'yes' if q['stable_loss_finite'] else 'NO'} (final max |logit| {q['max_abs_logit_end']:.0f}). "
             "The textbook -[y log p + (1 - y) log(1 - p)] became +inf "
             + (f"at step {inf_at}" if inf_at is not None else "never")
             + " (p rounds to exactly 0 or 1 once |logit| > ~36.7)."
