@@ -35,7 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .strip import EYE_LEFT_XY, EYE_RIGHT_XY, IMAGE_H, IMAGE_W, face_features
+from .strip import EYE_LEFT_XY, EYE_RIGHT_XY, EYE_WIDTH_PX, IMAGE_H, IMAGE_W, face_features
 
 FACE_CASCADE = "haarcascade_frontalface_default.xml"
 EYE_CASCADE = "haarcascade_eye.xml"
@@ -359,18 +359,16 @@ _TO_CENTRES = np.array([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5], [0.0, 0.0, 1.0]])
 _FROM_CENTRES = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
 
 
-def crop_eyes(frame_bgr: np.ndarray, det: Detection) -> tuple[np.ndarray, np.ndarray]:
-    """(strip, face_feats): the IMAGE_H x IMAGE_W RGB uint8 eye strip of the mirrored frame with the eye
-    centres warped onto EYE_LEFT_XY / EYE_RIGHT_XY, and data.face_features of the mirrored face box
-    ((4,) float32): exactly what the synthetic renderer writes."""
+def _warp_to(frame_bgr: np.ndarray, E: np.ndarray, out_w: int, out_h: int) -> np.ndarray:
+    """frame resampled through the 3x3 affine E (frame edge pixels -> output edge pixels) into out_w x
+    out_h pixels, replicating the border."""
     H, W = frame_bgr.shape[:2]
-    E = eye_alignment(det.left_eye, det.right_eye, W)
     scale = math.hypot(E[0, 0], E[1, 0])
     src = frame_bgr
     if scale < 0.8:
         # Shrinking by more than ~1.25x with warpAffine's bilinear sampling aliases (eyelashes turn to
         # moire): shrink the region around the eyes with INTER_AREA first, then warp at scale ~1.
-        corners = np.array([[0, 0, 1], [IMAGE_W, 0, 1], [0, IMAGE_H, 1], [IMAGE_W, IMAGE_H, 1]], np.float64)
+        corners = np.array([[0, 0, 1], [out_w, 0, 1], [0, out_h, 1], [out_w, out_h, 1]], np.float64)
         pts = corners @ np.linalg.inv(E).T
         x0, y0 = (max(0, int(math.floor(v)) - 2) for v in pts[:, :2].min(0))
         x1, y1 = min(W, int(math.ceil(pts[:, 0].max())) + 2), min(H, int(math.ceil(pts[:, 1].max())) + 2)
@@ -380,7 +378,48 @@ def crop_eyes(frame_bgr: np.ndarray, det: Detection) -> tuple[np.ndarray, np.nda
             # resized (edge convention) = k (p - origin), exactly
             E = E @ np.array([[(x1 - x0) / nw, 0.0, x0], [0.0, (y1 - y0) / nh, y0], [0.0, 0.0, 1.0]])
     M = (_TO_CENTRES @ E @ _FROM_CENTRES)[:2]
-    strip = cv2.warpAffine(src, M, (IMAGE_W, IMAGE_H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(src, M, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def corner_alignments(eye_corners, frame_w: float) -> tuple[np.ndarray, np.ndarray]:
+    """The two 3x3 affines (raw frame -> strip pixels, edge convention) of the corner crop: mirror the
+    frame, then for each eye the similarity that puts its outer and inner corner on the strip's line
+    y = EYE_*_XY[1] at EYE_*_XY[0] -+ EYE_WIDTH_PX / 2, so each eye is turned level along its own
+    corners and scaled by its own width. eye_corners: ((outer, inner) of the image-left eye, (inner,
+    outer) of the image-right eye) in raw-frame pixels, as landmarks.FaceLandmarks.eye_corners. The
+    strip's left half shows the image-right eye (the person's left eye, on the left in a selfie view)."""
+    mirror = np.array([[-1.0, 0.0, frame_w], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+    def m(p):
+        return (frame_w - p[0], p[1])
+
+    (l_outer, l_inner), (r_inner, r_outer) = eye_corners
+    half = EYE_WIDTH_PX / 2
+    # Mirrored, the image-right eye's outer corner is on the left, and the image-left eye's inner one.
+    A = _similarity(m(r_outer), m(r_inner), (EYE_LEFT_XY[0] - half, EYE_LEFT_XY[1]),
+                    (EYE_LEFT_XY[0] + half, EYE_LEFT_XY[1])) @ mirror
+    B = _similarity(m(l_inner), m(l_outer), (EYE_RIGHT_XY[0] - half, EYE_RIGHT_XY[1]),
+                    (EYE_RIGHT_XY[0] + half, EYE_RIGHT_XY[1])) @ mirror
+    return A, B
+
+
+def crop_eyes(frame_bgr: np.ndarray, det: Detection) -> tuple[np.ndarray, np.ndarray]:
+    """(strip, face_feats): the IMAGE_H x IMAGE_W RGB uint8 eye strip of the mirrored frame and
+    data.face_features of the mirrored face box ((4,) float32): what the synthetic renderer writes.
+
+    With landmarks (eye corners known) the strip is the corner crop: each eye warped on its own so its
+    corners land at EYE_*_XY -+ EYE_WIDTH_PX / 2 (corner_alignments), which is where the renderer puts
+    them. Without (Haar), one similarity for the whole strip puts the two eye centres on EYE_LEFT_XY
+    (the Detection's right_eye, on the left once mirrored) and EYE_RIGHT_XY."""
+    H, W = frame_bgr.shape[:2]
+    if det.landmarks is not None:
+        A, B = corner_alignments(det.landmarks.eye_corners, W)
+        half = IMAGE_W // 2
+        shift = np.array([[1.0, 0.0, -half], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        strip = np.concatenate([_warp_to(frame_bgr, A, half, IMAGE_H),
+                                _warp_to(frame_bgr, shift @ B, IMAGE_W - half, IMAGE_H)], axis=1)
+    else:
+        strip = _warp_to(frame_bgr, eye_alignment(det.left_eye, det.right_eye, W), IMAGE_W, IMAGE_H)
     strip = cv2.cvtColor(strip, cv2.COLOR_BGR2RGB) if strip.ndim == 3 else cv2.cvtColor(strip, cv2.COLOR_GRAY2RGB)
     return strip, face_features(*mirror_box(det.face, W), W, H)
 

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from .models_cache import model_path
+from .strip import face_box_from_eyes
 
 DETECTOR_FILE = "face_detection_short_range.tflite"
 MESH_FILE = "face_landmark.tflite"
@@ -411,9 +412,10 @@ class LandmarkDetector:
                 self.reset()
                 return None
         lm = self.analyse(frame_bgr, mesh, presence, roi)
-        x0, y0 = np.floor(mesh[:, :2].min(0))
-        x1, y1 = np.ceil(mesh[:, :2].max(0))
-        det = Detection(face=(int(x0), int(y0), int(x1 - x0), int(y1 - y0)), left_eye=lm.eye_centres[0],
+        # The face box by the renderer's fixed mapping from the eye centres (strip.face_box_from_eyes),
+        # not the mesh's extent, so its face features mean what the synthetic ones mean.
+        box = face_box_from_eyes(*lm.eye_centres)
+        det = Detection(face=tuple(int(round(v)) for v in box), left_eye=lm.eye_centres[0],
                         right_eye=lm.eye_centres[1], eyes_found=2, tracked=tracked, backend=self.backend,
                         landmarks=lm)
         self._roi = roi_from_mesh(mesh) if self.track else None

@@ -317,3 +317,91 @@ def test_tracking_runs_the_detector_only_when_lost(models, photo, monkeypatch):
     assert d.detect(np.full((480, 640, 3), 110, np.uint8)) is None and len(calls) == 2
     again = d.detect(frame)
     assert again is not None and not again.tracked and len(calls) == 3
+
+
+# ----------------------------------------------------------------------------------------------
+# The corner crop and the face box from the eyes (the renderer's geometry)
+
+
+def _blob_centroid(strip, colour, tol=60):
+    d = np.abs(strip.astype(int) - np.array(colour)).sum(-1)
+    w = np.clip(tol - d, 0, None).astype(np.float64)
+    ys, xs = np.mgrid[0:strip.shape[0], 0:strip.shape[1]]
+    assert w.sum() > 0, colour
+    return (w * (xs + 0.5)).sum() / w.sum(), (w * (ys + 0.5)).sum() / w.sum()
+
+
+def test_corner_crop_puts_each_corner_on_its_strip_position():
+    from types import SimpleNamespace
+
+    from gazeneg.face import Detection, crop_eyes
+    from gazeneg.strip import EYE_LEFT_XY, EYE_RIGHT_XY, EYE_WIDTH_PX
+
+    # Non-symmetric: the image-left eye 50 px wide and level, the image-right one 38 px wide and tilted.
+    l_outer, l_inner = (212.3, 241.1), (262.3, 241.1)
+    r_inner, r_outer = (318.6, 236.0), (355.8, 228.3)
+    colours = {"l_outer": (255, 0, 0), "l_inner": (0, 200, 0), "r_inner": (0, 0, 255), "r_outer": (255, 0, 255)}
+    pts = {"l_outer": l_outer, "l_inner": l_inner, "r_inner": r_inner, "r_outer": r_outer}
+    frame_rgb = np.full((480, 640, 3), 128, np.uint8)
+    for k, (x, y) in pts.items():
+        r = 4.0 if k.startswith("l") else 3.0
+        cv2.circle(frame_rgb, (round((x - 0.5) * 16), round((y - 0.5) * 16)), round(r * 16), colours[k], -1,
+                   cv2.LINE_AA, shift=4)
+    frame = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
+    lm = SimpleNamespace(eye_corners=((l_outer, l_inner), (r_inner, r_outer)))
+    det = Detection(face=(200, 150, 200, 200), left_eye=(237.3, 241.1), right_eye=(337.2, 232.2), landmarks=lm)
+    strip, _ = crop_eyes(frame, det)
+    half = EYE_WIDTH_PX / 2
+    # Selfie view: the strip's left eye is the image-right one, its outer corner at the strip's far left.
+    want = {"r_outer": (EYE_LEFT_XY[0] - half, EYE_LEFT_XY[1]), "r_inner": (EYE_LEFT_XY[0] + half, EYE_LEFT_XY[1]),
+            "l_inner": (EYE_RIGHT_XY[0] - half, EYE_RIGHT_XY[1]), "l_outer": (EYE_RIGHT_XY[0] + half, EYE_RIGHT_XY[1])}
+    for k, xy in want.items():
+        got = _blob_centroid(strip, colours[k])
+        assert math.dist(got, xy) < 0.5, (k, got, xy)
+
+
+def test_face_box_from_eyes_follows_the_renderers_mapping():
+    from gazeneg.strip import FACE_DROP_PER_IOD, FACE_W_PER_IOD, face_box_from_eyes
+
+    x, y, w, h = face_box_from_eyes((100.0, 200.0), (163.0, 200.0))
+    assert w == h == pytest.approx(63 * FACE_W_PER_IOD)
+    assert (x + w / 2, y + h / 2) == pytest.approx((131.5, 200 + 63 * FACE_DROP_PER_IOD))
+    # A head rolled 90 deg clockwise on screen (image-right eye straight below the left one): "down"
+    # from the eye line now points to image-left.
+    x, y, w, h = face_box_from_eyes((300.0, 100.0), (300.0, 163.0))
+    assert (x + w / 2, y + h / 2) == pytest.approx((300 - 63 * FACE_DROP_PER_IOD, 131.5))
+    with pytest.raises(ValueError, match="coincide"):
+        face_box_from_eyes((1.0, 2.0), (1.0, 2.0))
+
+
+def test_strip_geometry_is_the_renderers():
+    from gazeneg.strip import EYE_WIDTH_PX, FACE_DROP_PER_IOD, FACE_W_PER_IOD
+    from gazeneg.synth import DEFAULT_CONFIG, sample_subject
+
+    assert DEFAULT_CONFIG.eye_width_px == EYE_WIDTH_PX
+    rng = np.random.default_rng(0)
+    subjects = [sample_subject(rng) for _ in range(300)]
+    assert np.mean([s.face_w_cm / s.iod_cm for s in subjects]) == pytest.approx(FACE_W_PER_IOD, rel=0.01)
+    assert np.mean([DEFAULT_CONFIG.face_drop_cm / s.iod_cm for s in subjects]) == pytest.approx(FACE_DROP_PER_IOD, rel=0.01)
+    assert np.mean([2 * s.eye_half_w for s in subjects]) == pytest.approx(EYE_WIDTH_PX, rel=0.02)
+
+
+def test_corner_strip_of_a_real_face_is_centred_on_the_irises(models, photo):
+    from gazeneg.face import corner_alignments, crop_eyes
+    from gazeneg.strip import EYE_LEFT_XY, EYE_RIGHT_XY
+
+    d = make_detector("landmarks", track=False)
+    det = d.detect(photo)
+    strip, feats = crop_eyes(photo, det)
+    assert strip.shape == (32, 96, 3) and strip.dtype == np.uint8
+    A, B = corner_alignments(det.landmarks.eye_corners, photo.shape[1])
+    # The image-right iris lands in the strip's left half near EYE_LEFT_XY, the image-left one right.
+    for M, iris, xy in ((A, det.landmarks.iris[1], EYE_LEFT_XY), (B, det.landmarks.iris[0], EYE_RIGHT_XY)):
+        got = M[:2, :2] @ np.array(iris) + M[:2, 2]
+        assert abs(got[0] - xy[0]) < 6 and abs(got[1] - xy[1]) < 6, (got, xy)
+        # and that spot is dark in the strip (the iris), darker than the strip's median
+        gx, gy = int(got[0]), int(got[1])
+        assert strip[gy - 1:gy + 2, gx - 1:gx + 2].mean() < 0.8 * np.median(strip)
+    # Features from the mirrored box of the eye-based mapping: the astronaut's face is left of centre in
+    # the raw photo, so right of centre in the selfie view (positive x feature).
+    assert feats[0] > 0 and 0.1 < feats[2] < 0.3
