@@ -29,6 +29,7 @@ import numpy as np
 from . import grid
 from .data import atomic_write_text
 from .face import Detection, FaceEyeDetector, crop_eyes, eyes_closed, make_detector
+from .webcam import Window, frame_loop
 
 CALIB_VERSION = 1
 # Calibration points in a spread-out order: the first k are used for k targets. The first 9 are the
@@ -566,8 +567,6 @@ class LiveWindow:
     """render_live in a fullscreen window; keys: c, v, Esc (or q)."""
 
     def __init__(self, screen: tuple[int, int], name: str = "gazeneg live"):
-        from .capture import Window
-
         self.screen = screen
         self.window = Window(name, extra_keys={ord("c"): "c", ord("v"): "v"})
 
@@ -583,13 +582,8 @@ def run_live(session: LiveSession, source, *, clock=time.perf_counter, ui=None, 
     """Feed frames into session until Esc, the source ends or max_frames. ui: show(session, res, frame,
     now) -> key names; keys: (session, now) -> key names. Returns the results (kept only without a ui)."""
     out = []
-    n = 0
-    while session.mode != DONE and (max_frames is None or n < max_frames):
-        frame = source.read()
-        if frame is None:
-            break
-        n += 1
-        now = clock()
+
+    def step(frame, now):
         res = session.feed(frame, now)
         pressed = []
         if ui is not None:
@@ -597,10 +591,9 @@ def run_live(session: LiveSession, source, *, clock=time.perf_counter, ui=None, 
         else:
             res.strip = None  # keep memory flat on long headless runs
             out.append(res)
-        if keys is not None:
-            pressed += keys(session, now)
-        for k in pressed:
-            session.press(k, now)
+        return pressed + (keys(session, now) if keys is not None else [])
+
+    frame_loop(source, step, session.press, clock=clock, done=lambda: session.mode == DONE, max_frames=max_frames)
     return out
 
 

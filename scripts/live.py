@@ -19,7 +19,6 @@ import sys
 import cv2
 import torch
 
-from gazeneg.capture import CaptureError, open_source, screen_size
 from gazeneg.checkpoint import load_checkpoint
 from gazeneg.cli import run_cli
 from gazeneg.face import make_detector
@@ -36,6 +35,7 @@ from gazeneg.live import (
     run_live,
     summarize_latency,
 )
+from gazeneg.webcam import CaptureError, open_source, screen_size
 
 
 def _cm(text: str) -> tuple[float, float]:

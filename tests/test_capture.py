@@ -4,6 +4,7 @@ crash safety and --resume, the attention check, pause/Esc, rejections and the cl
 import errno
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import cv2
@@ -296,7 +297,7 @@ def test_missing_gui_support_is_a_clear_error(monkeypatch):
 def test_no_display_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    if not C.sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux"):
         pytest.skip("DISPLAY check is Linux-only")
     with pytest.raises(C.GuiError, match="--headless"):
         C.Window("x")
