@@ -16,7 +16,9 @@ Per backend:
 - latency per still (full search, no tracking) and per video frame (tracking), on one thread (torch
   and OpenCV): the median over --repeats passes of each still, then over stills.
 - videos: frames with a face and both eyes (Haar: both eyes found by the cascade, not estimated);
-  frame-to-frame eye displacement in % IOD (median over frame pairs: jitter plus any real motion).
+  frame-to-frame eye displacement in % IOD (median over frame pairs: jitter plus any real motion), and
+  jitter alone: each eye's distance from the midpoint of its previous and next positions, % IOD.
+  The eye is the one the strip is cut around (Haar: eye centre; landmarks: midpoint of the corners).
 - blink flag: how many open-eyed stills it fires on, and on two stills with shut eyes.
 
     python benchmarks/face_landmarks.py                      # about 2-4 min on 2 cores
@@ -186,6 +188,7 @@ def video_run(make, path: Path, max_frames: int | None):
     det_ = make()
     n = ok = tracked = 0
     wall, cpu, prev, moves, moves_iris = [], [], None, [], []
+    track = []  # per frame: (eyes (2, 2), iod) or None, for the jitter measure
     while max_frames is None or n < max_frames:
         good, frame = cap.read()
         if not good:
@@ -207,9 +210,17 @@ def video_run(make, path: Path, max_frames: int | None):
                 moves.extend((np.linalg.norm(eyes - prev[0], axis=1) / iod * 100).tolist())
                 moves_iris.extend((np.linalg.norm(iris - prev[1], axis=1) / iod * 100).tolist())
             prev = (eyes, iris)
+            track.append((eyes, iod))
         else:
             prev = None
+            track.append(None)
     cap.release()
+    # Jitter: distance of each eye from the midpoint of its previous and next positions (three
+    # consecutive frames with both eyes), in % IOD. Steady motion cancels; frame-to-frame noise stays.
+    jit = []
+    for a, b, c in zip(track, track[1:], track[2:], strict=False):
+        if a is not None and b is not None and c is not None:
+            jit.extend((np.linalg.norm(b[0] - (a[0] + c[0]) / 2, axis=1) / b[1] * 100).tolist())
     wall_t = [w for w, k in zip(wall[1:], range(1, n), strict=True) if k > 0]  # first frame: cold start
     return {"frames": n, "face_and_both_eyes": ok, "face_and_both_eyes_rate": ok / max(n, 1),
             "tracked_frames": tracked,
@@ -217,6 +228,7 @@ def video_run(make, path: Path, max_frames: int | None):
             "median_cpu_ms_per_frame": float(np.median(cpu[1:])) if n > 1 else None,
             "p95_ms_per_frame": float(np.percentile(wall_t, 95)) if wall_t else None,
             "eye_motion_median_pct_iod": float(np.median(moves)) if moves else None,
+            "eye_jitter_median_pct_iod": float(np.median(jit)) if jit else None,
             "iris_motion_median_pct_iod": float(np.median(moves_iris)) if moves_iris else None}
 
 
@@ -283,14 +295,16 @@ def print_backend(b, r):
     lat = r["latency_still"]
     print(f"latency per still (full search, 1 thread): median {lat['median_ms']:.1f} ms "
           f"(slowest still {lat['max_of_medians_ms']:.1f} ms; median of {lat['repeats']} passes each)")
-    print("| video | frames | face + both eyes | tracked | ms/frame median (p95) | CPU ms/frame | eye motion, median % IOD |")
-    print("|---|---|---|---|---|---|---|")
+    print("| video | frames | face + both eyes | tracked | ms/frame median (p95) | CPU ms/frame | "
+          "eye motion, median % IOD | eye jitter, median % IOD |")
+    print("|---|---|---|---|---|---|---|---|")
     for v, s in r["videos"].items():
         mot = "n/a" if s["eye_motion_median_pct_iod"] is None else f"{s['eye_motion_median_pct_iod']:.2f}"
         if s["iris_motion_median_pct_iod"] is not None and b == "landmarks":
             mot += f" (iris {s['iris_motion_median_pct_iod']:.2f})"
         print(f"| {v} | {s['frames']} | {100 * s['face_and_both_eyes_rate']:.1f}% | {s['tracked_frames']} | "
-              f"{s['median_ms_per_frame']:.1f} ({s['p95_ms_per_frame']:.1f}) | {s['median_cpu_ms_per_frame']:.1f} | {mot} |")
+              f"{s['median_ms_per_frame']:.1f} ({s['p95_ms_per_frame']:.1f}) | {s['median_cpu_ms_per_frame']:.1f} | {mot} | "
+              f"{'n/a' if s['eye_jitter_median_pct_iod'] is None else format(s['eye_jitter_median_pct_iod'], '.2f')} |")
     if "blink_on_open_stills" in r:
         print(f"blink flag on open-eyed stills: {r['blink_on_open_stills']}/{r['stills']['original']['stills']}; "
               f"on shut-eyed stills: {r['blink_on_shut_stills']}")
