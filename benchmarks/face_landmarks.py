@@ -253,10 +253,9 @@ def main(argv=None) -> int:
     names = [n for n in marks["stills"] if n != "astronaut.png"] + list(marks["closed_eyes"]) + list(VIDEOS)
     media = fetch_media(names)
     stills, closed = load_stills(media)
-    runtime = {"auto": "auto", "cv2.dnn": "cv2", "litert": "litert"}[args.runtime]
     makers = {
         "haar": lambda track=False: FaceEyeDetector(track=track),
-        "landmarks": lambda track=False: LandmarkDetector(track=track, runtime=runtime),
+        "landmarks": lambda track=False: LandmarkDetector(track=track, runtime=args.runtime),
     }
     out = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.processor() or platform.machine(),
            "cpu_threads": 1, "opencv": cv2.__version__, "stills": len(stills), "backends": {}}

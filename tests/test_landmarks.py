@@ -405,3 +405,14 @@ def test_corner_strip_of_a_real_face_is_centred_on_the_irises(models, photo):
     # Features from the mirrored box of the eye-based mapping: the astronaut's face is left of centre in
     # the raw photo, so right of centre in the selfie view (positive x feature).
     assert feats[0] > 0 and 0.1 < feats[2] < 0.3
+
+
+def test_runtime_choice_is_checked(models):
+    with pytest.raises(ValueError, match="unknown model runtime 'onnx'"):
+        L.LandmarkDetector(runtime="onnx")
+    assert L.LandmarkDetector(runtime="cv2.dnn").runtime == "cv2.dnn"
+    try:
+        import ai_edge_litert  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match=r"pip install -e '.\[litert\]'"):
+            L.LandmarkDetector(runtime="litert")
