@@ -183,23 +183,23 @@ def section4() -> list[str]:
 
 
 def section5() -> list[str]:
-    """optimizer.load_state_dict keeps the snapshot's tensors: later steps rewrite the snapshot."""
+    """A snapshot taken by reference, or loaded without a copy, is rewritten by later steps."""
     out = []
-    for deep in (False, True):
+    for how in ("state_dict() as returned", "deep copy, loaded as is", "deep copy, loaded from a copy"):
         torch.manual_seed(0)
         p = torch.nn.Parameter(torch.randn(5))
         opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
         p.grad = torch.ones(5)
         opt.step()
-        snap = copy.deepcopy(opt.state_dict()) if deep else opt.state_dict()
+        snap = opt.state_dict() if how.startswith("state_dict") else copy.deepcopy(opt.state_dict())
         before = snap["state"][0]["momentum_buffer"].norm().item()
-        opt.load_state_dict(copy.deepcopy(snap) if deep else snap)
+        opt.load_state_dict(copy.deepcopy(snap) if how.endswith("from a copy") else snap)
         for _ in range(10):
             p.grad = torch.full((5,), 100.0)
             opt.step()
         after = snap["state"][0]["momentum_buffer"].norm().item()
-        out.append(f"5 snapshot {'deep-copied' if deep else 'as state_dict() returns it'}: momentum norm in the "
-                   f"snapshot {before:.3g} before, {after:.3g} after 10 later steps")
+        out.append(f"5 snapshot by {how}: momentum norm in the snapshot {before:.3g} before, {after:.4g} "
+                   "after 10 later steps")
     return out
 
 
