@@ -4,7 +4,7 @@
     python scripts/eval_wrong_labels.py --ray auto               # join the cluster `ray start` made here
     python scripts/eval_wrong_labels.py --ray 10.0.0.5:6379      # or name its head node
 
-experiment.run_sweep hands the runs still to do to `run_on_ray` and appends each row to results.csv as it
+experiment.run_sweep hands the runs still to do, and its `execute`, to `run_on_ray` and appends each row to results.csv as it
 comes back, so results, resume and the report are the same as for the local process pool. Each task calls
 experiment.execute, which sets torch to one thread, so a run's numbers do not depend on where it ran.
 
@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from .experiment import execute
-
 
 def _import_ray():
     try:
@@ -29,8 +27,8 @@ def _import_ray():
     return ray
 
 
-def run_on_ray(address: str, tasks: Iterable, sweep) -> Iterator[dict]:
-    """Run experiment.execute(arm, seed, budget, sweep) for each task on Ray; yield result rows as runs
+def run_on_ray(address: str, tasks: Iterable, sweep, execute) -> Iterator[dict]:
+    """Run execute(arm, seed, budget, sweep) (experiment.execute) for each task on Ray; yield result rows as runs
     finish (in completion order). address: "local" starts a Ray instance on this machine, "auto" or
     host:port joins a running cluster; if this process already called ray.init, that instance is used
     and left running. Stopping early (Ctrl-C, an error) cancels the runs not yet finished."""

@@ -55,7 +55,7 @@ class TrainConfig:
     screen_w_cm: float = 0.0
     screen_h_cm: float = 0.0
     distance_cm: float = 0.0
-    # wrong labels with a negative learning rate (see SCIENCE.md section 1)
+    # wrong labels with a negative learning rate (docs/science.md sections 1, 2 and 4)
     neg_mode: str = "off"            # "off", "literal" (separate step at lr -lambda*lr) or "combined"
     neg_lambda: float = 0.0          # lambda per wrong point; Lambda = lambda * neg_k
     neg_lambda_schedule: str = "constant"  # "constant" or "linear" (ramps 0 -> lambda after warm-up)
@@ -66,7 +66,8 @@ class TrainConfig:
     neg_boundary: str = "keep"       # keep | clip | reflect | drop
     neg_warmup_epochs: int = 0
     neg_other_photos: bool = False   # literal mode: negative step on a different batch of photos
-    neg_loss: str = "mse"            # "mse": -1/2|f-w|^2 ; "repulsion": bounded 1/2 max(0, m-|f-w|)^2
+    neg_loss: str = "match"          # "match" (the true-label loss's shape), "mse": -1/2|f-w|^2, "huber":
+                                     # -Huber(|f-w|), "repulsion": bounded 1/2 max(0, m-|f-w|)^2
     neg_margin: float = 0.0          # repulsion margin m; 0 = D
     guard_bound: float = 0.0         # error bound B: only samples with |f - y| < B; 0 = off
     guard_bound_norm: str = "euclidean"  # or "max" (per-axis)
@@ -76,7 +77,7 @@ class TrainConfig:
     watchdog_pct: float = 50.0       # validation error this % above its best ...
     watchdog_patience: int = 2       # ... for this many epochs triggers it
     watchdog_action: str = "halve"   # "halve" lambda or "stop" wrong labels
-    # classification wrong cells (section 2)
+    # classification wrong cells (docs/science.md section 3)
     cls_neg_loss: str = "complement"  # "complement" (-log(1 - p_l)) or "negated_ce" (+log p_l)
     cls_neg_weight: float = 0.0      # weight of the wrong-cell term; 0 = off
     cls_neg_confidence: float = 0.0  # guard: only where p(true cell) > this (NLNL-style); 0 = off
@@ -108,7 +109,7 @@ CHOICES = {
     "neg_lambda_schedule": ("constant", "linear"),
     "neg_policy": ("one_sided", "random", "redraw", "symmetric", "prediction_side"),
     "neg_boundary": ("keep", "clip", "reflect", "drop"),
-    "neg_loss": ("mse", "repulsion"),
+    "neg_loss": ("match", "mse", "huber", "repulsion"),
     "guard_bound_norm": ("euclidean", "max"),
     "watchdog_action": ("halve", "stop"),
     "cls_neg_loss": ("complement", "negated_ce"),
@@ -201,6 +202,10 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.watchdog_patience >= 1, "watchdog_patience must be >= 1"),
         (not (cfg.head == "regression" and (cfg.cls_neg_weight > 0 or cfg.cls_complement_only)),
          "cls_neg_* options need head=classification"),
+        (not (cfg.loss == "huber" and cfg.neg_loss == "mse" and cfg.neg_mode != "off"),
+         "loss huber with neg_loss mse is unbounded below for every neg_lambda > 0 (a quadratic negative term "
+         "outgrows Huber's linear tail) and runs away: use neg_loss match (Huber-shaped repulsion) or loss mse "
+         "(docs/science.md section 2)"),
         (not (cfg.head == "classification" and cfg.neg_mode != "off"),
          "neg_mode (regression wrong points) needs head=regression; use cls_neg_weight for classification"),
     ]

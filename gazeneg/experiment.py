@@ -4,7 +4,8 @@ Each run is one `train.fit` of a small, fast model (default "mlp" on pooled pixe
 hundreds of runs must fit in minutes on a 2-core CPU) from a base config plus the arm's overrides.
 Runs go to a process pool (all cores), or one after another, or to a Ray cluster; each finished run
 is appended and flushed to results.csv, so Ctrl-C keeps them and re-running with the same output
-folder resumes. Statistics and the report are in stats.py and report.py.
+folder resumes. Arms are data (`Arm`), defined once here; statistics and the report are in stats.py
+and report.py and read arm facts from the `Arm`, never from its name.
 """
 
 from __future__ import annotations
@@ -26,30 +27,50 @@ from tqdm import tqdm
 from . import grid
 from .config import TrainConfig, from_dict
 from .data import load_dataset
-from .train import (
-    Splits,
-    apply_budget,
-    centre_guess_error,
-    error_metrics,
-    evaluate,
-    fit,
-    resolve_data_path,
-    split_by_subject,
-)
+from .metrics import COLLAPSED, DIVERGED, centre_guess_error, error_metrics, outcome
+from .splits import Splits, apply_budget, resolve_data_path, split_by_subject
+from .train import evaluate, fit, tensors
 
 D = 2.0  # the wrong point's distance in the original question
 
 
 @dataclass(frozen=True)
 class Arm:
+    """One arm of the sweep, as data: its configuration (overrides of the sweep's base config) and the
+    facts the statistics and the report need, so nothing is parsed back out of its name."""
+
     name: str
     family: str                     # which baseline it is compared with: "sgd", "adam" or "cls"
     overrides: dict
     group: str = "main"             # main | theory | bound | cls | complement_only
-    # Predicted mean signed error along the wrong-point direction d, in cells (SCIENCE.md section 1):
+    # Predicted mean signed error along the wrong-point direction d, in cells (docs/science.md section 1):
     # the optimum moves AWAY from w, f* = y - lambda/(1 - lambda) d, so the prediction is negative.
     predicted_bias: float | None = None
     note: str = ""
+    # An arm this one is the prediction of: "same as <arm>" (e.g. symmetric Lambda = 0.8 under SGD is
+    # the baseline at lr x 0.2), checked by a paired equivalence test in the report.
+    same_as: str | None = None
+    series: str = ""                # which plot series it belongs to: "naive", "one_sided", "bound" or ""
+
+    @property
+    def total_lambda(self) -> float:
+        """Lambda = lambda x K, the total weight of the wrong points (0 = no wrong labels)."""
+        o = self.overrides
+        return float(o.get("neg_lambda", 0.0)) * int(o.get("neg_k", 1)) if o.get("neg_mode", "off") != "off" else 0.0
+
+    @property
+    def bound(self) -> float:
+        """The error bound B (cells), 0 = none."""
+        return float(self.overrides.get("guard_bound", 0.0))
+
+    @property
+    def uses_wrong_labels(self) -> bool:
+        o = self.overrides
+        return self.total_lambda > 0 or float(o.get("cls_neg_weight", 0)) > 0 or bool(o.get("cls_complement_only"))
+
+    @property
+    def policy(self) -> str:
+        return self.overrides.get("neg_policy", "one_sided") if self.overrides.get("neg_mode", "off") != "off" else ""
 
 
 def _main_arms(fam: str) -> list[Arm]:
@@ -61,10 +82,14 @@ def _main_arms(fam: str) -> list[Arm]:
         Arm(p + "baseline", fam, {**opt}, note="no wrong labels"),
         Arm(p + "lr_control_0.2", fam, {**opt, "lr_scale": 0.2},
             note="baseline at lr x (1 - 0.8): the LR-matched control of symmetric Lambda = 0.8"),
-        Arm(p + "naive_l0.3", fam, {**opt, **rnd, "neg_lambda": 0.3}, note="random wrong point, no guard"),
-        Arm(p + "naive_l1.0", fam, {**opt, **rnd, "neg_lambda": 1.0}, note="Lambda = 1: loss linear in f"),
-        Arm(p + "naive_l1.5", fam, {**opt, **rnd, "neg_lambda": 1.5}, note="Lambda > 1: concave loss"),
-        Arm(p + "guard_bound", fam, {**opt, **rnd, "neg_lambda": 0.5, "guard_bound": D}, note="error bound B = D alone"),
+        Arm(p + "naive_l0.3", fam, {**opt, **rnd, "neg_lambda": 0.3}, note="random wrong point, no guard",
+            series="naive"),
+        Arm(p + "naive_l1.0", fam, {**opt, **rnd, "neg_lambda": 1.0}, note="Lambda = 1: loss linear in f",
+            series="naive"),
+        Arm(p + "naive_l1.5", fam, {**opt, **rnd, "neg_lambda": 1.5}, note="Lambda > 1: concave loss",
+            series="naive"),
+        Arm(p + "guard_bound", fam, {**opt, **rnd, "neg_lambda": 0.5, "guard_bound": D},
+            note="error bound B = D alone, random placement (the original scheme with a random wrong point)"),
         Arm(p + "guard_direction", fam, {**opt, **rnd, "neg_lambda": 0.5, "guard_direction": True},
             note="direction guard alone"),
         Arm(p + "guard_grad_cap", fam, {**opt, **rnd, "neg_lambda": 0.5, "guard_grad_cap": 1.0},
@@ -73,14 +98,15 @@ def _main_arms(fam: str) -> list[Arm]:
             note="watchdog alone, on the diverging Lambda = 1.5"),
         Arm(p + "repulsion", fam, {**opt, **rnd, "neg_lambda": 0.5, "neg_loss": "repulsion"},
             note="bounded repulsion, m = D"),
-        Arm(p + "original_pred_side", fam, {**opt, **lit, "neg_policy": "prediction_side", "neg_lambda": 0.5,
-                                            "guard_bound": D},
+        # The original scheme: B = D, w on the prediction's side of the truth. The boundary must keep w on
+        # that side: "reflect" would mirror it to the far side near an edge, where stepping away from w
+        # moves f away from y (docs/science.md section 1), so this arm keeps off-grid points.
+        Arm(p + "original_pred_side", fam, {**opt, **lit, "neg_boundary": "keep", "neg_policy": "prediction_side",
+                                            "neg_lambda": 0.5, "guard_bound": D},
             note="the original scheme: B = D, wrong point on the prediction's side"),
-        Arm(p + "original_random", fam, {**opt, **rnd, "neg_lambda": 0.5, "guard_bound": D},
-            note="the original scheme with random placement"),
         Arm(p + "symmetric_k4", fam, {**opt, "neg_mode": "combined", "neg_policy": "symmetric", "neg_k": 4,
                                       "neg_lambda": 0.2, "neg_boundary": "keep"},
-            note="4 symmetric points, Lambda = 0.8"),
+            note="4 symmetric points, Lambda = 0.8", same_as=p + "lr_control_0.2" if fam == "sgd" else p + "baseline"),
     ]
 
 
@@ -88,11 +114,12 @@ def _theory_arms() -> list[Arm]:
     base = {"optimizer": "sgd", "neg_mode": "combined", "neg_policy": "one_sided", "neg_boundary": "keep",
             "neg_distance": D}
     arms = [Arm(f"sgd:one_sided_l{lam}", "sgd", {**base, "neg_lambda": lam}, group="theory",
-                predicted_bias=-lam / (1 - lam) * D, note="one-sided, combined loss, keep")
+                predicted_bias=-lam / (1 - lam) * D, note="one-sided, combined loss, keep", series="one_sided")
             for lam in (0.1, 0.3, 0.5)]
     # Error bound on a Lambda > 1 one-sided run: divergence becomes an error near B.
     arms += [Arm(f"sgd:bound_B{b:g}_l1.5", "sgd", {**base, "neg_lambda": 1.5, "guard_bound": b}, group="bound",
-                 predicted_bias=-b, note="one-sided Lambda = 1.5 under error bound B") for b in (0.5, 1.0, 2.0)]
+                 predicted_bias=-b, note="one-sided Lambda = 1.5 under error bound B", series="bound")
+             for b in (0.5, 1.0, 2.0)]
     return arms
 
 
@@ -174,7 +201,7 @@ def run_key(arm: str, seed: int, budget: int) -> str:
 
 
 RESULT_FIELDS = ["arm", "family", "group", "optimizer", "seed", "budget", "final_test_error", "best_test_error",
-                 "final_val_error", "signed_error_row", "signed_error_col", "bias_along_direction", "train_bias_along_direction",
+                 "final_val_error", "best_val_error", "signed_error_row", "signed_error_col", "bias_along_direction", "train_bias_along_direction",
                  "cell_accuracy",
                  "diverged", "collapsed", "stop_reason", "guard_counts", "watchdog_events", "logit_absmax",
                  "seconds", "n_train"]
@@ -206,10 +233,9 @@ def execute(arm: Arm, seed: int, budget: int, sweep: SweepConfig) -> dict:
     sp = _splits_for(sweep.data, budget, cfg)
     res = fit(cfg, sp, log=lambda *_: None)
     test_t = sp.test.targets.astype(np.float64)
-    # Final weights (what training produced) and the best-on-validation weights (what early stopping keeps).
-    from .train import _tensors
-
-    test_data = _tensors(sp.test)
+    # The final model (what training produced; for a watchdog run that ended worse than its best, its
+    # best-validation weights) and the best-on-validation weights (what early stopping keeps).
+    test_data = tensors(sp.test)
     best_pred = evaluate(res.model, test_data, torch.device("cpu"))
     final_model = copy.deepcopy(res.model)
     final_model.load_state_dict(res.final_state)
@@ -219,28 +245,26 @@ def execute(arm: Arm, seed: int, budget: int, sweep: SweepConfig) -> dict:
     d = np.asarray(cfg.neg_direction, np.float64)
     d = d / np.linalg.norm(d)
     signed = np.array([fm["mean_signed_error_row"], fm["mean_signed_error_col"]])
-    # For the arms with a predicted bias, the same signed error on the training photos, where SCIENCE.md's
-    # fixed point is defined exactly (on held-out people it also carries each person's own offset, which
-    # the model cannot know). Other arms skip this pass over the training set.
+    # For the arms with a predicted bias, the same signed error on the training photos, where the
+    # theory's fixed point is defined exactly (on held-out people it also carries each person's own
+    # offset, which the model cannot know). Other arms skip this pass over the training set.
     train_signed = np.full(2, np.nan)
     if arm.predicted_bias is not None:
-        train_pred = evaluate(final_model, _tensors(sp.train), torch.device("cpu"))
+        train_pred = evaluate(final_model, tensors(sp.train), torch.device("cpu"))
         with np.errstate(invalid="ignore", over="ignore"):
             train_signed = np.mean(train_pred - sp.train.targets.astype(np.float64), axis=0)
-    # Diverged: non-finite, or predictions off the screen (mean error beyond the screen's diagonal:
-    # Adam's bounded steps make a runaway grow linearly, so it can stay finite). Collapsed: on the
-    # screen but worse than always guessing its centre.
-    diverged = bool(res.state.diverged or not math.isfinite(fm["mean_error_cells"])
-                    or fm["mean_error_cells"] > grid.DIAGONAL)
-    collapsed = (not diverged) and fm["mean_error_cells"] > centre_guess_error(test_t)
+    # The one definition of diverged / collapsed (metrics.outcome), here on the test people.
+    result = outcome(fm["mean_error_cells"], centre_guess_error(test_t), nonfinite=res.state.diverged)
     return {
         "arm": arm.name, "family": arm.family, "group": arm.group, "optimizer": cfg.optimizer, "seed": seed,
         "budget": budget, "final_test_error": fm["mean_error_cells"], "best_test_error": bm["mean_error_cells"],
         "final_val_error": res.state.history[-1]["val_mean_error_cells"] if res.state.history else math.nan,
+        "best_val_error": res.state.best_err,
         "signed_error_row": signed[0], "signed_error_col": signed[1],
         "bias_along_direction": float(signed @ d) if np.isfinite(signed).all() else math.nan,
         "train_bias_along_direction": float(train_signed @ d) if np.isfinite(train_signed).all() else math.nan,
-        "cell_accuracy": fm["cell_accuracy"], "diverged": diverged, "collapsed": bool(collapsed), "stop_reason": res.state.stop_reason,
+        "cell_accuracy": fm["cell_accuracy"], "diverged": result == DIVERGED, "collapsed": result == COLLAPSED,
+        "stop_reason": res.state.stop_reason,
         "guard_counts": json.dumps(res.state.guards.as_dict()), "watchdog_events": json.dumps(res.watchdog_events),
         "logit_absmax": res.state.history[-1].get("val_logit_absmax", "") if res.state.history else "",
         "seconds": time.perf_counter() - t0, "n_train": len(sp.train),
@@ -330,7 +354,7 @@ def run_sweep(sweep: SweepConfig, *, progress: bool = True, sequential: bool = F
     if sweep.ray:
         from .cluster import run_on_ray
 
-        for row in run_on_ray(sweep.ray, tasks, sweep):
+        for row in run_on_ray(sweep.ray, tasks, sweep, execute):
             _append(out, row)
             bar.update(1)
     elif sequential or workers == 1:

@@ -1,16 +1,16 @@
 """Guards on the negative (wrong-label) step, and the divergence watchdog.
 
-Each guard returns a boolean mask of the (sample, wrong point) pairs it lets through; the trainer
-counts the pairs each guard blocked ("fired") and logs the counts. See SCIENCE.md section 1:
+Each mask guard returns a boolean mask of the (sample, wrong point) pairs it lets through; the
+objective (objective.py) counts the pairs each guard blocked ("fired"). See docs/science.md section 1:
   error bound   |f - y| < B (Euclidean or per-axis max): the original question's rule
   direction     <f - w, y - f> > 0: stepping away from w also moves f toward y
-  repulsion     bounded 1/2 max(0, m - |f - w|)^2 in place of the unbounded -1/2 |f - w|^2
-  grad cap      the negative step's gradient norm is clipped to a cap
+  grad cap      the negative step's gradient norm is scaled down to a cap (cap_norm_)
+The bounded repulsion, the other guard, is a loss shape: losses.negative_objective.
+The watchdog: docs/science.md section 5.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -35,88 +35,116 @@ def direction_mask(f: torch.Tensor, w: torch.Tensor, y: torch.Tensor) -> torch.T
     return ((f[:, None, :] - w) * (y - f)[:, None, :]).sum(-1) > 0
 
 
-def negative_objective(f: torch.Tensor, w: torch.Tensor, loss: str = "mse", margin: float = 2.0) -> torch.Tensor:
-    """Per-pair objective the negative step ASCENDS, (B, K).
-    mse: 1/2 |f - w|^2 (unbounded above: ascending it can diverge);
-    repulsion: -1/2 max(0, m - |f - w|)^2 (ascending it = descending a bounded penalty that is zero
-    once f is m away from w, so y stays a minimiser when m <= D)."""
-    diff = f[:, None, :] - w
-    if loss == "mse":
-        return 0.5 * (diff ** 2).sum(-1)
-    if loss == "repulsion":
-        # sqrt of 0 has an infinite derivative: add a tiny epsilon inside.
-        dist = torch.sqrt((diff ** 2).sum(-1) + 1e-12)
-        return -0.5 * torch.clamp(margin - dist, min=0) ** 2
-    raise ValueError(f"loss must be 'mse' or 'repulsion', not {loss!r}")
-
-
 @dataclass
 class GuardCounter:
     """How often each guard fired (blocked a pair, or capped a step), and how many pairs it saw."""
 
     fired: Counter = field(default_factory=Counter)
-    seen: int = 0
+    seen: int = 0            # (sample, wrong point) pairs the guards looked at
+    steps: int = 0           # optimizer steps that carried a negative term (the grad cap's denominator)
+    step_ratio_sum: float = 0.0   # literal mode: sum over steps of mean |delta theta| / (lambda * lr)
+    step_ratio_n: int = 0
 
     def add(self, name: str, n: int) -> None:
         self.fired[name] += int(n)
 
+    def add_step_ratio(self, r: float) -> None:
+        self.step_ratio_sum += float(r)
+        self.step_ratio_n += 1
+
     def as_dict(self, prefix: str = "guard_") -> dict:
         d = {f"{prefix}{k}_fired": int(v) for k, v in sorted(self.fired.items())}
         d[f"{prefix}pairs_seen"] = int(self.seen)
+        d[f"{prefix}neg_steps"] = int(self.steps)
+        if self.step_ratio_n:
+            d[f"{prefix}neg_step_ratio"] = self.step_ratio_sum / self.step_ratio_n
         return d
+
+    def state(self) -> dict:
+        return {"fired": dict(self.fired), "seen": self.seen, "steps": self.steps,
+                "step_ratio_sum": self.step_ratio_sum, "step_ratio_n": self.step_ratio_n}
+
+    def load(self, d: dict) -> None:
+        self.fired = Counter(d.get("fired", {}))
+        self.seen, self.steps = int(d.get("seen", 0)), int(d.get("steps", 0))
+        self.step_ratio_sum, self.step_ratio_n = float(d.get("step_ratio_sum", 0.0)), int(d.get("step_ratio_n", 0))
+
+
+def cap_norm_(tensors: list, cap: float) -> bool:
+    """Scale the tensors in place so that their joint L2 norm is at most cap; True if it was above.
+    The one gradient cap of the project: the combined loss applies it to the negative term's gradient
+    alone, the literal step to its own gradient."""
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
+    if norm > cap:
+        for t in tensors:
+            t.mul_(cap / norm)
+        return True
+    return False
 
 
 class Watchdog:
-    """Divergence watchdog. After each epoch (and on any non-finite loss), `should_trigger` decides
-    whether the run went bad: a non-finite loss or weight, a validation error off the screen, or
-    validation error more than pct% above its best for `patience` epochs. Then it restores the best weights (and optimizer states), halves lambda or
-    stops wrong labels, and records the event. `snapshot` keeps the best state in memory."""
+    """Divergence watchdog (docs/science.md section 5). After each epoch, `should_trigger` decides whether
+    the run went bad: a non-finite loss or weight or a validation error off the screen (at once), or
+    `patience` bad epochs in a row, where a bad epoch has a validation error more than pct% above its
+    best OR above an absolute level (the trainer passes the error of always guessing the screen centre,
+    so a best epoch that is itself near chance cannot disarm it). `restore` then loads the best weights
+    with FRESH optimizer moments and halves lambda (or stops the wrong labels).
 
-    def __init__(self, *, pct: float = 50.0, patience: int = 2, action: str = "halve"):
+    Two things the restore must not do: keep live references into the snapshot (load_state_dict on an
+    optimizer adopts the given tensors, which later in-place updates then rewrite), and bring back
+    optimizer moments captured while the run was running away (they carry its velocity). So the
+    snapshot is a copy of the weights only, and the optimizers are reset."""
+
+    def __init__(self, *, pct: float = 50.0, patience: int = 2, action: str = "halve", absolute: float = math.inf):
         if action not in ("halve", "stop"):
             raise ValueError(f"watchdog action must be 'halve' or 'stop', not {action!r}")
-        self.pct, self.patience, self.action = pct, patience, action
+        self.pct, self.patience, self.action, self.absolute = pct, patience, action, absolute
         self.best_err = math.inf
-        self.best_state = None
+        self.best_weights: dict | None = None
         self.bad_epochs = 0
         self.events: list[dict] = []
 
-    def snapshot(self, model, optimizers) -> None:
-        self.best_state = (copy.deepcopy(model.state_dict()), [copy.deepcopy(o.state_dict()) for o in optimizers])
+    def snapshot(self, model) -> None:
+        self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-    def observe(self, val_err: float, model, optimizers) -> None:
-        """Record a healthy epoch's validation error (keeps the best state)."""
+    def observe(self, val_err: float, model) -> None:
+        """Record a healthy epoch's validation error (keeps the best weights)."""
         if math.isfinite(val_err) and val_err < self.best_err:
             self.best_err = val_err
-            self.bad_epochs = 0
-            self.snapshot(model, optimizers)
+            self.snapshot(model)
 
     def should_trigger(self, val_err: float, nonfinite: bool, runaway: float = math.inf) -> str | None:
-        """runaway: a validation error above it triggers at once, without waiting `patience` epochs
-        (the trainer passes the screen's diagonal: predictions off the screen are a divergence in
-        progress, and under SGD with Lambda > 1 the next epoch may already overflow)."""
+        """runaway: a validation error above it triggers at once (the trainer passes the screen's diagonal:
+        predictions off the screen are a divergence in progress, and under SGD with Lambda > 1 the next
+        epoch may already overflow)."""
         if nonfinite or not math.isfinite(val_err):
             return "non-finite loss or weights"
         if val_err > runaway:
             return f"validation error {val_err:.3g} cells is off the screen (> {runaway:.1f})"
-        if self.best_err < math.inf and val_err > self.best_err * (1 + self.pct / 100):
-            self.bad_epochs += 1
-            if self.bad_epochs >= self.patience:
-                return f"validation error {val_err:.3f} > {1 + self.pct / 100:.2f} x best {self.best_err:.3f} " \
-                       f"for {self.bad_epochs} epochs"
-        else:
+        rel = self.best_err < math.inf and val_err > self.best_err * (1 + self.pct / 100)
+        absolute = val_err > self.absolute
+        if not (rel or absolute):
             self.bad_epochs = 0
-        return None
+            return None
+        self.bad_epochs += 1
+        if self.bad_epochs < self.patience:
+            return None
+        if absolute:
+            return (f"validation error {val_err:.3f} worse than always guessing the centre ({self.absolute:.3f}) "
+                    f"for {self.bad_epochs} epochs")
+        return (f"validation error {val_err:.3f} > {1 + self.pct / 100:.2f} x best {self.best_err:.3f} "
+                f"for {self.bad_epochs} epochs")
 
     def restore(self, model, optimizers, *, epoch: int, reason: str, lam: float) -> float:
-        """Restore the best weights; return the new lambda. Records the event."""
-        if self.best_state is not None:
-            model.load_state_dict(self.best_state[0])
-            for o, s in zip(optimizers, self.best_state[1], strict=True):
-                o.load_state_dict(s)
+        """Load the best weights (copied into the model's own tensors; the snapshot stays as it was),
+        reset every optimizer's state, record the event; return the new lambda."""
+        if self.best_weights is not None:
+            model.load_state_dict(self.best_weights)
+        for o in optimizers:
+            o.state.clear()
         new_lam = lam / 2 if self.action == "halve" else 0.0
         self.events.append({"epoch": epoch, "reason": reason, "lambda_before": lam, "lambda_after": new_lam,
-                            "restored": self.best_state is not None})
+                            "restored": self.best_weights is not None})
         self.bad_epochs = 0
         return new_lam
 

@@ -1,4 +1,12 @@
-"""Losses for a known-wrong class: the bounded complement loss and the naive negated cross-entropy.
+"""Every loss of the project, in one place.
+
+Regression (points in grid cells, docs/science.md sections 1 and 2):
+  point_loss          the true-label loss: "mse" 1/2|f - y|^2 or "huber" (quadratic within 1 cell,
+                      linear beyond, on the Euclidean error)
+  negative_objective  what the wrong-label (negative) step ASCENDS for a wrong point w: the same shape
+                      as the true-label loss ("mse", "huber"), or the bounded "repulsion"
+
+Classification (144 cells, section 3): the bounded complement loss and the naive negated cross-entropy.
 
 A classifier outputs C logits f (C = 144 grid cells here). For a cell l that is known to be wrong,
 
@@ -36,6 +44,48 @@ from __future__ import annotations
 import torch
 
 REDUCTIONS = ("mean", "sum", "none")
+POINT_LOSSES = ("mse", "huber")
+NEGATIVE_LOSSES = ("mse", "huber", "repulsion")
+HUBER_DELTA = 1.0  # cells: quadratic within one cell of the target, linear beyond
+
+
+def _distance(diff: torch.Tensor) -> torch.Tensor:
+    # sqrt has an infinite derivative at 0: a tiny epsilon inside keeps the gradient finite (and ~0 there).
+    return torch.sqrt((diff ** 2).sum(-1) + 1e-12)
+
+
+def _huber(e: torch.Tensor) -> torch.Tensor:
+    return torch.where(e < HUBER_DELTA, 0.5 * e ** 2, HUBER_DELTA * (e - 0.5 * HUBER_DELTA))
+
+
+def point_loss(f: torch.Tensor, y: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """Per-sample loss (B,) of predicted points f against targets y, both (B, 2) in cells.
+    "mse" is 1/2|f - y|^2 (the form docs/science.md section 1 analyses); "huber" is quadratic within 1
+    cell and linear beyond, so rare lapses (a person looking elsewhere) do not dominate the fit."""
+    if kind == "mse":
+        return 0.5 * ((f - y) ** 2).sum(-1)
+    if kind == "huber":
+        return _huber(_distance(f - y))
+    raise ValueError(f"point loss must be one of {POINT_LOSSES}, not {kind!r}")
+
+
+def negative_objective(f: torch.Tensor, w: torch.Tensor, kind: str = "mse", margin: float = 2.0) -> torch.Tensor:
+    """Per-pair objective the negative step ASCENDS, (B, K), for f (B, 2) and wrong points w (B, K, 2).
+
+    mse:       1/2 |f - w|^2 (unbounded above: ascending it diverges for Lambda >= 1)
+    huber:     Huber(|f - w|), the pair of a Huber true-label loss: it grows linearly, like the true-label
+               term, so Huber(|f - y|) - lambda Huber(|f - w|) is bounded below for lambda < 1
+               (docs/science.md section 2); a quadratic negative term beside a linear positive one never is
+    repulsion: -1/2 max(0, m - |f - w|)^2; ascending it descends a bounded penalty that is zero once f
+               is m away from w, so y stays a minimiser when m <= D"""
+    diff = f[:, None, :] - w
+    if kind == "mse":
+        return 0.5 * (diff ** 2).sum(-1)
+    if kind == "huber":
+        return _huber(_distance(diff))
+    if kind == "repulsion":
+        return -0.5 * torch.clamp(margin - _distance(diff), min=0) ** 2
+    raise ValueError(f"negative loss must be one of {NEGATIVE_LOSSES}, not {kind!r}")
 
 
 def complement_nll(logits: torch.Tensor, wrong: torch.Tensor, reduction: str = "mean") -> torch.Tensor:

@@ -1,4 +1,7 @@
-"""summary.json, report.md and the PNG plots of a wrong-label sweep, from its results.csv."""
+"""summary.json, report.md and the PNG plots of a wrong-label sweep, from its results.csv.
+
+Every conclusion sentence here is computed from the verdicts and numbers of the sweep (stats.py); the
+only fixed prose is what the theory predicts (docs/science.md), labelled as such."""
 
 from __future__ import annotations
 
@@ -12,13 +15,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+from scipy import stats as sst  # noqa: E402
 
+from . import grid  # noqa: E402
 from .data import atomic_write_text  # noqa: E402
 from .experiment import all_arms, centre_error_reference  # noqa: E402
-from .stats import compare, summarize  # noqa: E402
+from .stats import ALPHA, DEFAULT_MARGIN, compare, mean_ci, paired_test, summarize, verdict  # noqa: E402
 
-FLOATS = ("final_test_error", "best_test_error", "final_val_error", "signed_error_row", "signed_error_col",
-          "bias_along_direction", "train_bias_along_direction", "cell_accuracy", "seconds")
+FLOATS = ("final_test_error", "best_test_error", "final_val_error", "best_val_error", "signed_error_row",
+          "signed_error_col", "bias_along_direction", "train_bias_along_direction", "cell_accuracy", "seconds")
+VERDICT_COLOURS = {"helps": "tab:green", "hurts": "tab:red", "equivalent": "tab:blue", "inconclusive": "tab:grey",
+                   "invalid": "black", "reference": "black"}
 
 
 def read_results(out: Path) -> list[dict]:
@@ -62,172 +70,271 @@ def _f(x, nd=3):
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{nd}f}"
 
 
+def _s(x, nd=2):
+    """Signed."""
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:+.{nd}f}"
+
+
 def _p(x):
     if x is None or not math.isfinite(x):
         return "n/a"
     return f"{x:.3f}" if x >= 0.001 else f"{x:.1e}"
 
 
-def build_report(out, *, elapsed: float | None = None, command: str = "") -> dict:
+def _list(xs) -> str:
+    return ", ".join(xs) if xs else "none"
+
+
+def build_report(out, *, elapsed: float | None = None, command: str = "", margin: float = DEFAULT_MARGIN,
+                 rows: list[dict] | None = None) -> dict:
+    """rows: result rows to report (default: read results.csv; a test passes fabricated ones)."""
     out = Path(out)
     arms = {a.name: a for a in all_arms()}
-    rows = read_results(out)
-    names = [a for a in arms if any(r["arm"] == a for r in rows)]
-    arms = {a: arms[a] for a in names}
-    summary = summarize(rows, arms)
+    rows = read_results(out) if rows is None else rows
+    out.mkdir(parents=True, exist_ok=True)
+    arms = {a: arms[a] for a in arms if any(r["arm"] == a for r in rows)}
+    summary = summarize(rows, arms, margin=margin)
     budgets = sorted({r["budget"] for r in rows})
-    theory = []
-    for b in budgets:
-        for fam in ("sgd", "adam"):
-            a, c = f"{fam}:symmetric_k4", f"{fam}:lr_control_0.2"
-            if any(r["arm"] == a and r["budget"] == b for r in rows) and any(r["arm"] == c and r["budget"] == b for r in rows):
-                theory.append(compare(rows, a, c, b))
-    doc = {"entries": summary, "symmetric_vs_control": theory, "elapsed_seconds": elapsed, "command": command}
+    pairs = [compare(rows, a.name, a.same_as, b, margin=margin) for b in budgets for a in arms.values()
+             if a.same_as and a.same_as in arms and any(r["arm"] == a.name and r["budget"] == b for r in rows)]
+    more_data = _more_data(rows, budgets, arms, margin)
+    steps = _step_sizes(rows, arms)
+    doc = {"entries": summary, "same_as": pairs, "more_real_frames": more_data, "literal_step_sizes": steps,
+           "margin_cells": margin, "elapsed_seconds": elapsed, "command": command}
     atomic_write_text(out / "summary.json", json.dumps(_clean(doc), indent=2))
-    plots = make_plots(out, rows, summary, arms)
-    atomic_write_text(out / "report.md", render_markdown(summary, theory, rows, plots, budgets, elapsed, command))
+    plots = make_plots(out, rows, summary, arms, margin)
+    atomic_write_text(out / "report.md", render_markdown(summary, pairs, more_data, steps, rows, arms, plots, budgets,
+                                                         elapsed, command, margin))
     return doc
+
+
+def _more_data(rows, budgets, arms, margin) -> list[dict]:
+    """Each baseline at the largest budget against itself at the smallest, paired by seed (the same held-out
+    people): what more real frames per cell do, at the same number of steps."""
+    if len(budgets) < 2:
+        return []
+    lo, hi = budgets[0], budgets[-1]
+    res = []
+    for name, a in arms.items():
+        if a.uses_wrong_labels or a.overrides.get("lr_scale") or not name.endswith(":baseline"):
+            continue
+        v = {b: {r["seed"]: (r["final_test_error"] if not (r["diverged"] or r["collapsed"]) else math.nan)
+                 for r in rows if r["arm"] == name and r["budget"] == b} for b in (lo, hi)}
+        t = paired_test(v[hi], v[lo], margin)
+        t.update({"arm": name, "from_budget": lo, "to_budget": hi, "mean_from": mean_ci(v[lo].values())[0],
+                  "mean_to": mean_ci(v[hi].values())[0]})
+        t["verdict"] = verdict(t["diff_vs_baseline"], t["p_value"], t["p_tost"])
+        res.append(t)
+    return res
+
+
+def _step_sizes(rows, arms) -> list[dict]:
+    """Literal-mode arms: the measured mean |step| per parameter of the negative step, in units of lambda*lr
+    (docs/science.md section 4), and how often the gradient cap fired, per optimizer."""
+    res = []
+    for name, a in arms.items():
+        if a.overrides.get("neg_mode") != "literal":
+            continue
+        rs = [r for r in rows if r["arm"] == name]
+        ratios = [r["guard_counts"].get("guard_neg_step_ratio") for r in rs]
+        ratios = [x for x in ratios if x is not None]
+        steps = sum(r["guard_counts"].get("guard_neg_steps", 0) for r in rs)
+        capped = sum(r["guard_counts"].get("guard_grad_cap_fired", 0) for r in rs)
+        if ratios:
+            res.append({"arm": name, "optimizer": rs[0]["optimizer"], "step_ratio": float(np.median(ratios)),
+                        "grad_cap": a.overrides.get("guard_grad_cap", 0.0),
+                        "cap_fraction": capped / steps if steps and a.overrides.get("guard_grad_cap") else None})
+    return res
 
 
 # ----------------------------------------------------------------------------------------------
 # Plots
 
 
-def make_plots(out: Path, rows, summary, arms) -> list[str]:
+def _plain_log_axis(axis) -> None:
+    """A log axis labelled 1, 2, 10, 100 rather than 10^0 or 1.65x10^0."""
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _errbar(ax, x, e, **kw):
+    m, lo, hi = e["mean_error_cells"], e["ci95_low"], e["ci95_high"]
+    yerr = None
+    if math.isfinite(lo) and math.isfinite(hi):
+        yerr = [[max(0.0, m - lo)], [max(0.0, hi - m)]]
+    return ax.errorbar([x], [m], yerr=yerr, capsize=3, **kw)
+
+
+def make_plots(out: Path, rows, summary, arms, margin: float = DEFAULT_MARGIN) -> list[str]:
     made = []
     budgets = sorted({r["budget"] for r in rows})
     top = budgets[-1]
     ent = {(e["arm"], e["budget"]): e for e in summary}
 
-    # Error vs lambda: naive random-direction arms and one-sided theory arms.
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for fam, marker in (("sgd", "o"), ("adam", "s")):
-        xs, ys = [0.0], [ent.get((f"{fam}:baseline", top), {}).get("finite_mean_error_cells", math.nan)]
-        for lam in (0.3, 1.0, 1.5):
-            e = ent.get((f"{fam}:naive_l{lam}", top))
-            if e:
-                xs.append(lam)
-                ys.append(e["finite_mean_error_cells"])
-        if len(xs) > 1:
-            ax.plot(xs, ys, marker=marker, label=f"{fam}: naive, random wrong point")
-    xs, ys = [], []
-    for lam in (0.1, 0.3, 0.5):
-        e = ent.get((f"sgd:one_sided_l{lam}", top))
-        if e:
-            xs.append(lam)
-            ys.append(e["finite_mean_error_cells"])
-    if xs:
-        ax.plot(xs, ys, marker="^", label="sgd: one-sided (theory arms)")
-    ax.axvline(1.0, color="grey", ls=":", lw=1)
-    ax.set_yscale("log")
-    ax.set_xlabel("lambda (total weight of the wrong points)")
-    ax.set_ylabel("final test error (cells, log)")
-    ax.set_title(f"Error vs lambda (budget {top} frame(s)/cell)")
-    ax.legend(fontsize=7)
-    made.append(_save(fig, out / "error_vs_lambda.png"))
+    # 1. Paired difference to the baseline with its 95% t-interval, every arm, largest budget.
+    es = [e for e in summary if e["budget"] == top and "diff_vs_baseline" in e]
+    if es:
+        fig, ax = plt.subplots(figsize=(8, 0.32 * len(es) + 1.8))
+        ys = np.arange(len(es))[::-1]
+        for y, e in zip(ys, es, strict=True):
+            c = VERDICT_COLOURS.get(e["verdict"], "grey")
+            d, lo, hi = e["diff_vs_baseline"], e["diff_ci95_low"], e["diff_ci95_high"]
+            if math.isfinite(d):
+                xerr = [[max(0.0, d - lo)], [max(0.0, hi - d)]] if math.isfinite(lo) and math.isfinite(hi) else None
+                ax.errorbar([d], [y], xerr=xerr, fmt="o", color=c, capsize=3)
+            else:
+                ax.annotate(e["verdict"], (0, y), color=c, fontsize=7, va="center")
+        ax.axvline(0, color="black", lw=0.8)
+        ax.axvspan(-margin, margin, color="tab:blue", alpha=0.12, label=f"equivalence margin +-{margin:g}")
+        ax.set_yticks(ys, [f"{e['arm']} ({e['verdict']})" for e in es], fontsize=7)
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_xlabel("paired difference in test error to the arm's baseline, cells\n<- better    (symlog axis)    worse ->")
+        ax.set_title(f"Each arm against its baseline, budget {top}\n(95% t-interval over seeds; colour = verdict)")
+        ax.legend(fontsize=7, loc="lower right")
+        made.append(_save(fig, out / "diff_vs_baseline.png"))
 
-    # Error vs B: the error-bound arms on a diverging Lambda = 1.5.
-    bs = [(float(a.split("_B")[1].split("_")[0]), ent[(a, top)]) for a in arms if a.startswith("sgd:bound_B")
-          and (a, top) in ent]
+    # 2. Error vs lambda: the naive random-placement arms and the one-sided theory arms.
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    plotted = False
+    for fam, marker in (("sgd", "o"), ("adam", "s")):
+        series = [(0.0, ent.get((f"{fam}:baseline", top)))] + [
+            (a.total_lambda, ent.get((n, top))) for n, a in arms.items() if a.family == fam and a.series == "naive"]
+        series = [(x, e) for x, e in series if e]
+        pts = [(x, e) for x, e in series if math.isfinite(e["mean_error_cells"])]
+        if len(series) > 1:
+            ax.plot([x for x, _ in pts], [e["mean_error_cells"] for _, e in pts], marker=marker, ls="-",
+                    label=f"{fam}: random wrong point, no guard")
+            for x, e in pts:
+                _errbar(ax, x, e, color=ax.lines[-1].get_color(), fmt="none")
+            for x, e in series:
+                if not math.isfinite(e["mean_error_cells"]):
+                    ax.annotate(f"{fam}: diverged\n{e['diverged_runs']}/{e['n_seeds']}", (x, grid.DIAGONAL * 0.55),
+                                fontsize=7, ha="center")
+            plotted = True
+    th = [(a.total_lambda, ent.get((n, top))) for n, a in arms.items() if a.series == "one_sided"]
+    th = [(x, e) for x, e in th if e and math.isfinite(e["mean_error_cells"])]
+    if th:
+        ax.plot([x for x, _ in th], [e["mean_error_cells"] for _, e in th], marker="^", label="sgd: one-sided (theory arms)")
+        for x, e in th:
+            _errbar(ax, x, e, color=ax.lines[-1].get_color(), fmt="none")
+        plotted = True
+    if plotted:
+        ax.axvline(1.0, color="grey", ls=":", lw=1)
+        ax.annotate("Lambda = 1", (1.0, 0.2), fontsize=7, color="grey")
+        ax.set_ylim(0, grid.DIAGONAL * 0.7)
+        ax.set_xlabel("Lambda (total weight of the wrong points)")
+        ax.set_ylabel("final test error, cells (lower is better)")
+        ax.set_title(f"Error vs Lambda, budget {top}\n(mean over seeds, 95% t-interval; diverged runs left out)")
+        ax.legend(fontsize=7)
+        made.append(_save(fig, out / "error_vs_lambda.png"))
+    else:
+        plt.close(fig)
+
+    # 3. Error vs B: the error-bound arms on a diverging Lambda = 1.5.
+    bs = sorted((a.bound, ent[(n, top)]) for n, a in arms.items() if a.series == "bound" and (n, top) in ent)
     if bs:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        bs.sort()
-        ax.errorbar([b for b, _ in bs], [e["finite_mean_error_cells"] for _, e in bs],
-                    yerr=[[max(0, e["finite_mean_error_cells"] - e["ci95_low"]) for _, e in bs],
-                          [max(0, e["ci95_high"] - e["finite_mean_error_cells"]) for _, e in bs]],
-                    marker="o", label="measured test error")
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        for b, e in bs:
+            _errbar(ax, b, e, fmt="o", color="tab:blue")
+        ax.plot([b for b, _ in bs], [e["mean_error_cells"] for _, e in bs], color="tab:blue", label="test error")
         ax.plot([b for b, _ in bs], [abs(e["measured_bias_cells"]) for _, e in bs], marker="x", ls="--",
-                label="|measured bias| along d")
-        ax.plot([b for b, _ in bs], [b for b, _ in bs], color="grey", ls=":", label="theory: settles near B")
+                color="tab:orange", label="|measured bias| along d")
+        ax.plot([b for b, _ in bs], [b for b, _ in bs], color="grey", ls=":", label="theory: bias settles near B")
         base = ent.get(("sgd:baseline", top))
         if base:
-            ax.axhline(base["finite_mean_error_cells"], color="green", lw=1, label="baseline (lambda = 0)")
-        ax.set_xlabel("error bound B (cells)")
-        ax.set_ylabel("cells")
-        ax.set_title("One-sided Lambda = 1.5 under the error bound")
+            ax.axhline(base["mean_error_cells"], color="green", lw=1, label="baseline (no wrong labels)")
+        ax.set_xlabel("error bound B, cells")
+        ax.set_ylabel("cells (lower is better)")
+        ax.set_title(f"One-sided Lambda = 1.5 under the error bound, budget {top}\n(95% t-interval over seeds)")
         ax.legend(fontsize=7)
         made.append(_save(fig, out / "error_vs_bound.png"))
 
-    # Learning curves, seed 0, largest budget, divergences marked.
+    # 4. Learning curves, seed 0, largest budget: restores and divergences marked.
     curves = read_curves(out)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    show = [a for a in ("sgd:baseline", "sgd:naive_l0.3", "sgd:naive_l1.5", "sgd:guard_watchdog",
-                        "sgd:original_pred_side", "adam:baseline", "adam:naive_l1.5", "adam:original_pred_side")
-            if a in arms]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    show = [n for n, a in arms.items() if a.group == "main" and (n.endswith(":baseline") or a.series == "naive"
+            or a.overrides.get("watchdog") or a.overrides.get("neg_policy") == "prediction_side")]
+    cap = grid.DIAGONAL
     for a in show:
         c = curves.get(f"{a}|0|{top}")
         if not c:
             continue
         v = np.array([x if x is not None and math.isfinite(x) else np.nan for x in c["val"]], float)
-        (line,) = ax.plot(np.arange(len(v)), v, label=a)
+        (line,) = ax.plot(np.arange(len(v)), np.minimum(v, cap), label=a)
         bad = ~np.isfinite(v)
-        r = next((r for r in rows if r["arm"] == a and r["seed"] == 0 and r["budget"] == top), None)
         if bad.any():
             i = int(np.argmax(bad))
             ax.axvline(i, color=line.get_color(), ls="--", lw=1)
-            ax.annotate("diverged", (i, np.nanmax(v[:i]) if i else 1), color=line.get_color(), fontsize=7)
-        if r and r["watchdog_events"]:
-            for ev in r["watchdog_events"]:
-                ax.plot(ev["epoch"], v[ev["epoch"]] if ev["epoch"] < len(v) else np.nan, "x", ms=9,
-                        color=line.get_color())
-    ax.set_yscale("log")
+        r = next((r for r in rows if r["arm"] == a and r["seed"] == 0 and r["budget"] == top), None)
+        for ev in (r["watchdog_events"] if r else []):
+            if ev["epoch"] < len(v):
+                ax.plot(ev["epoch"], min(v[ev["epoch"]], cap), "x", ms=9, color=line.get_color())
+    ax.axhline(cap, color="grey", ls=":", lw=1)
+    ax.annotate("off the screen (clipped)", (0, cap * 0.96), fontsize=7, color="grey", va="top")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("validation error (cells, log)")
-    ax.set_title(f"Learning curves (seed 0, budget {top}); x = watchdog restore, dashed = non-finite")
-    ax.legend(fontsize=6, ncol=2)
+    ax.set_ylabel("validation error, cells (lower is better)")
+    ax.set_title(f"Learning curves, seed 0, budget {top}\nx = watchdog restore, dashed = non-finite")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6, ncol=2)
     made.append(_save(fig, out / "learning_curves.png"))
 
-    # Guard firing rates.
+    # 5. Guard firing rates: blocked pairs, or capped steps over the steps actually taken.
     labels, rates = [], []
     for a in arms:
-        rs = [r for r in rows if r["arm"] == a and r["budget"] == top]
-        g = [r["guard_counts"] for r in rs if r["guard_counts"].get("guard_pairs_seen")]
+        g = [r["guard_counts"] for r in rows if r["arm"] == a and r["budget"] == top]
+        seen = sum(x.get("guard_pairs_seen", 0) for x in g)
+        steps = sum(x.get("guard_neg_steps", 0) for x in g)
         for key in ("error_bound", "direction", "grad_cap", "confidence", "boundary_drop"):
             fired = sum(x.get(f"guard_{key}_fired", 0) for x in g)
-            seen = sum(x.get("guard_pairs_seen", 0) for x in g)
-            if seen and f"guard_{key}_fired" in (g[0] if g else {}) and (fired or key != "boundary_drop"):
-                denom = seen if key != "grad_cap" else max(1, sum(r["n_train"] for r in rs) // 64 * 25)
+            present = any(f"guard_{key}_fired" in x for x in g)
+            denom = steps if key == "grad_cap" else seen
+            if present and denom and (fired or key != "boundary_drop"):
                 labels.append(f"{a} [{key}]")
                 rates.append(fired / denom)
     if labels:
-        fig, ax = plt.subplots(figsize=(7, 0.35 * len(labels) + 1.2))
+        fig, ax = plt.subplots(figsize=(7.5, 0.35 * len(labels) + 1.6))
         ax.barh(labels, rates)
-        ax.set_xlabel("fraction blocked (grad_cap: fraction of steps capped)")
+        ax.set_xlabel("fraction of pairs blocked (grad_cap: fraction of negative steps capped)")
         ax.set_xlim(0, 1)
         ax.tick_params(axis="y", labelsize=7)
-        ax.set_title(f"Guard firing rates (budget {top})")
+        ax.set_title(f"How often each guard fired, budget {top}")
         made.append(_save(fig, out / "guard_firing.png"))
 
-    # Predicted vs measured bias.
-    pts = [e for e in summary if e.get("predicted_bias_cells") is not None and e["budget"] == top]
+    # 6. Predicted vs measured bias.
+    pts = [e for e in summary if e.get("predicted_bias_cells") is not None and e["budget"] == top
+           and math.isfinite(e["measured_bias_cells"])]
     if pts:
-        fig, ax = plt.subplots(figsize=(5, 5))
+        fig, ax = plt.subplots(figsize=(5.5, 5.5))
         for e in pts:
-            ax.errorbar(e["predicted_bias_cells"], e["measured_bias_cells"],
-                        yerr=[[e["measured_bias_cells"] - e["measured_bias_ci95"][0]],
-                              [e["measured_bias_ci95"][1] - e["measured_bias_cells"]]], marker="o", capsize=3)
+            lo, hi = e["measured_bias_ci95"]
+            yerr = [[e["measured_bias_cells"] - lo], [hi - e["measured_bias_cells"]]] if math.isfinite(lo) else None
+            ax.errorbar(e["predicted_bias_cells"], e["measured_bias_cells"], yerr=yerr, marker="o", capsize=3)
             ax.annotate(e["arm"].split(":")[1], (e["predicted_bias_cells"], e["measured_bias_cells"]), fontsize=7,
                         xytext=(4, 4), textcoords="offset points")
-        lim = [min(e["predicted_bias_cells"] for e in pts) - 0.5, 0.5]
+        lim = np.array([min(e["predicted_bias_cells"] for e in pts) - 0.5, 0.5])
         ax.plot(lim, lim, color="grey", ls=":", label="measured = predicted")
-        ax.set_xlabel("predicted signed error along d (cells)")
-        ax.set_ylabel("measured mean signed test error along d (cells)")
-        ax.set_title("Theory vs measurement")
+        ax.fill_between(lim, lim - np.maximum(0.25 * np.abs(lim), 0.1), lim + np.maximum(0.25 * np.abs(lim), 0.1),
+                        color="grey", alpha=0.15, label="band: 25% or 0.1 cells")
+        ax.set_xlabel("predicted signed error along d, cells")
+        ax.set_ylabel("measured mean signed test error along d, cells")
+        ax.set_title(f"Theory vs measurement, budget {top}\n(on the diagonal = theory holds)")
         ax.legend(fontsize=7)
         made.append(_save(fig, out / "bias_predicted_vs_measured.png"))
 
-    # Classification: logits and accuracy over epochs.
-    cls = [a for a in arms if a.startswith("cls:")]
+    # 7. Classification: logits over epochs.
+    cls = [a for a in arms if arms[a].family == "cls"]
     if cls:
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
         for a in cls:
             c = curves.get(f"{a}|0|{top}")
             if c and any(x is not None for x in c.get("logit") or []):
                 ax.plot([x if x is not None else np.nan for x in c["logit"]], label=a)
         ax.set_yscale("log")
+        _plain_log_axis(ax.yaxis)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("mean max |logit| on validation (log)")
-        ax.set_title("Classification: do the logits run off?")
+        ax.set_ylabel("mean largest |logit| on validation (log axis)")
+        ax.set_title(f"Classification, seed 0, budget {top}: do the logits run off?\n(a bounded loss keeps them small)")
         ax.legend(fontsize=7)
         made.append(_save(fig, out / "cls_logits.png"))
     return made
@@ -246,184 +353,240 @@ def _save(fig, path: Path) -> str:
 # Markdown
 
 
-def render_markdown(summary, theory, rows, plots, budgets, elapsed, command) -> str:
+def render_markdown(summary, pairs, more_data, steps, rows, arms, plots, budgets, elapsed, command,
+                    margin) -> str:
     L = ["# Does training on deliberately wrong labels with a negative learning rate help?", ""]
     if command:
         L += [f"Command: `{command}`" + (f" ({elapsed:.0f} s)" if elapsed else ""), ""]
     n_seeds = max(e["n_seeds"] for e in summary)
     L += [f"Runs: {len(rows)} ({n_seeds} seeds per arm, budgets {budgets} frames per cell per training subject; "
-          "seed s holds out the s-th group of subjects, the same group for every arm, so each comparison is paired and "
-          "the seeds together test most of the people). Error = final-epoch mean Euclidean test error in grid cells "
-          "on held-out subjects. Each arm is compared with its own baseline (same optimizer family, same seeds) "
-          "by a paired t-test, Holm-corrected across the arms of a budget (alpha 0.05); the Wilcoxon p and a "
-          "bootstrap 95% CI of the paired difference are shown beside it. A run that diverges (non-finite) or "
-          "collapses (ends worse than always answering the screen centre) counts as *hurts*.", ""]
-    L += _answer(summary, theory, budgets)
+          "seed s holds out the s-th group of subjects, the same group for every arm, so each comparison is paired). "
+          "Error = final mean Euclidean test error in grid cells on held-out subjects. Runs that diverged (non-finite, "
+          "or predictions off the screen) or collapsed (worse than always guessing the screen centre) are counted "
+          "and kept out of every mean, interval and test. Each arm is compared with its own baseline (same optimizer "
+          "family, same seeds): the paired difference with its 95% t-interval, a paired t-test (helps / hurts) and "
+          f"a TOST equivalence test within +-{margin:g} cells (equivalent), both Holm-corrected within the family "
+          f"(the arms sharing a baseline at one budget), alpha {ALPHA:g}; neither = inconclusive. An arm with "
+          "diverged or collapsed runs where the baseline had none *hurts*; a family whose baseline diverged or "
+          "collapsed is *invalid*. Statistics: docs/science.md section 8.", ""]
+    L += _answer(summary, more_data, budgets, arms, margin)
     for b in budgets:
         L += [f"## Budget: {b} frame(s) per cell per subject", "",
-              "| arm | what it is | error (mean, 95% CI) | diff vs baseline (bootstrap CI) | p (t, Holm) | p Wilcoxon "
-              "| verdict | diverged/collapsed | best-checkpoint error |",
+              "| arm | what it is | error (mean of ok runs, 95% CI) | diff vs baseline (95% t-CI) | p (t, Holm) "
+              "| p (TOST, Holm) | verdict | diverged / collapsed | best-checkpoint error |",
               "|---|---|---|---|---|---|---|---|---|"]
         for e in [e for e in summary if e["budget"] == b]:
-            n, k = e["n_seeds"], e["diverged_runs"]
-            if k == n:      # every run ran off: its numbers (up to 1e35 and inf) only say that
-                err, diff = f"diverged ({k}/{n})", "diverged"
-            elif k:         # the interval would mix finite errors with run-away ones: the finite mean only
-                err, diff = f"{_f(e['finite_mean_error_cells'])} (mean of the {n - k} finite runs)", f"n/a ({k} diverged)"
-            else:
-                err = f"{_f(e['finite_mean_error_cells'])} [{_f(e['ci95_low'])}, {_f(e['ci95_high'])}]"
-                diff = (f"{_f(e.get('diff_vs_baseline'))} [{_f(e.get('diff_ci95_low'))}, "
-                        f"{_f(e.get('diff_ci95_high'))}]" if "diff_vs_baseline" in e else "")
-            best = e["best_checkpoint_error_cells"]
-            best = _f(best) if isinstance(best, float) and math.isfinite(best) and best < 1e3 else "diverged"
-            pt, pw = (_p(e.get("p_holm")), _p(e.get("p_wilcoxon"))) if k < n else ("n/a", "n/a")
-            L.append(f"| {e['arm']} | {e['note']} | {err} | {diff} | {pt} | {pw} "
-                     f"| **{e['verdict']}** | {e['diverged_runs']}/{e['collapsed_runs']} of {e['n_seeds']} | "
-                     f"{best} |")
+            n, bad = e["n_seeds"], e["diverged_runs"] + e["collapsed_runs"]
+            err = (f"{_f(e['mean_error_cells'])} [{_f(e['ci95_low'])}, {_f(e['ci95_high'])}]" if e["n_ok"]
+                   else "no run finished ok")
+            if bad and e["n_ok"]:
+                err += f" ({e['n_ok']} of {n} runs)"
+            diff = ""
+            if "diff_vs_baseline" in e and math.isfinite(e["diff_vs_baseline"]):
+                diff = f"{_s(e['diff_vs_baseline'], 3)} [{_s(e['diff_ci95_low'], 3)}, {_s(e['diff_ci95_high'], 3)}]"
+            v = f"**{e['verdict']}**" + (f" ({e['verdict_reason']})" if e.get("verdict_reason") else "")
+            L.append(f"| {e['arm']} | {e['note']} | {err} | {diff} | {_p(e.get('p_holm'))} | {_p(e.get('p_tost_holm'))} "
+                     f"| {v} | {e['diverged_runs']} / {e['collapsed_runs']} of {n} | "
+                     f"{_f(e['best_checkpoint_error_cells'])} |")
         L.append("")
-    L += _theory_section(summary, theory, budgets)
-    L += _cls_section(summary, budgets)
+    L += _theory_section(summary, pairs, steps, margin)
+    L += _guard_section(rows, arms, budgets)
+    L += _cls_section(summary, rows, budgets)
     L += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
-    L += _notes()
+    L += _notes(arms)
     return "\n".join(L) + "\n"
 
 
-def _answer(summary, theory, budgets) -> list[str]:
-    top = budgets[-1]
-    # The complementary-only arm answers a different question (no true labels at all): it is judged
-    # against chance and full supervision in its own section, not listed as "hurt" here.
-    ent = [e for e in summary if e["budget"] == top and e["verdict"] != "reference"
-           and e.get("group") != "complement_only"]
-    helps = [e["arm"] for e in ent if e["verdict"] == "helps"]
-    hurts = [e["arm"] for e in ent if e["verdict"] == "hurts"]
-    same = [e["arm"] for e in ent if e["verdict"] == "no significant difference"]
-    div = [e["arm"] for e in ent if e["diverged_runs"] + e["collapsed_runs"] > 0]
+def _answer(summary, more_data, budgets, arms, margin) -> list[str]:
+    """The plain-words answer, computed from the verdicts."""
     L = ["## The answer, in plain words", ""]
-    L.append(f"At the largest budget ({top} frame(s)/cell): **helped**: {', '.join(helps) or 'nothing'}; "
-             f"**hurt**: {', '.join(hurts) or 'nothing'}; **no significant difference**: {', '.join(same) or 'none'}.")
+    wl = {n for n, a in arms.items() if a.uses_wrong_labels and a.group != "complement_only"}
+    by_verdict: dict = {}
+    for e in summary:
+        if e["arm"] in wl:
+            by_verdict.setdefault(e["verdict"], []).append(e)
+    for b in budgets:
+        ent = [e for e in summary if e["budget"] == b and e["arm"] in wl]
+        names = {v: [e["arm"] for e in ent if e["verdict"] == v] for v in ("helps", "hurts", "equivalent",
+                                                                              "inconclusive", "invalid")}
+        L.append(f"- Budget {b} frame(s)/cell: **helped**: {_list(names['helps'])}; **hurt**: {_list(names['hurts'])}; "
+                 f"**equivalent** to the baseline within +-{margin:g} cells: {_list(names['equivalent'])}; "
+                 f"**inconclusive**: {_list(names['inconclusive'])}"
+                 + (f"; **invalid** (baseline failed): {_list(names['invalid'])}" if names["invalid"] else "") + ".")
+    for e in summary:
+        if e["verdict"] == "invalid" and e["arm"].endswith(":baseline"):
+            L.append(f"- The {e['family']} family's verdicts at budget {e['budget']} are invalid: {e['verdict_reason']}.")
     L.append("")
-    if div:
-        L.append(f"Diverged or collapsed in at least one run: {', '.join(div)}.")
+    helped = by_verdict.get("helps", [])
+    n_arms = len({e["arm"] for e in summary if e["arm"] in wl})
+    if helped:
+        best = min(helped, key=lambda e: e["diff_vs_baseline"])
+        each = [f"{e['arm']} at budget {e['budget']} ({_s(e['diff_vs_baseline'])} cells)" for e in helped]
+        L.append(f"Wrong labels helped in {len(helped)} of {sum(len(v) for v in by_verdict.values())} arm x budget "
+                 f"comparisons: {_list(each)}. "
+                 f"The largest gain: {best['arm']} at budget {best['budget']}, {_s(best['diff_vs_baseline'])} cells "
+                 f"[{_s(best['diff_ci95_low'])}, {_s(best['diff_ci95_high'])}].")
+    else:
+        hurt = {e["arm"] for e in by_verdict.get("hurts", [])}
+        eq_all = [n for n in sorted(wl) if all(e["verdict"] == "equivalent" for e in summary if e["arm"] == n)
+                  and any(e["arm"] == n for e in summary)]
+        L.append(f"No wrong-label arm helped at any budget ({n_arms} arms). {len(hurt)} hurt at one budget or more; "
+                 f"{len(eq_all)} were equivalent to their baseline (within +-{margin:g} cells) at every budget"
+                 + (f" ({_list(eq_all)})" if eq_all else "") + "; the rest were inconclusive at some budget.")
+    L.append("")
+    for t in more_data:
+        L.append(f"More real frames ({t['arm']}, {t['from_budget']} -> {t['to_budget']} frames per cell, the same "
+                 f"number of steps): {_f(t['mean_from'])} -> {_f(t['mean_to'])} cells, paired difference "
+                 f"{_s(t['diff_vs_baseline'], 3)} [{_s(t['diff_ci95_low'], 3)}, {_s(t['diff_ci95_high'], 3)}]: "
+                 f"**{t['verdict']}** (unadjusted, margin +-{margin:g}).")
+    if more_data:
         L.append("")
-    co = [e for e in summary if e["budget"] == top and e.get("group") == "complement_only"]
+    co = [e for e in summary if e.get("group") == "complement_only"]
     if co:
-        L.append(f"Without any true label (complementary labels only, {co[0]['arm']}): "
-                 f"{_f(co[0]['finite_mean_error_cells'])} cells; see 'Classification' below for chance and "
-                 "full supervision.")
+        L.append("Without any true label (complementary labels only): "
+                 + "; ".join(f"budget {e['budget']}: {_f(e['mean_error_cells'])} cells" for e in co)
+                 + "; see 'Classification' below for chance and full supervision.")
         L.append("")
-    L += [
-        "Why (SCIENCE.md section 1): a wrong point w is computed from the true point y, so (photo, w) carries no "
-        "information that (photo, y) did not. Per photo, 1/2|f - y|^2 - lambda/2 |f - w|^2 = (1 - lambda)/2 |f - f*|^2 "
-        "+ const with f* = y - lambda/(1 - lambda) d: a one-sided wrong point moves the optimum *away from the truth*; "
-        "symmetric wrong points only rescale the gradient by (1 - Lambda), i.e. lower the learning rate under SGD and "
-        "do nearly nothing under Adam, which normalises the gradient's scale; at Lambda >= 1 the loss is linear or "
-        "concave in f and training runs away. Guards limit the damage (the error bound turns runaway into an error "
-        "near B; bounded repulsion keeps y a minimiser) but cannot make wrong labels add information. Placing w on "
-        "the prediction's side of the truth (the original idea) makes the negative step pull toward y: it is an "
-        "extra L1-like loss on the true label, a change of loss shape, not new data.",
-        "",
-        "So, for someone with too little data: the measured effect of wrong labels is at best nothing and often harm. "
-        "More real frames (compare the baselines across budgets) help; wrong labels do not substitute for them.",
-        "",
-    ]
-    bs = [(e["budget"], e["finite_mean_error_cells"]) for e in summary if e["arm"] == "adam:baseline"]
-    if len(bs) > 1:
-        L.append("Baseline (Adam) error by budget: " + ", ".join(f"{b} frame(s): {_f(v)} cells" for b, v in bs) + ".")
-        L.append("")
+    L += ["What the theory predicts (docs/science.md section 1), for comparison with the verdicts above: a wrong "
+          "point w is computed from the true point y, so (photo, w) carries no information that (photo, y) did not. "
+          "Per photo, 1/2|f - y|^2 - lambda/2 |f - w|^2 = (1 - lambda)/2 |f - f*|^2 + const with "
+          "f* = y - lambda/(1 - lambda) d: a one-sided wrong point moves the optimum away from the truth; symmetric "
+          "wrong points rescale the gradient by (1 - Lambda) (a lower learning rate under SGD, nearly nothing under "
+          "Adam); at Lambda >= 1 the loss is linear or concave in f and training runs away. A wrong point on the "
+          "prediction's side of the truth turns the negative step into a pull toward y: a change of loss shape on "
+          "the true label, not new data.", ""]
     return L
 
 
 def _in_band(x, pred: float, band: float) -> str:
-    return "n/a" if x is None else "yes" if math.isfinite(x) and abs(x - pred) <= band else "NO"
+    return "n/a" if x is None or not math.isfinite(x) else "yes" if abs(x - pred) <= band else "NO"
 
 
-def _theory_section(summary, theory, budgets) -> list[str]:
-    L = ["## Theory beside measurement", "",
-         "One-sided arms: SGD, combined loss, `keep` boundary, D = 2; the wrong point lies straight down the rows. "
-         "Predicted mean signed error along d: -lambda/(1 - lambda) D (away from w). Bound arms: one-sided "
-         "Lambda = 1.5 (which alone diverges) under the error bound B: predicted to settle near -B. Acceptance band: "
-         "within 25% or 0.1 cells, whichever is larger. Measured: the mean signed test error along d over the seeds, on "
-         "held-out people (each seed holds out a different group, so the seeds together cover most people). It "
-         "also carries each held-out person's own offset, which no model trained on others can know, and the "
-         "baseline's signed error shows its size; the theory predicts the shift from the baseline, so that is "
-         "checked too, and so is the signed error on the training photos, where the fixed point is defined "
-         "exactly.", "",
-         "| arm | budget | predicted | measured on held-out people (95% CI) | baseline's own | measured - baseline "
-         "| on training photos | within band (measured / shift / training) |",
-         "|---|---|---|---|---|---|---|---|"]
-    for e in summary:
-        if e.get("predicted_bias_cells") is None:
-            continue
-        pred, meas = e["predicted_bias_cells"], e["measured_bias_cells"]
-        band = max(0.25 * abs(pred), 0.1)
-        shift, tr = e.get("measured_shift_cells"), e.get("train_bias_cells")
-        inband = [_in_band(x, pred, band) for x in (meas, shift, tr)]
-        ci = e.get("measured_bias_ci95") or [math.nan, math.nan]
-        L.append(f"| {e['arm']} | {e['budget']} | {_f(pred)} | {_f(meas)} [{_f(ci[0])}, {_f(ci[1])}] | "
-                 f"{_f(e.get('baseline_bias_cells'))} | {_f(shift)} | {_f(tr)} | "
-                 f"{' / '.join(inband)} |")
-    L.append("")
-    if theory:
-        L += ["Symmetric K = 4, Lambda = 0.8 against its LR-matched control (baseline at lr x 0.2), paired by seed. "
-              "Predicted: identical under SGD (the gradient is exactly (1 - Lambda)(f - y)); under Adam the symmetric "
-              "arm should instead match the full-LR baseline, since Adam divides out the gradient's scale.", "",
-              "| pair | budget | mean symmetric | mean control | diff (bootstrap CI) | p (paired t) | verdict |",
-              "|---|---|---|---|---|---|---|"]
-        for t in theory:
+def _theory_section(summary, pairs, steps, margin) -> list[str]:
+    th = [e for e in summary if e.get("predicted_bias_cells") is not None]
+    L = ["## Theory beside measurement", ""]
+    if th:
+        n_in = sum(all(_in_band(e.get(k), e["predicted_bias_cells"], e["band_cells"]) == "yes"
+                       for k in ("measured_bias_cells", "measured_shift_cells", "train_bias_cells")) for e in th)
+        L += ["One-sided arms: SGD, combined loss, `keep` boundary, D = 2, the wrong point straight down the rows. "
+              "Predicted mean signed error along d: -lambda/(1 - lambda) D. Bound arms: one-sided Lambda = 1.5 under "
+              "the error bound B, predicted to settle near -B. Band: 25% or 0.1 cells, whichever is larger. Measured "
+              "three ways, over the runs that finished ok: on the held-out people, as the shift from the baseline of "
+              "the same seeds, and on the training photos, where the fixed point is defined exactly.", "",
+              "| arm | budget | predicted | measured on held-out people (95% CI) | baseline's own | measured - baseline "
+              "| on training photos | within band (measured / shift / training) |",
+              "|---|---|---|---|---|---|---|---|"]
+        for e in th:
+            pred, band = e["predicted_bias_cells"], e["band_cells"]
+            inband = [_in_band(e.get(k), pred, band) for k in ("measured_bias_cells", "measured_shift_cells",
+                                                                "train_bias_cells")]
+            lo, hi = e["measured_bias_ci95"]
+            L.append(f"| {e['arm']} | {e['budget']} | {_f(pred)} | {_f(e['measured_bias_cells'])} [{_f(lo)}, {_f(hi)}] "
+                     f"| {_f(e.get('baseline_bias_cells'))} | {_f(e.get('measured_shift_cells'))} | "
+                     f"{_f(e.get('train_bias_cells'))} | {' / '.join(inband)} |")
+        L += ["", f"{n_in} of {len(th)} arm x budget pairs fall within the band all three ways.", ""]
+    if pairs:
+        L += ["Predicted to be the same: symmetric K = 4, Lambda = 0.8 against, under SGD, the baseline at lr x 0.2 "
+              "(the gradient is exactly (1 - Lambda)(f - y)) and, under Adam, the full-LR baseline (Adam divides "
+              f"out the gradient's scale). Paired by seed; equivalence margin +-{margin:g} cells.", "",
+              "| pair | budget | mean a | mean b | diff (95% t-CI) | p (t) | p (TOST) | verdict |",
+              "|---|---|---|---|---|---|---|---|"]
+        for t in pairs:
             L.append(f"| {t['a']} vs {t['b']} | {t['budget']} | {_f(t['mean_a'])} | {_f(t['mean_b'])} | "
-                     f"{_f(t['diff_vs_baseline'])} [{_f(t['diff_ci95_low'])}, {_f(t['diff_ci95_high'])}] | "
-                     f"{_p(t['p_value'])} | {t['verdict']} |")
+                     f"{_s(t['diff_vs_baseline'], 4)} [{_s(t['diff_ci95_low'], 4)}, {_s(t['diff_ci95_high'], 4)}] | "
+                     f"{_p(t['p_value'])} | {_p(t['p_tost'])} | {t['verdict']} |")
+        held = sum(t["verdict"] == "equivalent" for t in pairs)
+        L += ["", f"The prediction holds (equivalent) in {held} of {len(pairs)} comparisons.", ""]
+    if steps:
+        L += ["The literal negative step (a separate optimizer at learning rate -lambda*lr): its measured mean step per "
+              "parameter, in units of lambda*lr (median over runs), and how often the gradient cap fired. Under Adam "
+              "the update m/sqrt(v) is scale-free, so the step is about lambda*lr whatever the gradient's size, and "
+              "a cap that shrinks the gradient cannot shrink it (docs/science.md section 4).", "",
+              "| arm | optimizer | mean step / (lambda lr) | gradient cap | fraction of negative steps capped |",
+              "|---|---|---|---|---|"]
+        for s in steps:
+            L.append(f"| {s['arm']} | {s['optimizer']} | {_f(s['step_ratio'], 4)} | {s['grad_cap'] or 'none'} | "
+                     f"{_f(s['cap_fraction'], 3) if s['cap_fraction'] is not None else 'n/a'} |")
+        adam_cap = [s for s in steps if s["optimizer"] != "sgd" and s["cap_fraction"]]
+        sgd_cap = [s for s in steps if s["optimizer"] == "sgd" and s["cap_fraction"]]
+        if adam_cap and sgd_cap:
+            L += ["", f"With the cap firing on {adam_cap[0]['cap_fraction']:.0%} of negative steps, the capped step "
+                  f"under Adam measured {adam_cap[0]['step_ratio']:.3g} x lambda*lr, under SGD "
+                  f"{sgd_cap[0]['step_ratio']:.3g} x lambda*lr."]
         L.append("")
-    L += ["Literal step vs combined loss under Adam: the literal method runs a *separate* optimizer at learning rate "
-          "-lambda*lr. Adam's update is lr * m/sqrt(v), roughly lr per parameter whatever the gradient's size, so the "
-          "negative step moves the weights by about lambda*lr every step even where its gradient is tiny; in the "
-          "combined loss the wrong-label gradient is added *before* Adam's normalisation and is scaled together "
-          "with the true-label gradient. Under SGD both are the same update to first order in lr "
-          "(tests/test_guards.py checks this).", ""]
     return L
 
 
-def _cls_section(summary, budgets) -> list[str]:
+def _guard_section(rows, arms, budgets) -> list[str]:
+    L = []
+    wd = [r for r in rows if arms.get(r["arm"]) and arms[r["arm"]].overrides.get("watchdog")]
+    if wd:
+        worse = sum(1 for r in wd if r["final_val_error"] > r["best_val_error"] + 1e-9)
+        n_rest = [len(r["watchdog_events"]) for r in wd]
+        L += ["## The watchdog", "",
+              f"{len(wd)} watchdog runs: restores per run median {np.median(n_rest):g} (max {max(n_rest)}); "
+              f"{worse} ended with a validation error above their own best-validation epoch (the run then reports "
+              "its best-validation weights). A restore loads the best weights with fresh optimizer moments "
+              "(docs/science.md section 5).", ""]
+    return L
+
+
+def _cls_section(summary, rows, budgets) -> list[str]:
     ent = [e for e in summary if e["family"] == "cls"]
     if not ent:
         return []
-    L = ["## Classification: 144-way softmax with known-wrong cells (SCIENCE.md section 2)", "",
-         "| arm | budget | cell accuracy (chance 0.7%) | error (cells) | final mean max abs logit | diverged/collapsed | verdict |",
+    ref = centre_error_reference()
+    L = ["## Classification: 144-way softmax with known-wrong cells (docs/science.md section 3)", "",
+         "| arm | budget | cell accuracy (chance 0.7%) | error (cells) | final mean max abs logit | diverged / collapsed | verdict |",
          "|---|---|---|---|---|---|---|"]
     for e in ent:
-        L.append(f"| {e['arm']} | {e['budget']} | {e['mean_cell_accuracy']:.1%} | {_f(e['finite_mean_error_cells'])} | "
-                 f"{_f(e.get('final_logit_absmax'), 1)} | {e['diverged_runs']}/{e['collapsed_runs']} | {e['verdict']} |")
+        L.append(f"| {e['arm']} | {e['budget']} | {e['mean_cell_accuracy']:.1%} | {_f(e['mean_error_cells'])} | "
+                 f"{_f(e.get('final_logit_absmax'), 1)} | {e['diverged_runs']} / {e['collapsed_runs']} | {e['verdict']} |")
     L.append("")
     for b in budgets:
         base = next((e for e in ent if e["arm"] == "cls:baseline" and e["budget"] == b), None)
-        co = next((e for e in ent if e["arm"] == "cls:complement_only" and e["budget"] == b), None)
-        if base and co:
-            L.append(f"Complementary-only (budget {b}): trained with NO true label, only wrong cells, it reaches "
-                     f"{co['mean_cell_accuracy']:.1%} cell accuracy and {_f(co['finite_mean_error_cells'])} cells mean "
-                     f"error, against chance 0.7% (and {_f(centre_error_reference(), 2)} cells for always guessing the centre) and full supervision's "
-                     f"{base['mean_cell_accuracy']:.1%} / {_f(base['finite_mean_error_cells'])} cells: here the wrong "
-                     "labels are the only source of information, and they do carry it.")
+        co = next((e for e in ent if e["group"] == "complement_only" and e["budget"] == b), None)
+        if not (base and co):
+            continue
+        errs = [r["final_test_error"] for r in rows if r["arm"] == co["arm"] and r["budget"] == b
+                and not r["diverged"]]
+        p = float(sst.ttest_1samp(errs, ref, alternative="less").pvalue) if len(errs) >= 2 and np.std(errs) > 0 else math.nan
+        above = math.isfinite(p) and p < ALPHA
+        frac = (ref - co["mean_error_cells"]) / (ref - base["mean_error_cells"]) if base["mean_error_cells"] < ref else math.nan
+        L.append(f"Complementary-only (budget {b}): trained with no true label, only wrong cells, it reaches "
+                 f"{co['mean_cell_accuracy']:.1%} cell accuracy and {_f(co['mean_error_cells'])} cells, against chance "
+                 f"(0.7%, {_f(ref, 2)} cells for always guessing the centre) and full supervision "
+                 f"({base['mean_cell_accuracy']:.1%}, {_f(base['mean_error_cells'])} cells): "
+                 + (f"better than chance (one-sided t-test p = {_p(p)}), {frac:.0%} of the way from chance to full "
+                    "supervision: here, with no true label, the wrong labels carry information."
+                    if above else f"not shown better than chance (p = {_p(p)})."))
     L.append("")
     return L
 
 
-def _notes() -> list[str]:
-    return ["## Notes", "",
-            "- Boundary: the main arms reflect off-grid wrong points back onto the grid; the theory arms keep them "
-            "(off-grid allowed), where the math is exact. Clipping would break the symmetry of symmetric sets "
-            "(points at the edge lose their outward partner), which biases predictions inward.",
-            "- The sweep trains a small MLP on pooled pixels plus the face box so that hundreds of runs fit in "
-            "minutes; the conclusions are about the method, and SCIENCE.md's algebra holds for any model.",
-            "- Raw numbers: results.csv (one row per run), curves.jsonl (validation error per epoch), summary.json.",
-            ""]
+def _notes(arms) -> list[str]:
+    by_boundary: dict = {}
+    for n, a in arms.items():
+        if a.overrides.get("neg_mode", "off") != "off":
+            by_boundary.setdefault(a.overrides.get("neg_boundary", "keep"), []).append(n)
+    L = ["## Notes", ""]
+    for b, names in sorted(by_boundary.items()):
+        L.append(f"- Boundary `{b}` (what happens to a wrong point off the grid): {', '.join(names)}.")
+    L += ["- The sweep trains a small MLP on pooled pixels plus the face box so that hundreds of runs fit in minutes; "
+          "the algebra of docs/science.md holds for any model.",
+          "- Raw numbers: results.csv (one row per run), curves.jsonl (validation error per epoch), summary.json.", ""]
+    return L
 
 
 def verdict_lines(out) -> list[str]:
     doc = json.loads((Path(out) / "summary.json").read_text())
-    return [f"  budget {e['budget']:>2}  {e['arm']:<28} {e['verdict']:<26} error "
-            + (_f(e['finite_mean_error_cells']) if e["diverged_runs"] < e["n_seeds"] else "diverged")
-            + (f"  diff {e['diff_vs_baseline']:+.3f}" if e.get("diff_vs_baseline") is not None
-               and e["diverged_runs"] == 0 else "")
-            + (f"  ({e['diverged_runs']} diverged, {e['collapsed_runs']} collapsed)"
-               if e["diverged_runs"] or e["collapsed_runs"] else "")
-            for e in doc["entries"]]
+    lines = []
+    for e in doc["entries"]:
+        d = e.get("diff_vs_baseline")
+        lines.append(f"  budget {e['budget']:>2}  {e['arm']:<26} {e['verdict']:<12} error "
+                     + (_f(e["mean_error_cells"]) if e.get("mean_error_cells") is not None else "n/a")
+                     + (f"  diff {d:+.3f} [{e['diff_ci95_low']:+.3f}, {e['diff_ci95_high']:+.3f}]"
+                        if d is not None and e.get("diff_ci95_low") is not None else "")
+                     + (f"  ({e['diverged_runs']} diverged, {e['collapsed_runs']} collapsed)"
+                        if e["diverged_runs"] or e["collapsed_runs"] else ""))
+    return lines

@@ -20,7 +20,7 @@ import math
 import numpy as np
 import torch
 
-from . import grid
+from . import grid, seeding
 
 POLICIES = ("one_sided", "random", "redraw", "symmetric", "prediction_side")
 BOUNDARIES = ("keep", "clip", "reflect", "drop")
@@ -78,7 +78,7 @@ class WrongLabelGenerator:
         if policy == "random":
             if n_samples is None:
                 raise ValueError("policy 'random' needs n_samples (the training set size)")
-            rng = np.random.default_rng([seed, 7919])
+            rng = seeding.numpy_rng(seed, "wrong_random")
             self._angles = torch.tensor(rng.uniform(0, 2 * math.pi, (n_samples, k)), dtype=torch.float32)
 
     def unit_directions(self, y: torch.Tensor, idx: torch.Tensor | None, step: int,
@@ -95,7 +95,7 @@ class WrongLabelGenerator:
                 raise ValueError("policy 'random' needs the samples' indices")
             ang = self._angles.to(dev)[idx.long()]
         elif self.policy == "redraw":
-            g = torch.Generator().manual_seed(int(self.seed) * 1_000_003 + int(step))
+            g = seeding.torch_generator(self.seed, "wrong_redraw", step)
             ang = (torch.rand(b, k, generator=g) * (2 * math.pi)).to(dev)
         else:  # prediction_side
             if f is None:
@@ -130,7 +130,7 @@ def wrong_cells(true_cells: torch.Tensor, *, distance: float = 2.0, k: int = 1, 
     n = true_cells.shape[0]
     dev = true_cells.device
     if uniform:
-        g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(step))
+        g = seeding.torch_generator(seed, "wrong_cells", step)
         r = torch.randint(0, grid.N_CELLS - 1, (n, k), generator=g).to(dev)
         return r + (r >= true_cells[:, None]).long()  # skip the true cell
     gen = generator or WrongLabelGenerator(

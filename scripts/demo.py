@@ -8,7 +8,8 @@ from pathlib import Path
 from gazeneg.cli import run_cli
 from gazeneg.config import TrainConfig
 from gazeneg.data import atomic_write_bytes
-from gazeneg.train import run, summary_lines
+from gazeneg.runfiles import summary_lines
+from gazeneg.train import run
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "demo.pt"
 

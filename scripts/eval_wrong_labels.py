@@ -20,6 +20,7 @@ from pathlib import Path
 from gazeneg.cli import run_cli
 from gazeneg.experiment import SweepConfig, all_arms, run_sweep
 from gazeneg.report import build_report, verdict_lines
+from gazeneg.stats import DEFAULT_MARGIN
 
 
 def get_args_parser():
@@ -39,6 +40,9 @@ def get_args_parser():
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 20 at budget 1, "
                    "20/budget above it: the same number of steps at every budget)")
     p.add_argument("--model", default=None, help="model per run (default mlp)")
+    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                   help="equivalence margin in cells: a difference shown (TOST) to lie within +-margin is "
+                        f"'equivalent' (default {DEFAULT_MARGIN})")
     return p
 
 
@@ -50,6 +54,8 @@ def main(argv=None) -> int:
         return 0
     if args.seeds is not None and args.seeds < 2:
         raise SystemExit("error: --seeds must be >= 2 for a paired test")
+    if not args.margin > 0:
+        raise SystemExit(f"error: --margin must be a positive number of cells, not {args.margin}")
     out = args.out or f"runs/wrong-labels-{time.strftime('%Y%m%d-%H%M%S')}" + ("-quick" if args.quick else "")
     data = args.data or ("synthetic" if args.quick else "synthetic:4")
     sweep = SweepConfig.quick(data=data, out=out) if args.quick else SweepConfig(data=data, out=out)
@@ -66,9 +72,10 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     run_sweep(sweep, sequential=args.sequential)
     elapsed = time.perf_counter() - t0
-    build_report(out, elapsed=elapsed, command="python scripts/eval_wrong_labels.py " + " ".join(
+    build_report(out, elapsed=elapsed, margin=args.margin, command="python scripts/eval_wrong_labels.py " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)))
-    print("\nVerdicts (vs each arm's own baseline, paired over seeds, Holm-corrected):")
+    print(f"\nVerdicts (vs each arm's own baseline, paired over seeds, Holm-corrected; equivalence margin "
+          f"+-{args.margin:g} cells):")
     for line in verdict_lines(out):
         print(line)
     print(f"\nfinished in {elapsed:.0f} s. Report: {Path(out) / 'report.md'} (plots, results.csv, summary.json beside it)")

@@ -14,7 +14,8 @@ import sys
 from gazeneg import distributed
 from gazeneg.cli import run_cli
 from gazeneg.config import add_config_args, config_from_args
-from gazeneg.train import run, summary_lines
+from gazeneg.runfiles import summary_lines
+from gazeneg.train import run
 
 
 def get_args_parser() -> argparse.ArgumentParser:

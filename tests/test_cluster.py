@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from gazeneg import cluster
-from gazeneg.experiment import SweepConfig, run_sweep
+from gazeneg.experiment import SweepConfig, execute, run_sweep
 
 ARMS = ["sgd:baseline", "sgd:naive_l0.3", "sgd:symmetric_k4", "cls:baseline"]
 
@@ -39,4 +39,4 @@ def test_sweep_on_local_ray_matches_sequential(tiny_dataset, tmp_path):
 def test_missing_ray_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` raise ImportError
     with pytest.raises(ImportError, match=r"pip install gazeneg\[cluster\]"):
-        next(cluster.run_on_ray("local", [], SweepConfig()))
+        next(cluster.run_on_ray("local", [], SweepConfig(), execute))

@@ -3,7 +3,8 @@ import copy
 import pytest
 import torch
 
-from gazeneg.guards import Watchdog, direction_mask, error_bound_mask, negative_objective, weights_finite
+from gazeneg.guards import GuardCounter, Watchdog, cap_norm_, direction_mask, error_bound_mask, weights_finite
+from gazeneg.losses import negative_objective
 from gazeneg.models import create_model
 
 
@@ -84,7 +85,7 @@ def test_watchdog_restores_finite_weights_after_injected_nan():
     m = create_model("mlp")
     opt = torch.optim.SGD(m.parameters(), lr=0.1)
     wd = Watchdog(pct=50, patience=2, action="halve")
-    wd.observe(1.0, m, [opt])
+    wd.observe(1.0, m)
     good = copy.deepcopy(m.state_dict())
     with torch.no_grad():
         next(m.parameters()).fill_(float("nan"))
@@ -100,11 +101,95 @@ def test_watchdog_restores_finite_weights_after_injected_nan():
 def test_watchdog_patience():
     m = create_model("mlp")
     wd = Watchdog(pct=50, patience=2, action="stop")
-    wd.observe(1.0, m, [])
+    wd.observe(1.0, m)
     assert wd.should_trigger(1.4, False) is None
     assert wd.should_trigger(1.6, False) is None  # first bad epoch
     assert "1.7" in wd.should_trigger(1.7, False)  # second in a row
     assert wd.restore(m, [], epoch=5, reason="x", lam=0.8) == 0.0
+
+
+def _momentum_norm(opt):
+    return sum(float(s["momentum_buffer"].norm()) for s in opt.state.values() if s.get("momentum_buffer") is not None)
+
+
+def test_watchdog_restores_twice_from_one_snapshot_which_stays_unchanged():
+    """The snapshot is a copy: training after a restore must not rewrite it (optimizer.load_state_dict
+    adopts the given tensors, which in-place momentum updates then change), and a restore starts the
+    optimizer afresh (no momentum captured during a run-away comes back)."""
+    torch.manual_seed(0)
+    m = create_model("mlp")
+    opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
+    x, face, y = torch.randn(8, 3, 32, 96), torch.zeros(8, 4), torch.rand(8, 2) * 8
+
+    def steps(n):
+        for _ in range(n):
+            opt.zero_grad()
+            (0.5 * ((m(x, face) - y) ** 2).sum(1).mean()).backward()
+            opt.step()
+
+    steps(3)  # momentum exists when the snapshot is taken
+    wd = Watchdog(pct=50, patience=1)
+    wd.observe(1.0, m)
+    frozen = copy.deepcopy(wd.best_weights)
+    for _ in range(2):
+        steps(4)
+        assert _momentum_norm(opt) > 0
+        wd.restore(m, [opt], epoch=1, reason="test", lam=1.0)
+        assert _momentum_norm(opt) == 0 and not opt.state  # fresh optimizer moments
+        assert all(torch.equal(v, frozen[k]) for k, v in m.state_dict().items())
+        assert all(torch.equal(v, frozen[k]) for k, v in wd.best_weights.items())  # snapshot unchanged
+    assert len(wd.events) == 2
+
+
+def test_watchdog_absolute_level_fires_when_the_best_is_near_chance():
+    """A best epoch that is itself near chance cannot disarm the watchdog: errors above the absolute level
+    (always guessing the centre) count as bad epochs whatever the best."""
+    m = create_model("mlp")
+    wd = Watchdog(pct=50, patience=2, absolute=5.0)
+    wd.observe(5.5, m)                 # best so far is already worse than the centre guess
+    assert wd.should_trigger(5.6, False) is None        # within 50% of the best, but above 5.0: 1 bad epoch
+    assert "centre" in wd.should_trigger(5.7, False)    # 2 in a row
+    wd2 = Watchdog(pct=50, patience=2)                   # no absolute level: never fires here
+    wd2.observe(5.5, m)
+    assert wd2.should_trigger(5.6, False) is None and wd2.should_trigger(5.7, False) is None
+
+
+def test_watchdog_run_reports_no_worse_than_its_best_validation_weights(tiny_dataset):
+    """Under a diverging Lambda = 1.5 the watchdog restores; the final model the run reports is never worse
+    on validation than its best-validation weights."""
+    from gazeneg.config import from_dict
+    from gazeneg.metrics import error_metrics
+    from gazeneg.splits import load_splits
+    from gazeneg.train import evaluate, fit, tensors
+
+    cfg = from_dict(dict(data=str(tiny_dataset), epochs=8, progress=False, augment=False, flip=False, model="mlp",
+                         val_subjects=1, test_subjects=1, optimizer="sgd", lr=0.02, loss="mse", ema=0.0,
+                         neg_mode="literal", neg_policy="random", neg_lambda=1.5, watchdog=True, watchdog_patience=1,
+                         save_checkpoints=False))
+    sp = load_splits(cfg)
+    res = fit(cfg, sp, log=lambda *_: None)
+    assert res.watchdog_events
+    final = copy.deepcopy(res.model)
+    final.load_state_dict(res.final_state)
+    val_err = error_metrics(evaluate(final, tensors(sp.val), torch.device("cpu")), sp.val.targets)["mean_error_cells"]
+    assert val_err <= res.state.best_err + 1e-6
+
+
+def test_cap_norm_scales_only_above_the_cap():
+    a, b = torch.tensor([3.0]), torch.tensor([4.0])
+    assert cap_norm_([a, b], 1.0) and torch.allclose(torch.cat([a, b]), torch.tensor([0.6, 0.8]))
+    c = torch.tensor([0.3])
+    assert not cap_norm_([c], 1.0) and c.item() == pytest.approx(0.3)
+
+
+def test_guard_counter_round_trips_through_a_checkpoint_dict():
+    c = GuardCounter()
+    c.add("error_bound", 3)
+    c.seen, c.steps = 10, 2
+    c.add_step_ratio(0.9)
+    d = GuardCounter()
+    d.load(c.state())
+    assert d.as_dict() == c.as_dict() and d.as_dict()["guard_neg_step_ratio"] == pytest.approx(0.9)
 
 
 def test_watchdog_runaway_triggers_at_once():
@@ -113,7 +198,7 @@ def test_watchdog_runaway_triggers_at_once():
 
     m = create_model("mlp")
     wd = Watchdog(pct=50, patience=3)
-    wd.observe(1.0, m, [])
+    wd.observe(1.0, m)
     assert wd.should_trigger(grid.DIAGONAL - 0.1, False, runaway=grid.DIAGONAL) is None  # only a bad epoch
     assert "off the screen" in wd.should_trigger(1e6, False, runaway=grid.DIAGONAL)
 
@@ -129,7 +214,7 @@ def test_naive_lambda_above_one_never_writes_a_non_finite_checkpoint(tiny_datase
     from gazeneg.train import run
 
     cfg = from_dict(dict(data=str(tiny_dataset), epochs=6, out=str(tmp_path / "runs"), progress=False, augment=False,
-                         flip=False, model="mlp", val_subjects=1, test_subjects=1, optimizer="sgd", lr=0.05,
+                         flip=False, model="mlp", val_subjects=1, test_subjects=1, optimizer="sgd", lr=0.05, loss="mse",
                          neg_mode="literal", neg_policy="random", neg_lambda=3.0, neg_distance=2.0,
                          watchdog=watchdog, watchdog_patience=1))
     rd = run(cfg, argv=["x"])

@@ -8,7 +8,8 @@ from gazeneg.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from gazeneg.config import ConfigError, TrainConfig, from_dict
 from gazeneg.data import load_dataset
 from gazeneg.models import create_model
-from gazeneg.train import apply_budget, run, split_by_subject
+from gazeneg.splits import apply_budget, split_by_subject
+from gazeneg.train import run
 
 EPOCHS = 4
 
@@ -53,18 +54,18 @@ def test_resume_matches_uninterrupted(tiny_dataset, tmp_path, monkeypatch):
     # Interrupt a second run with Ctrl-C in the middle of epoch 2's bookkeeping.
     import gazeneg.train as T
 
-    real = T._append_metrics
+    real = T.append_metrics
 
     def interrupt(path, row):
         real(path, row)
         if row["epoch"] == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(T, "_append_metrics", interrupt)
+    monkeypatch.setattr(T, "append_metrics", interrupt)
     cfg2 = cfg.replace(out=str(tmp_path / "runs2"))
     with pytest.raises(KeyboardInterrupt):
         run(cfg2, argv=[])
-    monkeypatch.setattr(T, "_append_metrics", real)
+    monkeypatch.setattr(T, "append_metrics", real)
     (part,) = list((tmp_path / "runs2").iterdir())
     assert not (part / "metrics.json").exists()
     resumed = run(cfg2, resume=str(part), argv=[])

@@ -1,0 +1,194 @@
+"""The wrong-label objective as units: its guards, gradient cap, schedule, the prediction-side arm's
+geometry, the Huber pairing, and the classification terms."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gazeneg import grid, seeding
+from gazeneg.config import ConfigError, TrainConfig, from_dict
+from gazeneg.experiment import SweepConfig, all_arms, run_config
+from gazeneg.losses import complement_nll, negative_objective, point_loss
+from gazeneg.objective import WrongLabelObjective
+
+
+def _obj(**kw) -> WrongLabelObjective:
+    base = dict(neg_mode="combined", neg_lambda=0.5, loss="mse", optimizer="sgd")
+    return WrongLabelObjective.from_config(from_dict({**base, **kw}), n_train=64)
+
+
+# ----------------------------------------------------------------------------------------------
+# The original scheme: w on the prediction's side, every pair it lets through pulls f toward y
+
+
+PRED_SIDE = [a for a in all_arms() if a.overrides.get("neg_policy") == "prediction_side"]
+
+
+@pytest.mark.parametrize("arm", PRED_SIDE, ids=lambda a: a.name)
+@settings(max_examples=300, deadline=None)
+@given(y=st.tuples(st.floats(-0.5, grid.ROW_MAX + 0.5), st.floats(-0.5, grid.COL_MAX + 0.5)),
+       r=st.floats(0.01, 3.0), ang=st.floats(0, 2 * math.pi))
+def test_prediction_side_pairs_always_point_toward_the_truth(arm, y, r, ang):
+    """For every pair the arm's objective lets through, <f - w, y - f> > 0: stepping away from w moves f
+    toward y, also next to the screen's edges (a 'reflect' boundary breaks this)."""
+    cfg = run_config(arm, 0, 1, SweepConfig())
+    obj = WrongLabelObjective.from_config(cfg, n_train=1)
+    yt = torch.tensor([y], dtype=torch.float32)
+    f = yt + r * torch.tensor([[math.cos(ang), math.sin(ang)]], dtype=torch.float32)
+    w, valid = obj.generator(yt, torch.tensor([0]), step=0, f=f)
+    mask = valid & (torch.linalg.vector_norm(f - yt, dim=1) < cfg.guard_bound)[:, None]
+    dot = ((f[:, None, :] - w) * (yt - f)[:, None, :]).sum(-1)
+    # Exactly: <f - w, y - f> = |f - y| (D - |f - y|) > 0; at |f - y| = D to float32 rounding it is ~0.
+    assert bool((dot[mask] > (0 if abs(r - cfg.guard_bound) > 1e-3 else -1e-4)).all())
+
+
+# ----------------------------------------------------------------------------------------------
+# Huber: refused beside a quadratic negative term, bounded with a Huber-shaped one
+
+
+def test_huber_with_a_quadratic_negative_term_is_refused():
+    with pytest.raises(ConfigError, match="unbounded below"):
+        from_dict({"loss": "huber", "neg_loss": "mse", "neg_mode": "combined", "neg_lambda": 0.3})
+    assert TrainConfig().loss == "huber" and _obj(loss="huber").neg_loss == "huber"   # "match" pairs them
+    assert _obj(loss="mse").neg_loss == "mse"
+
+
+def _descend_point(true_loss, neg_loss, lam, start=-3.0, steps=1200, lr=0.1):
+    """Minimise true_loss(|f - y|) - lam * neg(f, w) over a free point f, w = y + (2, 0), from f = y + (start, 0)."""
+    y = torch.tensor([[4.0, 7.5]])
+    w = (y + torch.tensor([2.0, 0.0]))[:, None, :]
+    f = (y + torch.tensor([[start, 0.1]])).clone().requires_grad_(True)
+    opt = torch.optim.SGD([f], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        (point_loss(f, y, true_loss) - lam * negative_objective(f, w, neg_loss)).sum().backward()
+        opt.step()
+        if not torch.isfinite(f).all() or (f - y).norm() > 1e3:
+            return math.inf
+    return float((f - y)[0, 0].detach())
+
+
+def test_huber_pairing_settles_at_the_predicted_bias_and_mse_pairing_runs_away():
+    """docs/science.md section 2: under Huber + Huber-shaped repulsion the one-sided fixed point is lambda
+    cells away from w; Huber beside a quadratic negative term is unbounded below (a start 3 cells from y
+    on the far side of w runs away; near y a local minimum may hold it while lambda/(1 - lambda) D < 1);
+    MSE + MSE gives -lambda/(1 - lambda) D."""
+    for lam in (0.3, 0.5):
+        assert _descend_point("huber", "huber", lam) == pytest.approx(-lam, abs=1e-3)
+        assert _descend_point("huber", "mse", lam) == math.inf
+        assert _descend_point("mse", "mse", lam) == pytest.approx(-lam / (1 - lam) * 2.0, abs=1e-3)
+
+
+# ----------------------------------------------------------------------------------------------
+# Guards inside the objective
+
+
+def test_error_bound_and_direction_guards_count_what_they_block():
+    obj = _obj(neg_policy="one_sided", guard_bound=1.0, guard_direction=True)
+    y = torch.tensor([[2.0, 11.0]] * 4)
+    # errors 0.5 (down), 0.5 (up), 2.0 (down), 0 ... w is 2 cells straight down
+    f = y + torch.tensor([[0.5, 0.0], [-0.5, 0.0], [2.0, 0.0], [0.0, 0.3]])
+    val = obj.negative_term(f, y, None, 0)
+    c = obj.counter.as_dict()
+    assert c["guard_pairs_seen"] == 4
+    assert c["guard_error_bound_fired"] == 1          # |f - y| = 2.0 >= B
+    assert c["guard_direction_fired"] == 2            # beyond y (up) and sideways-beyond: <f - w, y - f> <= 0
+    w = y[:1] + torch.tensor([[2.0, 0.0]])
+    assert float(val) == pytest.approx(0.5 * float(((f[:1] - w) ** 2).sum()) / 4)
+
+
+def test_combined_grad_cap_caps_only_the_negative_gradient():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(3, 2)
+    x, y = torch.randn(8, 3), torch.rand(8, 2) * 5
+    params = list(lin.parameters())
+
+    def grads(cap):
+        obj = _obj(neg_policy="one_sided", guard_grad_cap=cap, neg_lambda=0.5)
+        for p in params:
+            p.grad = None
+        f = lin(x)
+        pos = point_loss(f, y, "mse").mean()
+        obj.backward_combined(pos, f, y, None, 0, 0.5, params, lambda loss: loss.backward())
+        return torch.cat([p.grad.flatten() for p in params]), obj.counter
+
+    f = lin(x)
+    gpos = torch.cat([g.flatten() for g in torch.autograd.grad(point_loss(f, y, "mse").mean(), params)])
+    g_uncapped, c0 = grads(0.0)
+    g_capped, c1 = grads(1e-3)
+    assert c1.fired["grad_cap"] == 1 and c0.fired["grad_cap"] == 0 and c1.steps == 1
+    assert float((g_capped - gpos).norm()) == pytest.approx(1e-3, rel=1e-4)      # the negative part, capped
+    assert float((g_uncapped - gpos).norm()) > 1e-2
+
+
+def test_lambda_schedule_and_warmup():
+    obj = _obj(neg_lambda=0.4, neg_warmup_epochs=2, neg_lambda_schedule="linear", epochs=10)
+    lams = [obj.lambda_at(e) for e in range(10)]
+    assert lams[:2] == [0.0, 0.0]
+    assert lams[2:6] == pytest.approx([0.1, 0.2, 0.3, 0.4])      # ramp over (10 - 2) // 2 = 4 epochs
+    assert lams[6:] == pytest.approx([0.4] * 4)
+    assert _obj(neg_mode="off").lambda_at(5) == 0.0
+
+
+def test_negative_step_on_other_photos_uses_other_indices(tiny_dataset, monkeypatch):
+    from gazeneg.splits import load_splits
+    from gazeneg.train import fit
+
+    seen = []
+    real = WrongLabelObjective.negative_term
+
+    def spy(self, f, y, idx, step):
+        seen.append(idx.clone())
+        return real(self, f, y, idx, step)
+
+    monkeypatch.setattr(WrongLabelObjective, "negative_term", spy)
+    cfg = from_dict(dict(data=str(tiny_dataset), epochs=1, model="mlp", val_subjects=1, test_subjects=1,
+                         progress=False, augment=False, flip=False, loss="mse", optimizer="sgd", lr=1e-3, ema=0.0,
+                         batch_size=64, neg_mode="literal", neg_lambda=0.1, neg_policy="random",
+                         neg_other_photos=True, save_checkpoints=False))
+    sp = load_splits(cfg)
+    res = fit(cfg, sp, log=lambda *_: None)
+    order = torch.randperm(len(sp.train), generator=seeding.torch_generator(cfg.seed, "order", 0))
+    assert len(seen) == res.state.guards.steps == math.ceil(len(sp.train) / 64)
+    assert not torch.equal(seen[0], order[:64])                      # not the batch the true step used
+    assert sorted(torch.cat(seen).tolist()) == list(range(len(sp.train)))   # but every photo once an epoch
+
+
+# ----------------------------------------------------------------------------------------------
+# Classification
+
+
+def test_complement_only_and_confidence_guard():
+    obj = WrongLabelObjective.from_config(from_dict({"head": "classification", "cls_complement_only": True,
+                                                     "neg_k": 5}), n_train=4)
+    logits = torch.randn(4, grid.N_CELLS)
+    true = torch.tensor([0, 17, 77, 143])
+    term = obj.classification_term(logits, true, torch.arange(4), 0, lam=0.0)   # weight 1 whatever lambda
+    assert term is not None and float(term) > 0
+    guarded = WrongLabelObjective.from_config(from_dict({"head": "classification", "cls_neg_weight": 1.0,
+                                                         "cls_neg_confidence": 0.5}), n_train=4)
+    confident = torch.zeros(4, grid.N_CELLS)
+    confident[0, 0] = confident[1, 17] = 20.0   # samples 0 and 1 are confident in their true cell
+    val = guarded.classification_term(confident, true, torch.arange(4), 0, lam=1.0)
+    assert guarded.counter.fired["confidence"] == 2
+    assert float(val) >= 0 and torch.isfinite(val)
+    wrong = complement_nll(confident, torch.tensor([5, 5, 5, 5]), reduction="none")
+    assert torch.isfinite(wrong).all()
+
+
+def test_watchdog_action_stop_ends_the_wrong_labels(tiny_dataset):
+    from gazeneg.splits import load_splits
+    from gazeneg.train import fit
+
+    cfg = from_dict(dict(data=str(tiny_dataset), epochs=5, model="mlp", val_subjects=1, test_subjects=1,
+                         progress=False, augment=False, flip=False, loss="mse", optimizer="sgd", lr=0.05, ema=0.0,
+                         neg_mode="literal", neg_lambda=3.0, neg_policy="random", watchdog=True,
+                         watchdog_patience=1, watchdog_action="stop", save_checkpoints=False))
+    res = fit(cfg, load_splits(cfg), log=lambda *_: None)
+    assert res.watchdog_events and res.watchdog_events[0]["lambda_after"] == 0.0
+    assert all(h["lambda"] == 0.0 for h in res.state.history[res.watchdog_events[0]["epoch"] + 1:])
+    assert np.isfinite([h["val_mean_error_cells"] for h in res.state.history]).all()
