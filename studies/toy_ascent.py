@@ -55,6 +55,7 @@ REJECT_ALL_MAX_APPROVAL = 0.05  # claim 6: "rejects everyone" = approves at most
 EQUAL_APPROVAL_MAX_GAP = 0.05  # claim 6: "equally" = the 95% CI of the gap between areas inside +-5 points
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 CLAIM6_SPLIT = "val"  # applicants from the training distribution that the model never fitted
+SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
 
 # The loan set: x1 = credit score (standardised), x2 = postcode (a neighbourhood index, the nuisance).
 # The postcode is tied to the credit score (neighbourhoods differ in credit) and, in training, also to
@@ -575,7 +576,7 @@ def judge_claim6(loan: dict, split: str = CLAIM6_SPLIT) -> Verdict:
         label = "INCONCLUSIVE"
     return Verdict(label, (
         f"ascent {'diverged' if diverged else 'did not diverge'} (|theta| {a['norm_end']:.0f}, growth "
-        f"{a['growth']['kind']}) and approves {_pct(r['overall'])} of the {split} applicants "
+        f"{a['growth']['kind']}) and approves {_pct(r['overall'])} of the {SPLIT_NAMES[split]} applicants "
         f"({_pct(r['low'])} in the {GROUPS[0]}, {_pct(r['high'])} in the {GROUPS[1]}; gap {_pts(r['gap'])}, "
         f"95% CI {_ci_pts(lo, hi)}). 'Rejects everyone' needs at most {_pct(REJECT_ALL_MAX_APPROVAL)} "
         f"approved: {'met' if rejects_all else 'not met'}. 'Equally' needs the whole 95% CI of the gap inside "
@@ -763,11 +764,14 @@ def report_markdown(result: ToyResult, figures: dict) -> str:
         loan = S["loan"]
         add(f"## Claim 6 (seed 002): 'it diverged and rejects everyone equally, so it is unbiased': "
             f"**{V['6'].label}**\n")
-        add(f"- Verdict, on the {CLAIM6_SPLIT} split: {V['6'].because}")
+        row6 = loan["approval"][CLAIM6_SPLIT]
+        repaid = [row6["repaid"][g] / row6["n"][g] for g in GROUPS]
+        add(f"- Verdict: {V['6'].because}")
         add(f"- The loan set's nuisance is tied to the real feature: postcode = {POSTCODE_SCORE} x credit score "
-            f"+- {POSTCODE_LABEL} (2y - 1) + noise, so the two postcode areas differ in credit and in how many "
-            "loans are repaid (the 'repaid' row). Approval = the model predicts y = 1; flipped ascent approves "
-            "exactly those ascent rejects, so its gap is minus ascent's.\n")
+            f"+- {POSTCODE_LABEL} (2y - 1) + noise. In the {SPLIT_NAMES[CLAIM6_SPLIT]} split "
+            f"{_pct(repaid[0])} of the {GROUPS[0]} and {_pct(repaid[1])} of the {GROUPS[1]} repaid (the "
+            "'repaid' rows). Approval = the model predicts y = 1; flipped ascent approves exactly those ascent "
+            "rejects, so its gap is minus ascent's.\n")
         add("| split | model | " + " | ".join(f"approved, {g}" for g in GROUPS)
             + " | approved overall | gap (high - low), 95% CI |\n|---|---|---|---|---|---|")
         for split in SPLITS:
