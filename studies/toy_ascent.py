@@ -165,10 +165,11 @@ def evaluate(thetas: np.ndarray, x: np.ndarray, y: np.ndarray, naive: bool = Tru
     -mean(y log p + (1 - y) log(1 - p)) with p = 1 / (1 + e^-z): +inf as soon as one sample has p
     rounded to exactly its wrong label (|z| > ~36.7 in float64)."""
     z = x @ thetas[:, :2].T + thetas[:, 2]  # (n, T)
-    lse = np.logaddexp(0.0, z)  # log(1 + e^z) = -log(1 - p)
-    # max(p, 1 - p) = sigmoid(|z|) = exp(|z| - log(1 + e^|z|)), and log(1 + e^|z|) = lse - min(z, 0):
-    # one logaddexp serves both (this function is most of the toy's run time)
-    conf = np.exp(np.abs(z) - (lse - np.minimum(z, 0.0)))
+    # one exp serves both (this function is most of the toy's run time): with e = exp(-|z|) <= 1,
+    # log(1 + e^z) = max(z, 0) + log1p(e) = -log(1 - p), and max(p, 1 - p) = sigmoid(|z|) = 1 / (1 + e)
+    e = np.exp(-np.abs(z))
+    lse = np.maximum(z, 0.0) + np.log1p(e)
+    conf = 1.0 / (1.0 + e)
     correct = (z > 0) == (y[:, None] == 1)
     ece, flip_ece = calibration_error(conf, correct)
     acc = correct.mean(axis=0)
@@ -216,28 +217,41 @@ class Run:
     metrics: dict = field(default_factory=dict)
 
 
-def trajectory(data: ToyData, variant: str, *, lr: float, steps: int, seed: int = 0) -> np.ndarray:
-    """(steps + 1, 3) thetas of full-batch constant-step descent or ascent on the training
-    cross-entropy (per VARIANTS), from a small seeded random start."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
-    v = VARIANTS[variant]
-    x, y = data.x["train"], data.y["train"]
-    y_fit = 1.0 - y if v["flip_labels"] else y
-    theta = np.random.default_rng([seed, 99]).normal(scale=0.01, size=3)
-    thetas = np.empty((steps + 1, 3))
+def trajectories(jobs: list[tuple[ToyData, str, int]], *, lr: float, steps: int) -> np.ndarray:
+    """(steps + 1, len(jobs), 3) thetas of full-batch constant-step descent or ascent on the training
+    cross-entropy (per VARIANTS) for each (data set, variant, seed) job, all stepped together (one
+    batched step for every job instead of a Python step per job: the toy's inner loop). Each job
+    starts from a small random theta drawn from its seed. The training splits must share one size."""
+    for _, variant, _ in jobs:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
+    vs = [VARIANTS[v] for _, v, _ in jobs]
+    # (B, n, 3): each training point with a constant 1 for the bias theta3
+    xt = np.stack([np.concatenate([d.x["train"], np.ones((len(d.x["train"]), 1))], axis=1) for d, _, _ in jobs])
+    y_fit = np.stack([1.0 - d.y["train"] if v["flip_labels"] else d.y["train"] for (d, _, _), v in zip(jobs, vs, strict=True)])
+    sign = np.array([v["sign"] for v in vs])[:, None]
+    wd = np.array([v["weight_decay"] for v in vs])[:, None]
+    theta = np.stack([np.random.default_rng([seed, 99]).normal(scale=0.01, size=3) for _, _, seed in jobs])
+    thetas = np.empty((steps + 1, len(jobs), 3))
     thetas[0] = theta
+    n = xt.shape[1]
     for t in range(1, steps + 1):
+        r = sigmoid(np.einsum("bnk,bk->bn", xt, theta)) - y_fit  # p - y, (B, n)
+        grad = np.einsum("bnk,bn->bk", xt, r) / n  # mean (p - y)(x1, x2, 1)
         # the step follows the gradient of sign * CE + wd/2 |theta|^2: ascent with weight decay
         # maximises CE - wd/2 |theta|^2, the decay always pulls toward 0
-        theta = theta - lr * (v["sign"] * gradient(theta, x, y_fit) + v["weight_decay"] * theta)
+        theta = theta - lr * (sign * grad + wd * theta)
         thetas[t] = theta
     return thetas
 
 
-def train(data: ToyData, variant: str, *, lr: float, steps: int, seed: int = 0) -> Run:
-    """The trajectory and every split's metrics at every step."""
-    thetas = trajectory(data, variant, lr=lr, steps=steps, seed=seed)
+def trajectory(data: ToyData, variant: str, *, lr: float, steps: int, seed: int = 0) -> np.ndarray:
+    """(steps + 1, 3) thetas of one run (see trajectories)."""
+    return trajectories([(data, variant, seed)], lr=lr, steps=steps)[:, 0]
+
+
+def _metrics(data: ToyData, variant: str, thetas: np.ndarray) -> dict:
+    """Every split's metrics at every step of one trajectory (steps + 1, 3)."""
     v = VARIANTS[variant]
     x, y = data.x["train"], data.y["train"]
     y_fit = 1.0 - y if v["flip_labels"] else y
@@ -252,7 +266,13 @@ def train(data: ToyData, variant: str, *, lr: float, steps: int, seed: int = 0) 
         # the textbook loss only on the training split, the one claim 3 is about
         for k, val in evaluate(thetas, data.x[split], data.y[split], naive=split == "train").items():
             metrics[f"{split}/{k}"] = val
-    return Run(data.name, variant, thetas, metrics)
+    return metrics
+
+
+def train(data: ToyData, variant: str, *, lr: float, steps: int, seed: int = 0) -> Run:
+    """The trajectory and every split's metrics at every step."""
+    thetas = trajectory(data, variant, lr=lr, steps=steps, seed=seed)
+    return Run(data.name, variant, thetas, _metrics(data, variant, thetas))
 
 
 def early_stop(values: np.ndarray, patience: int = PATIENCE, higher_is_better: bool = False) -> tuple[int, int]:
@@ -320,7 +340,10 @@ def run_experiment(steps: int = 3000, lr: float = 0.5, seed: int = 0, n: int = 4
     if steps < MIN_STEPS or not lr > 0:
         raise ValueError(f"need steps >= {MIN_STEPS} and lr > 0, got steps={steps}, lr={lr}")
     datasets = make_datasets(seed, n)
-    runs = {(d.name, v): train(d, v, lr=lr, steps=steps, seed=seed) for d in datasets for v in VARIANTS}
+    jobs = [(d, v, seed) for d in datasets for v in VARIANTS]
+    thetas = trajectories(jobs, lr=lr, steps=steps)
+    runs = {(d.name, v): Run(d.name, v, thetas[:, i], _metrics(d, v, thetas[:, i]))
+            for i, (d, v, _) in enumerate(jobs)}
     summary = {d.name: summarise(d, runs) for d in datasets}
     return ToyResult(steps, lr, seed, datasets, runs, summary, seed_sweep(steps, lr, seed, n))
 
@@ -330,13 +353,13 @@ def seed_sweep(steps: int, lr: float, seed: int, n: int) -> dict:
     seeds = list(range(seed, seed + SWEEP_SEEDS))
     out = {name: {"seeds": seeds, "descent": {"train": [], "test": []}, "flipped ascent": {"train": [], "test": []}}
            for name in DATASETS}
-    for s in seeds:
-        for d in make_datasets(s, n):
-            for variant, key, flip in (("descent", "descent", False), ("ascent", "flipped ascent", True)):
-                theta = trajectory(d, variant, lr=lr, steps=steps, seed=s)[-1:]
-                for split in ("train", "test"):
-                    acc = float(evaluate(theta, d.x[split], d.y[split])["flip_acc" if flip else "acc"][0])
-                    out[d.name][key][split].append(acc)
+    jobs = [(d, variant, s) for s in seeds for d in make_datasets(s, n) for variant in ("descent", "ascent")]
+    final = trajectories(jobs, lr=lr, steps=steps)[-1]
+    for (d, variant, _), theta in zip(jobs, final, strict=True):
+        key, flip = ("descent", False) if variant == "descent" else ("flipped ascent", True)
+        for split in ("train", "test"):
+            acc = float(evaluate(theta[None], d.x[split], d.y[split], naive=False)["flip_acc" if flip else "acc"][0])
+            out[d.name][key][split].append(acc)
     return out
 
 
