@@ -253,14 +253,22 @@ def test_pause_and_escape(tmp_path, frame_list):
     assert any("INCOMPLETE" in line for line in s.lines())
 
 
-def test_frames_without_a_face_or_with_closed_eyes_are_rejected(tmp_path, frame_list, photo):
+@pytest.mark.parametrize("backend", ["haar", "landmarks"])
+def test_frames_without_a_face_or_with_closed_eyes_are_rejected(tmp_path, frame_list, photo, backend):
     from tests.test_face import closed_eyes
 
+    if backend == "landmarks":
+        from gazeneg import models_cache
+
+        try:
+            models_cache.fetch(quiet=True)
+        except models_cache.ModelFileError as e:
+            pytest.skip(f"landmark model files unavailable and could not be fetched: {e}")
     blank = np.full_like(frame_list[0], 110)
     shut = [f for f, _ in moving_face_frames(closed_eyes(photo), 6)]
     frames = [blank, blank] + shut + frame_list[:30]
     s = C.capture(tmp_path / "ds", ListSource(frames), subject="a", session="s", plan=_plan(cells=(7,)),
-                  settings=_settings(fixation_s=0.0), headless=True, log=lambda *_: None)
+                  settings=_settings(fixation_s=0.0), headless=True, log=lambda *_: None, face_backend=backend)
     assert s.rejected_no_face == 2 and s.rejected_closed >= 5 and s.complete
     assert s.frames_kept == FRAMES
 
