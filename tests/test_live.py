@@ -256,3 +256,28 @@ def test_live_script_headless_with_a_checkpoint(frames, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["frames"] > 0 and out["with_face"] == out["frames"] and out["total"]["median_ms"] > 0
     assert not L.calibration_path(ckpt).exists()  # headless never calibrates
+
+
+def test_landmark_backend_skips_blinks_and_shows_them(frames, tmp_path, monkeypatch):
+    from gazeneg import models_cache
+    from gazeneg.face import make_detector
+    from tests.test_landmarks import shut_eyes
+
+    try:
+        models_cache.fetch(quiet=True)
+    except models_cache.ModelFileError as e:
+        pytest.skip(f"landmark model files unavailable and could not be fetched: {e}")
+    torch.manual_seed(0)
+    pipe = L.FramePipeline(create_model("mlp"), detector=make_detector("landmarks", track=False))
+    open_ = pipe.process(frames[0], 0.0)
+    assert open_.det.backend == "landmarks" and not open_.closed and open_.raw is not None
+    shut = shut_eyes(frames[0], open_.det.landmarks.mesh)
+    res = pipe.process(shut, 0.1)
+    assert res.det is not None and res.det.landmarks.blink and res.closed and res.raw is None
+    session, _ = _session_with_fake_model(frames, tmp_path, calibrate="never")
+    texts = []
+    real_put = cv2.putText
+    monkeypatch.setattr(cv2, "putText", lambda img, text, *a, **k: texts.append(text) or real_put(img, text, *a, **k))
+    img = L.render_live(session, res, shut, 960, 540, 0.1)
+    assert img.shape == (540, 960, 3)
+    assert any("BLINK" in t and "[landmarks]" in t and "yaw" in t for t in texts), texts
