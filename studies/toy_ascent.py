@@ -643,7 +643,8 @@ def report_markdown(result: ToyResult, figures: dict) -> str:
                       ("6", "it diverged and rejects everyone equally, so it is unbiased"),
                       ("shortcut", "ascent removes the spurious postcode shortcut")):
         if key in V:
-            add(f"| {key} {text} | **{V[key].label}** | {_cell(V[key].because)} |")
+            number = key.split()[0] if key[0].isdigit() else "loan"
+            add(f"| {number}: {text} | **{V[key].label}** | {_cell(V[key].because)} |")
     add(f"\nThresholds: confident = mean confidence > {CONFIDENT}; wrong = accuracy < {CHANCE}; as good as "
         f"descent = test accuracy at most {ACC_MARGIN} lower, ECE at most {ECE_MARGIN} higher; rejects "
         f"everyone = at most {_pct(REJECT_ALL_MAX_APPROVAL)} approved; equally = the 95% interval of the "
