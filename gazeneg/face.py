@@ -1,12 +1,19 @@
-"""Face and eye localisation with the Haar cascades that ship inside opencv-python, and the crop that
-turns a webcam frame into exactly the model's input (the aligned eye strip plus the face-box features
-of gazeneg.data, the same numbers the synthetic renderer writes).
+"""Face and eye localisation, and the crop that turns a webcam frame into exactly the model's input
+(the aligned eye strip plus the face-box features of gazeneg.strip, the same numbers the synthetic
+renderer writes). Two backends share one contract, detect(frame_bgr) -> Detection | None:
+"landmarks" (gazeneg.landmarks: MediaPipe's face mesh and iris models, from the local model cache) and
+"haar" (the cascades that ship inside opencv-python, below), the fallback when the model files are
+absent. Each Detection says which backend made it.
 
-    detector = FaceEyeDetector()
+    detector = make_detector()                # landmarks if the models are cached, else Haar
     det = detector.detect(frame_bgr)          # None, or a Detection in frame pixels
     if det is not None:
         strip_rgb, feats = crop_eyes(frame_bgr, det)   # (32, 96, 3) uint8, (4,) float32
         if not eyes_closed(strip_rgb, det): ...
+
+The strip: with landmarks each eye is cut along its own corners and scaled by its own width, so its
+corners sit at EYE_*_XY -+ EYE_WIDTH_PX / 2, where the renderer puts them (corner_alignments); with
+Haar (no corners) one similarity puts the two eye centres on EYE_LEFT_XY / EYE_RIGHT_XY.
 
 Coordinates are continuous frame pixels, x to the right and y down, pixel j spanning [j, j + 1) (so
 its centre is j + 0.5): the convention of data.EYE_LEFT_XY and of the synthetic renderer. A face box
@@ -20,7 +27,7 @@ Detection's right_eye, and its face features are those of the mirrored box (mirr
 that writes a face box to labels.csv must write mirror_box(det.face, frame_w) so that
 data.face_features of the row equals the features crop_eyes returned.
 
-Speed: the first frame (and any frame after the face is lost) searches the whole frame downscaled to
+Haar speed: the first frame (and any frame after the face is lost) searches the whole frame downscaled to
 `detect_width` pixels wide. Later frames search only a margin around the last face, downscaled so the
 face is about `track_face_px` wide, and look for each eye only near where it was, at a scale where the
 face is `eye_face_px` wide. That keeps the Haar work to about 1-2 ms a frame on one core at 640x480.
