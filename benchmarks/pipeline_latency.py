@@ -12,6 +12,7 @@ time.thread_time (CPU time of the thread, which excludes time spent waiting for 
 time of each stage. A second pass with tracking off (a full-frame search every frame) shows what tracking saves.
 
     python benchmarks/pipeline_latency.py                  # default CNN (random init: same cost)
+    python benchmarks/pipeline_latency.py --backend haar   # the Haar cascades instead of the landmarks
     python benchmarks/pipeline_latency.py --checkpoint runs/.../best.pt --frames 600
 """
 
@@ -26,7 +27,7 @@ import cv2
 import numpy as np
 import torch
 
-from gazeneg.face import FaceEyeDetector, astronaut_path, moving_face_frames
+from gazeneg.face import BACKENDS, astronaut_path, make_detector, moving_face_frames
 from gazeneg.live import SMOOTHERS, FramePipeline, make_smoother, summarize_latency
 
 
@@ -38,6 +39,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="gazecnn", help="registered model when no checkpoint is given")
     p.add_argument("--smoother", choices=SMOOTHERS, default="kalman")
     p.add_argument("--no-untracked", action="store_true", help="skip the tracking-off comparison")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="face backend (auto: landmarks when the model files are cached, else Haar)")
+    p.add_argument("--budget-ms", type=float, default=16.0, help="median wall time per frame to meet")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     return p
 
@@ -79,20 +83,25 @@ def main(argv=None) -> int:
     n = args.warmup + args.frames
     frames = [f for f, _ in moving_face_frames(photo, n, size=(640, 480))]
 
-    pipe = FramePipeline(model, smoother=make_smoother(args.smoother))
+    detector = make_detector(args.backend)
+    backend = getattr(detector, "backend", "haar")
+    runtime = getattr(detector, "runtime", "cv2 cascades")
+    pipe = FramePipeline(model, detector=detector, smoother=make_smoother(args.smoother))
     t0 = time.perf_counter()
     tracked = measure(pipe, frames, args.warmup)
     wall = time.perf_counter() - t0
-    out = {"model": name, "smoother": args.smoother, "frame": "640x480", "frames_timed": args.frames,
+    out = {"model": name, "backend": backend, "runtime": runtime, "smoother": args.smoother, "frame": "640x480",
+           "frames_timed": args.frames,
            "warmup_excluded": args.warmup, "threads": 1, "machine": platform.processor() or platform.machine(),
            "tracking": tracked, "fps_end_to_end": n / wall}
     if not args.no_untracked:
-        pipe = FramePipeline(model, detector=FaceEyeDetector(track=False), smoother=make_smoother(args.smoother))
+        pipe = FramePipeline(model, detector=make_detector(backend, track=False),
+                             smoother=make_smoother(args.smoother))
         k = min(n, args.warmup + 100)
         out["no_tracking"] = measure(pipe, frames[:k], min(args.warmup, k // 4))
 
     t = tracked["total"]
-    print(f"pipeline latency, 640x480, one core, {name}, {args.smoother} smoothing: median "
+    print(f"pipeline latency, 640x480, one core, {backend} ({runtime}), {name}, {args.smoother} smoothing: median "
           f"{t['median_ms']:.2f} ms, p95 {t['p95_ms']:.2f} ms over {tracked['frames']} frames "
           f"({args.warmup} warm-up frames excluded); face found in {tracked['with_face']}, by tracking in "
           f"{tracked['tracked']}")
@@ -111,8 +120,8 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
-    verdict = "meets" if t["median_ms"] <= 10.0 else "MISSES"
-    print(f"wall-clock median {verdict} the 10 ms budget")
+    verdict = "meets" if t["median_ms"] <= args.budget_ms else "MISSES"
+    print(f"wall-clock median {verdict} the {args.budget_ms:g} ms budget")
     return 0
 
 
