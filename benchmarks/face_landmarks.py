@@ -235,6 +235,28 @@ def video_run(make, path: Path, max_frames: int | None):
             "iris_motion_median_pct_iod": float(np.median(moves_iris)) if moves_iris else None}
 
 
+def strip_iris_offsets(stills, dets):
+    """Where the iris lands in the corner-cut strip, relative to EYE_*_XY (strip pixels, x right, y
+    down; median and sd over the stills, whose subjects mostly look at the camera). The renderer draws
+    an eye looking at the camera with its iris above the corner line too: comparing the two shows how
+    far real and rendered crops disagree (strip.EYE_WIDTH_PX = 40 px per eye width)."""
+    from gazeneg.face import corner_alignments
+    from gazeneg.strip import EYE_LEFT_XY, EYE_RIGHT_XY
+
+    offs = []
+    for (_n, img, _m), det in zip(stills, dets, strict=True):
+        if det is None:
+            continue
+        A, B = corner_alignments(det.landmarks.eye_corners, img.shape[1])
+        a = A[:2, :2] @ np.array(det.landmarks.iris[1]) + A[:2, 2] - EYE_LEFT_XY
+        b = B[:2, :2] @ np.array(det.landmarks.iris[0]) + B[:2, 2] - EYE_RIGHT_XY
+        offs.append([a, b])
+    offs = np.array(offs)
+    return {"strip_left_eye_median": np.median(offs[:, 0], 0).round(2).tolist(),
+            "strip_right_eye_median": np.median(offs[:, 1], 0).round(2).tolist(),
+            "sd": offs.reshape(-1, 2).std(0).round(2).tolist(), "stills": len(offs)}
+
+
 def get_args_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backends", default="haar,landmarks", help="comma list of haar, landmarks")
@@ -275,6 +297,7 @@ def main(argv=None) -> int:
             d = make()
             dets = [d.detect(img) for _n, img, _m in stills]
             r["blink_on_open_stills"] = sum(bool(x.landmarks.blink) for x in dets if x is not None)
+            r["strip_iris_offset_px"] = strip_iris_offsets(stills, dets)
             r["blink_on_shut_stills"] = {n: (None if (x := d.detect(img)) is None else bool(x.landmarks.blink))
                                          for n, img in closed}
         r["seconds"] = time.perf_counter() - t0
@@ -308,6 +331,10 @@ def print_backend(b, r):
         print(f"| {v} | {s['frames']} | {100 * s['face_and_both_eyes_rate']:.1f}% | {s['tracked_frames']} | "
               f"{s['median_ms_per_frame']:.1f} ({s['p95_ms_per_frame']:.1f}) | {s['median_cpu_ms_per_frame']:.1f} | {mot} | "
               f"{'n/a' if s['eye_jitter_median_pct_iod'] is None else format(s['eye_jitter_median_pct_iod'], '.2f')} |")
+    if "strip_iris_offset_px" in r:
+        o = r["strip_iris_offset_px"]
+        print(f"iris in the corner strip, offset from EYE_*_XY (px, x right, y down): strip-left eye "
+              f"{o['strip_left_eye_median']}, strip-right eye {o['strip_right_eye_median']} (medians; sd {o['sd']})")
     if "blink_on_open_stills" in r:
         print(f"blink flag on open-eyed stills: {r['blink_on_open_stills']}/{r['stills']['original']['stills']}; "
               f"on shut-eyed stills: {r['blink_on_shut_stills']}")
