@@ -41,7 +41,7 @@ test-slow: $(STAMP_DEV)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP_DEV)
-	$(BIN)/ruff check gazeneg scripts tests benchmarks
+	$(BIN)/ruff check gazeneg scripts tests benchmarks studies
 
 wrong-labels: $(STAMP)
 	$(BIN)/python scripts/eval_wrong_labels.py --quick

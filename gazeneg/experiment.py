@@ -134,7 +134,7 @@ def _cls_arms() -> list[Arm]:
         Arm("cls:complement_guarded", "cls", {**c, "cls_neg_weight": 1.0, "cls_neg_loss": "complement",
                                               "cls_neg_confidence": 0.5}, group="cls",
             note="complement only where p(true cell) > 0.5 (NLNL-style)"),
-        # Complementary labels carry ~1/144 of a true label's gradient at the start (SCIENCE.md section 2):
+        # Complementary labels carry ~1/144 of a true label's gradient at the start (docs/science.md section 3):
         # the arm gets half the cells as wrong per photo per step and 4x the epochs, or it never leaves the
         # uniform prediction within a sweep's budget; half the LR (1e-3) measured best of 5e-4, 1e-3, 2e-3.
         Arm("cls:complement_only", "cls", {**c, "cls_complement_only": True, "neg_k": 72, "epochs_scale": 4,
@@ -171,7 +171,7 @@ class SweepConfig:
 
 
 # The base of every sweep run: a small model that trains in about a second on a CPU core, plain
-# (no augmentation) so the math of SCIENCE.md applies, constant learning rate so training ends near
+# (no augmentation) so the math of docs/science.md applies, constant learning rate so training ends near
 # the fixed point the theory predicts.
 SWEEP_BASE = dict(model="mlp", loss="mse", ema=0.0, epochs=20, batch_size=256, augment=False, flip=False, schedule="none",
                   weight_decay=0.0, progress=False, save_checkpoints=False, threads=1, device="cpu")
@@ -258,7 +258,7 @@ def execute(arm: Arm, seed: int, budget: int, sweep: SweepConfig) -> dict:
     return {
         "arm": arm.name, "family": arm.family, "group": arm.group, "optimizer": cfg.optimizer, "seed": seed,
         "budget": budget, "final_test_error": fm["mean_error_cells"], "best_test_error": bm["mean_error_cells"],
-        "final_val_error": res.state.history[-1]["val_mean_error_cells"] if res.state.history else math.nan,
+        "final_val_error": res.final_val_error,
         "best_val_error": res.state.best_err,
         "signed_error_row": signed[0], "signed_error_col": signed[1],
         "bias_along_direction": float(signed @ d) if np.isfinite(signed).all() else math.nan,

@@ -136,8 +136,8 @@ def _step_sizes(rows, arms) -> list[dict]:
         if a.overrides.get("neg_mode") != "literal":
             continue
         rs = [r for r in rows if r["arm"] == name]
-        ratios = [r["guard_counts"].get("guard_neg_step_ratio") for r in rs]
-        ratios = [x for x in ratios if x is not None]
+        ratios = [r["guard_counts"].get("guard_neg_step_ratio") for r in rs if not (r["diverged"] or r["collapsed"])]
+        ratios = [x for x in ratios if x is not None and math.isfinite(x)]
         steps = sum(r["guard_counts"].get("guard_neg_steps", 0) for r in rs)
         capped = sum(r["guard_counts"].get("guard_grad_cap_fired", 0) for r in rs)
         if ratios:
@@ -183,20 +183,25 @@ def make_plots(out: Path, rows, summary, arms, margin: float = DEFAULT_MARGIN) -
                 xerr = [[max(0.0, d - lo)], [max(0.0, hi - d)]] if math.isfinite(lo) and math.isfinite(hi) else None
                 ax.errorbar([d], [y], xerr=xerr, fmt="o", color=c, capsize=3)
             else:
-                ax.annotate(e["verdict"], (0, y), color=c, fontsize=7, va="center")
+                ax.annotate(f"{e['verdict']}: {e['diverged_runs']} diverged, {e['collapsed_runs']} collapsed "
+                            f"of {e['n_seeds']}", (0, y), color=c, fontsize=7, va="center", xytext=(4, 0),
+                            textcoords="offset points")
         ax.axvline(0, color="black", lw=0.8)
         ax.axvspan(-margin, margin, color="tab:blue", alpha=0.12, label=f"equivalence margin +-{margin:g}")
         ax.set_yticks(ys, [f"{e['arm']} ({e['verdict']})" for e in es], fontsize=7)
         ax.set_xscale("symlog", linthresh=1.0)
+        lo_x, hi_x = ax.get_xlim()
+        ax.set_xticks([t for t in (-5, -2, -1, -0.5, -0.2, 0, 0.2, 0.5, 1, 2, 5, 10) if lo_x <= t <= hi_x])
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_xlabel("paired difference in test error to the arm's baseline, cells\n<- better    (symlog axis)    worse ->")
         ax.set_title(f"Each arm against its baseline, budget {top}\n(95% t-interval over seeds; colour = verdict)")
-        ax.legend(fontsize=7, loc="lower right")
+        ax.set_ylim(-0.8, len(es) - 0.2)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
         made.append(_save(fig, out / "diff_vs_baseline.png"))
 
     # 2. Error vs lambda: the naive random-placement arms and the one-sided theory arms.
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    plotted = False
+    plotted, xs_all, ys_all, failed = False, [0.0], [], []
     for fam, marker in (("sgd", "o"), ("adam", "s")):
         series = [(0.0, ent.get((f"{fam}:baseline", top)))] + [
             (a.total_lambda, ent.get((n, top))) for n, a in arms.items() if a.family == fam and a.series == "naive"]
@@ -207,10 +212,9 @@ def make_plots(out: Path, rows, summary, arms, margin: float = DEFAULT_MARGIN) -
                     label=f"{fam}: random wrong point, no guard")
             for x, e in pts:
                 _errbar(ax, x, e, color=ax.lines[-1].get_color(), fmt="none")
-            for x, e in series:
-                if not math.isfinite(e["mean_error_cells"]):
-                    ax.annotate(f"{fam}: diverged\n{e['diverged_runs']}/{e['n_seeds']}", (x, grid.DIAGONAL * 0.55),
-                                fontsize=7, ha="center")
+                ys_all.append(e["ci95_high"] if math.isfinite(e["ci95_high"]) else e["mean_error_cells"])
+            failed += [(x, fam, e) for x, e in series if not math.isfinite(e["mean_error_cells"])]
+            xs_all += [x for x, _ in series]
             plotted = True
     th = [(a.total_lambda, ent.get((n, top))) for n, a in arms.items() if a.series == "one_sided"]
     th = [(x, e) for x, e in th if e and math.isfinite(e["mean_error_cells"])]
@@ -220,9 +224,15 @@ def make_plots(out: Path, rows, summary, arms, margin: float = DEFAULT_MARGIN) -
             _errbar(ax, x, e, color=ax.lines[-1].get_color(), fmt="none")
         plotted = True
     if plotted:
+        ys_all += [e["mean_error_cells"] for _, e in th]
+        top_y = 1.35 * max(ys_all) if ys_all else 5.0
+        for i, (x, fam, e) in enumerate(failed):
+            ax.annotate(f"{fam}: no run ok\n({e['diverged_runs']} diverged)", (x, top_y * (0.93 - 0.12 * (i % 2))),
+                        fontsize=7, ha="center", va="top")
         ax.axvline(1.0, color="grey", ls=":", lw=1)
-        ax.annotate("Lambda = 1", (1.0, 0.2), fontsize=7, color="grey")
-        ax.set_ylim(0, grid.DIAGONAL * 0.7)
+        ax.annotate("Lambda = 1", (1.0, 0.02 * top_y), fontsize=7, color="grey", xytext=(3, 0), textcoords="offset points")
+        ax.set_ylim(0, top_y)
+        ax.set_xlim(-0.1, max(xs_all + [1.0]) + 0.2)
         ax.set_xlabel("Lambda (total weight of the wrong points)")
         ax.set_ylabel("final test error, cells (lower is better)")
         ax.set_title(f"Error vs Lambda, budget {top}\n(mean over seeds, 95% t-interval; diverged runs left out)")
@@ -255,13 +265,15 @@ def make_plots(out: Path, rows, summary, arms, margin: float = DEFAULT_MARGIN) -
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     show = [n for n, a in arms.items() if a.group == "main" and (n.endswith(":baseline") or a.series == "naive"
             or a.overrides.get("watchdog") or a.overrides.get("neg_policy") == "prediction_side")]
-    cap = grid.DIAGONAL
+    cap, finite_max = grid.DIAGONAL, 0.0
     for a in show:
         c = curves.get(f"{a}|0|{top}")
         if not c:
             continue
         v = np.array([x if x is not None and math.isfinite(x) else np.nan for x in c["val"]], float)
         (line,) = ax.plot(np.arange(len(v)), np.minimum(v, cap), label=a)
+        if np.isfinite(v).any() and np.nanmax(v) < cap:
+            finite_max = max(finite_max, float(np.nanmax(v)))
         bad = ~np.isfinite(v)
         if bad.any():
             i = int(np.argmax(bad))
@@ -270,8 +282,11 @@ def make_plots(out: Path, rows, summary, arms, margin: float = DEFAULT_MARGIN) -
         for ev in (r["watchdog_events"] if r else []):
             if ev["epoch"] < len(v):
                 ax.plot(ev["epoch"], min(v[ev["epoch"]], cap), "x", ms=9, color=line.get_color())
-    ax.axhline(cap, color="grey", ls=":", lw=1)
-    ax.annotate("off the screen (clipped)", (0, cap * 0.96), fontsize=7, color="grey", va="top")
+    top_y = min(cap, 1.25 * finite_max) if finite_max else cap
+    ax.set_ylim(0, top_y)
+    ax.annotate("curves above the top ran away (off the screen)" if top_y < cap else "top: off the screen",
+                (0.01, 0.98), xycoords="axes fraction", fontsize=7, color="grey", va="top")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation error, cells (lower is better)")
     ax.set_title(f"Learning curves, seed 0, budget {top}\nx = watchdog restore, dashed = non-finite")
@@ -525,9 +540,9 @@ def _guard_section(rows, arms, budgets) -> list[str]:
         n_rest = [len(r["watchdog_events"]) for r in wd]
         L += ["## The watchdog", "",
               f"{len(wd)} watchdog runs: restores per run median {np.median(n_rest):g} (max {max(n_rest)}); "
-              f"{worse} ended with a validation error above their own best-validation epoch (the run then reports "
-              "its best-validation weights). A restore loads the best weights with fresh optimizer moments "
-              "(docs/science.md section 5).", ""]
+              f"{worse} report a model whose validation error is above their own best-validation epoch's (a run "
+              "that ends training worse than its best reports its best-validation weights). A restore loads the "
+              "best weights with fresh optimizer moments (docs/science.md section 5).", ""]
     return L
 
 

@@ -251,6 +251,7 @@ class FitResult:
     final_state: dict | None = None  # the weights the run reports as its final model: the end of training,
                                      # or, for a watchdog run that ended worse than its best, the best weights
     outcome: str = "ok"              # metrics.outcome of the final model on validation
+    final_val_error: float = math.nan  # validation error (cells) of the final model
 
 
 def _state_copy(model) -> dict:
@@ -397,7 +398,8 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
                              + (f" is worse than always guessing the screen centre ({centre_err:.2f})"
                                 if result != DIVERGED else " (off the screen or non-finite)"))
     model.load_state_dict(best_state)
-    return FitResult(model, state, watchdog.events if watchdog else [], train_seconds, seen, final_state, result)
+    return FitResult(model, state, watchdog.events if watchdog else [], train_seconds, seen, final_state, result,
+                     final_err)
 
 
 def _silent(*args, **kwargs) -> None:
