@@ -411,6 +411,7 @@ def test_runtime_choice_is_checked(models):
     with pytest.raises(ValueError, match="unknown model runtime 'onnx'"):
         L.LandmarkDetector(runtime="onnx")
     assert L.LandmarkDetector(runtime="cv2.dnn").runtime == "cv2.dnn"
+    assert isinstance(make_detector("auto"), L.LandmarkDetector)  # the models are there: no fallback
     try:
         import ai_edge_litert  # noqa: F401
     except ImportError:
