@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from . import distributed, grid, seeding
 from .augment import DeviceAugment, augment_epoch
-from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, init_state, read_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, from_dict
 from .data import GazeDataset, atomic_write_text, normalize_images
 from .guards import GuardCounter, weights_finite
@@ -72,7 +72,26 @@ def lr_at(cfg: TrainConfig, epoch: int) -> float:
 
 def _set_lr(opt, lr):
     for g in opt.param_groups:
-        g["lr"] = lr
+        g["lr"] = lr * g.get("lr_scale", 1.0)
+
+
+def param_groups(model: GazeModel, backbone_lr_scale: float = 1.0):
+    """The optimizer's parameters. Fine-tuning may give the backbone (the eye-strip feature extractor) a
+    fraction of the LR; 0 freezes it: no gradients, and its BatchNorm running statistics are held too
+    (momentum 0), so its output in eval mode stays exactly the checkpoint's."""
+    if backbone_lr_scale == 1.0:
+        return list(model.parameters())
+    backbone = list(model.backbone.parameters())
+    ids = {id(p) for p in backbone}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    if backbone_lr_scale == 0:
+        for p in backbone:
+            p.requires_grad_(False)
+        for m in model.backbone.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.momentum = 0.0
+        return rest
+    return [{"params": backbone, "lr_scale": backbone_lr_scale}, {"params": rest}]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -281,7 +300,7 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
     if di.enabled:
         train_fwd = distributed.wrap(model, device, di)
         train_fwd = torch.compile(train_fwd) if cfg.compile else train_fwd
-    opt = make_optimizer(cfg, model.parameters())
+    opt = make_optimizer(cfg, param_groups(model, cfg.backbone_lr_scale))
     neg_opt = make_optimizer(cfg, model.parameters(), negative=True)
     state = TrainState(lam=objective.lam, guards=objective.counter)
     val_targets = splits.val.targets.astype(np.float64)
@@ -295,7 +314,8 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
         state = TrainState(epoch=resume_ckpt["epoch"] + 1, lam=ex["lam"], best_err=float(ex["best_err"]),
                            best_epoch=ex["best_epoch"], history=ex["history"], step=ex["step"],
                            guards=objective.counter)
-        objective.counter.load(ex["guards"])
+        # checkpoints from before the counter kept its steps hold only "guard_fired" and "guard_seen"
+        objective.counter.load(ex.get("guards") or {"fired": ex.get("guard_fired", {}), "seen": ex.get("guard_seen", 0)})
     objective.lam = state.lam
     # Weight EMA (timm's ModelEmaV2 idea, torch's AveragedModel): validation, best.pt and the test
     # figures use the averaged weights, which removes most of the epoch-to-epoch jitter of a small
@@ -468,7 +488,11 @@ def run(cfg: TrainConfig, *, resume: str | None = None, argv: list | None = None
     splits = load_splits(cfg)
     log(f"data: {len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test images; "
         f"held-out val {splits.groups['val']}, test {splits.groups['test']}")
-    res = fit(cfg, splits, run_dir=run_dir, resume_ckpt=resume_ckpt, log=log)
+    init = None
+    if cfg.init and resume_ckpt is None:   # fine-tuning: the architecture is checked against the config
+        init = init_state(cfg.init, cfg.model, {"head": cfg.head, **cfg.model_kwargs})
+        log(f"starting from {cfg.init}")
+    res = fit(cfg, splits, run_dir=run_dir, resume_ckpt=resume_ckpt, log=log, init_state=init)
     if not di.is_main:
         distributed.barrier(di)  # returns once rank 0 has written metrics.json
         return run_dir

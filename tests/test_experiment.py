@@ -170,3 +170,17 @@ def test_report_conclusions_follow_the_data(tmp_path):
     assert {x["verdict"] for x in none["entries"] if x["arm"] == "sgd:naive_l0.3"} == {"hurts"}
     for png in ("diff_vs_baseline.png", "error_vs_lambda.png"):
         assert (tmp_path / "b" / png).stat().st_size > 1000
+
+
+def test_sweep_table_prints_the_verdicts(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("sweep_table", Path(__file__).parents[1] / "scripts" / "sweep_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    build_report(tmp_path / "a", rows=_fabricated_sweep({"sgd:original_pred_side": -0.2}))
+    assert mod.main([str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "| sgd:original_pred_side | -0.20 [" in out and "**helps**" in out and "| budget 1 | budget 2 |" in out
+    assert mod.main([str(tmp_path / "missing")]) == 2

@@ -1,0 +1,60 @@
+#!/usr/bin/env python
+"""Print a sweep's verdicts as one compact Markdown table (arms x budgets), from its summary.json.
+
+    python scripts/sweep_table.py runs/wrong-labels-<time>
+
+Each cell: the paired difference in mean test error to the arm's own baseline (cells, negative is
+better) with its 95% t-interval and the verdict; baseline rows show their own error. This is the
+table the README quotes."""
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+
+def _cell(e: dict) -> str:
+    if e["verdict"] == "reference":
+        return f"{e['mean_error_cells']:.2f}"
+    bad = e["diverged_runs"] + e["collapsed_runs"]
+    fail = (f"{e['diverged_runs']}/{e['n_seeds']} diverged" if e["diverged_runs"] else "") + (
+        (", " if e["diverged_runs"] else "") + f"{e['collapsed_runs']}/{e['n_seeds']} collapsed"
+        if e["collapsed_runs"] else "")
+    d = e.get("diff_vs_baseline")
+    if e["verdict"] == "hurts" and bad:
+        return f"{fail} **hurts**"
+    if d is None or not math.isfinite(d):
+        return f"**{e['verdict']}**"
+    lo, hi = e.get("diff_ci95_low"), e.get("diff_ci95_high")
+    ci = f" [{lo:+.2f}, {hi:+.2f}]" if lo is not None and hi is not None else ""
+    return f"{d:+.2f}{ci} **{e['verdict']}**"
+
+
+def table(summary: dict) -> str:
+    entries = summary["entries"]
+    budgets = sorted({e["budget"] for e in entries})
+    arms = list(dict.fromkeys(e["arm"] for e in entries))
+    by = {(e["arm"], e["budget"]): e for e in entries}
+    lines = ["| arm | " + " | ".join(f"budget {b}" for b in budgets) + " |",
+             "|---|" + "---|" * len(budgets)]
+    for a in arms:
+        lines.append(f"| {a} | " + " | ".join(_cell(by[(a, b)]) if (a, b) in by else "" for b in budgets) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sweep", help="a sweep's output folder (holds summary.json)")
+    args = p.parse_args(argv)
+    path = Path(args.sweep) / "summary.json"
+    if not path.is_file():
+        print(f"error: {path}: no summary.json (run scripts/eval_wrong_labels.py --out {args.sweep} first)",
+              file=sys.stderr)
+        return 2
+    print(table(json.loads(path.read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
