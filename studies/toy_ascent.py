@@ -26,12 +26,13 @@ import io
 import json
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy.special import expit
+
+from gazeneg.runfiles import new_run_dir
 
 SPLITS = ("train", "val", "test")
 # Each variant: sign of the step on the objective (+1 descends the training cross-entropy, -1 ascends
@@ -893,17 +894,7 @@ def fresh_dir(out: str | None, root: str = "runs/toy") -> Path:
             raise FileExistsError(f"{p} already exists and is not an empty folder; pick another --out")
         p.mkdir(parents=True, exist_ok=True)
         return p
-    base = Path(root)
-    base.mkdir(parents=True, exist_ok=True)
-    stem = time.strftime("%Y%m%d-%H%M%S")
-    for i in range(1000):
-        p = base / (stem if i == 0 else f"{stem}-{i}")
-        try:
-            p.mkdir()
-            return p
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a new run folder under {base}")
+    return new_run_dir(root, "")
 
 
 # ----------------------------------------------------------------------------------------------
