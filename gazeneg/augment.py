@@ -35,7 +35,7 @@ def augment_epoch(images: np.ndarray, targets: np.ndarray, face: np.ndarray, *, 
                   photometric: bool = True, flip: bool = True):
     """Augment a whole epoch's training set once (uint8 (N, H, W, 3)); returns new arrays.
     Deterministic for a given seed."""
-    rng = np.random.default_rng([seed, 104729])
+    rng = np.random.default_rng(seed)  # seed: already one stream of seeding.py (train.fit passes it)
     out = images
     if photometric:
         tf = build_transform(int(rng.integers(2**31)))

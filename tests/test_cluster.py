@@ -18,6 +18,7 @@ def _rows(out):
                 for r in csv.DictReader(f)}
 
 
+@pytest.mark.slow  # starts a Ray instance: about 10 s and 1 GB on 2 cores; `make test-slow` runs it
 def test_sweep_on_local_ray_matches_sequential(tiny_dataset, tmp_path):
     ray = pytest.importorskip("ray")
 
