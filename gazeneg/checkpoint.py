@@ -84,3 +84,30 @@ def load_checkpoint(path, map_location="cpu") -> tuple[GazeModel, dict]:
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     return model, ckpt
+
+
+def init_state(path, model_name: str, model_kwargs: dict) -> dict:
+    """The weights of checkpoint `path` for fine-tuning a `model_name` model built with `model_kwargs`
+    (head included). Raises CheckpointError naming the file and the first mismatch: another model, other
+    hyperparameters, or parameters whose names or shapes differ."""
+    ckpt = read_checkpoint(path)
+    if ckpt["model_name"] != model_name:
+        raise CheckpointError(f"{path}: holds a {ckpt['model_name']!r} model, not {model_name!r} "
+                              f"(set --model {ckpt['model_name']} or start from another checkpoint)")
+    want = {"head": "regression", **model_kwargs}
+    have = {"head": "regression", **ckpt["model_kwargs"]}
+    if want != have:
+        diff = {k: (have.get(k), want.get(k)) for k in sorted(set(want) | set(have)) if have.get(k) != want.get(k)}
+        raise CheckpointError(f"{path}: model hyperparameters differ (checkpoint, requested): {diff}")
+    expected = create_model(model_name, **model_kwargs).state_dict()
+    state = ckpt["state_dict"]
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    if missing or extra:
+        raise CheckpointError(f"{path}: parameter names differ from a {model_name!r} model: missing {missing[:3]}, "
+                              f"unexpected {extra[:3]}")
+    for k, v in expected.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise CheckpointError(f"{path}: parameter {k} has shape {tuple(state[k].shape)}, the {model_name!r} "
+                                  f"model needs {tuple(v.shape)}")
+    return state

@@ -51,6 +51,9 @@ class TrainConfig:
     device: str = "auto"             # "auto", "cpu", "cuda"
     amp: bool = True                 # bf16 autocast on CUDA only
     compile: bool = False            # torch.compile the model (CUDA or CPU with a compiler)
+    # fine-tuning
+    init: str = ""                   # checkpoint to start from (fine-tuning); same architecture, checked
+    backbone_lr_scale: float = 1.0   # the backbone's LR as a multiple of lr; 0 freezes it (BatchNorm stats too)
     # screen geometry for errors in cm and degrees (0 = not given)
     screen_w_cm: float = 0.0
     screen_h_cm: float = 0.0
@@ -193,6 +196,7 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.lr > 0, "lr must be > 0 (negative steps are configured with neg_mode/neg_lambda)"),
         (cfg.val_subjects >= 1 and cfg.test_subjects >= 1, "val_subjects and test_subjects must be >= 1"),
         (cfg.split_fold >= 0, "split_fold must be >= 0"),
+        (cfg.backbone_lr_scale >= 0, "backbone_lr_scale must be >= 0 (0 freezes the backbone)"),
         (cfg.budget >= 0, "budget must be >= 0"),
         (cfg.neg_lambda >= 0, "neg_lambda must be >= 0"),
         (cfg.neg_distance > 0, "neg_distance must be > 0"),

@@ -5,6 +5,8 @@
     python scripts/train.py --data my_capture --epochs 40 --model resnet18
     python scripts/train.py --config cfg.json --lr 1e-3  # file, then command line
     python scripts/train.py --resume runs/20261124-101500-gazecnn
+    python scripts/train.py --init checkpoints/demo.pt --data my_capture --lr 3e-4 --freeze-backbone
+                                                         # fine-tune a saved model (architecture checked)
     torchrun --standalone --nproc_per_node 2 scripts/train.py ...  # data parallel over 2 processes
 """
 
@@ -22,12 +24,16 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p)
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument("--freeze-backbone", action="store_true",
+                   help="with --init: train only the face MLP and the head (same as --backbone-lr-scale 0)")
     return p
 
 
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     cfg = config_from_args(args)
+    if args.freeze_backbone:
+        cfg = cfg.replace(backbone_lr_scale=0.0)
     try:
         run_dir = run(cfg, resume=args.resume, argv=sys.argv if argv is None else argv)
     finally:
