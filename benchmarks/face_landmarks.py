@@ -264,6 +264,8 @@ def get_args_parser():
     p.add_argument("--backends", default="haar,landmarks", help="comma list of haar, landmarks")
     p.add_argument("--runtime", default="auto", choices=("auto", "cv2.dnn", "litert"),
                    help="landmark runtime: auto = ai-edge-litert when installed, else cv2.dnn")
+    p.add_argument("--alternate-iris", action="store_true",
+                   help="landmarks: iris model on one eye per tracked video frame, in turn")
     p.add_argument("--repeats", type=int, default=5, help="timed passes per still (median taken)")
     p.add_argument("--max-frames", type=int, default=None, help="frames per video (default: all)")
     p.add_argument("--out", default=None, help="write the figures to this JSON file")
@@ -282,7 +284,8 @@ def main(argv=None) -> int:
     stills, closed = load_stills(media)
     makers = {
         "haar": lambda track=False: FaceEyeDetector(track=track),
-        "landmarks": lambda track=False: LandmarkDetector(track=track, runtime=args.runtime),
+        "landmarks": lambda track=False: LandmarkDetector(track=track, runtime=args.runtime,
+                                                         alternate_iris=args.alternate_iris),
     }
     out = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.processor() or platform.machine(),
            "cpu_threads": 1, "opencv": cv2.__version__, "stills": len(stills), "backends": {}}

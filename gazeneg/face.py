@@ -299,11 +299,12 @@ class FaceEyeDetector:
 BACKENDS = ("auto", "landmarks", "haar")
 
 
-def make_detector(backend: str = "auto", *, track: bool = True, warn=None):
+def make_detector(backend: str = "auto", *, track: bool = True, warn=None, alternate_iris: bool = False):
     """A face detector with the detect(frame_bgr) -> Detection | None contract. "landmarks": MediaPipe
     mesh + iris (gazeneg.landmarks; raises models_cache.ModelFileError naming the fetch command when a
     model file is missing or bad); "haar": the cascades above; "auto": landmarks when the model files
-    are in the cache, else Haar, after calling warn(message) (default: print to stderr) once."""
+    are in the cache, else Haar, after calling warn(message) (default: print to stderr) once.
+    alternate_iris: landmarks only, see landmarks.LandmarkDetector."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown face backend {backend!r}; known: {', '.join(BACKENDS)}")
     if backend in ("auto", "landmarks"):
@@ -311,9 +312,9 @@ def make_detector(backend: str = "auto", *, track: bool = True, warn=None):
         from .models_cache import FETCH_COMMAND, ModelFileError, missing_models
 
         if backend == "landmarks" or not missing_models():
-            return LandmarkDetector(track=track)
+            return LandmarkDetector(track=track, alternate_iris=alternate_iris)
         try:
-            return LandmarkDetector(track=track)
+            return LandmarkDetector(track=track, alternate_iris=alternate_iris)
         except ModelFileError as e:
             msg = (f"face backend: landmark models unavailable ({e}); using the Haar cascades. "
                    f"`{FETCH_COMMAND}` fetches the models")

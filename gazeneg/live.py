@@ -250,7 +250,9 @@ class FramePipeline:
                 return predict(model, strips, feats)
 
         self.predict_fn = predict_fn
-        self.detector = detector or make_detector()  # landmarks when the models are cached, else Haar
+        # Landmarks when the models are cached, else Haar. The iris model on one eye per frame in turn:
+        # the strip is cut by the corners, so only the blink flag can lag, by a frame (~4 ms saved).
+        self.detector = detector or make_detector(alternate_iris=True)
         self.smoother = smoother or make_smoother("kalman")
         self.calibration = calibration or Calibration()
         self.skip_closed = skip_closed
