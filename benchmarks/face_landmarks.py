@@ -44,7 +44,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from gazeneg.data import atomic_write_text
+from gazeneg.data import atomic_write_bytes, atomic_write_text
 from gazeneg.face import FaceEyeDetector, astronaut_path
 from gazeneg.landmarks import LandmarkDetector
 from gazeneg.models_cache import cache_root
@@ -80,7 +80,7 @@ def fetch_media(names) -> Path:
     with tarfile.open(tgz) as tf:
         for n in names:
             data = tf.extractfile(MEDIA + n).read()  # by name only: nothing else leaves the tarball
-            (out / n).write_bytes(data)
+            atomic_write_bytes(out / n, data)  # never a half-written file that looks complete
     return out
 
 
