@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -193,7 +194,17 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.epochs >= 1, "epochs must be >= 1"),
         (cfg.batch_size >= 1, "batch_size must be >= 1"),
         (0.0 <= cfg.ema < 1.0, "ema must be in [0, 1): the weight-EMA decay, 0 = off"),
-        (cfg.lr > 0, "lr must be > 0 (negative steps are configured with neg_mode/neg_lambda)"),
+        (cfg.lr > 0 and math.isfinite(cfg.lr), f"lr must be a finite number > 0, not {cfg.lr} (negative steps are "
+         "configured with neg_mode/neg_lambda)"),
+        (0.0 <= cfg.momentum < 1.0, f"momentum must be in [0, 1), not {cfg.momentum}"),
+        (0.0 <= cfg.weight_decay < math.inf, f"weight_decay must be a finite number >= 0, not {cfg.weight_decay}"),
+        (cfg.threads >= 0, f"threads must be >= 0 (0 = torch's default), not {cfg.threads}"),
+        (all(0.0 <= v < math.inf for v in (cfg.screen_w_cm, cfg.screen_h_cm, cfg.distance_cm)),
+         "screen_w_cm, screen_h_cm and distance_cm must be finite numbers >= 0 (0 = not given)"),
+        (math.isfinite(cfg.neg_lambda) and math.isfinite(cfg.neg_distance) and math.isfinite(cfg.guard_bound)
+         and math.isfinite(cfg.guard_grad_cap) and math.isfinite(cfg.cls_neg_weight),
+         "neg_lambda, neg_distance, guard_bound, guard_grad_cap and cls_neg_weight must be finite"),
+        (cfg.watchdog_pct > 0, f"watchdog_pct must be > 0, not {cfg.watchdog_pct}"),
         (cfg.val_subjects >= 1 and cfg.test_subjects >= 1, "val_subjects and test_subjects must be >= 1"),
         (cfg.split_fold >= 0, "split_fold must be >= 0"),
         (cfg.backbone_lr_scale >= 0, "backbone_lr_scale must be >= 0 (0 freezes the backbone)"),

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from . import grid
 from .config import TrainConfig, from_dict
-from .data import load_dataset
+from .data import atomic_write_bytes, atomic_write_text, load_dataset
 from .metrics import COLLAPSED, DIVERGED, centre_guess_error, error_metrics, outcome
 from .splits import Splits, apply_budget, resolve_data_path, split_by_subject
 from .train import evaluate, fit, tensors
@@ -281,14 +281,34 @@ def _init_worker():
 # The sweep
 
 
-def load_done(out: Path) -> dict:
+def recover_partial_line(path: Path, log=print) -> None:
+    """A file appended one line at a time whose last line was cut off (a power cut, a full disk mid-write)
+    ends without a newline: drop that line, rewriting the file atomically, and say so. The run it held is
+    simply done again."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        keep = data[:data.rfind(b"\n") + 1]
+        atomic_write_bytes(path, keep)
+        log(f"{path}: dropped an incomplete last line ({len(data) - len(keep)} bytes, a write cut off); "
+            "its run is done again")
+
+
+def load_done(out: Path, log=print) -> dict:
     """Finished runs from an earlier (interrupted) sweep in the same folder: key -> row."""
     done = {}
     path = out / "results.csv"
+    recover_partial_line(path, log)
+    recover_partial_line(out / "curves.jsonl", log)
     if path.exists():
         with open(path, newline="") as f:
-            for r in csv.DictReader(f):
-                done[run_key(r["arm"], int(r["seed"]), int(r["budget"]))] = r
+            for line, r in enumerate(csv.DictReader(f), start=2):
+                try:
+                    done[run_key(r["arm"], int(r["seed"]), int(r["budget"]))] = r
+                except (KeyError, TypeError, ValueError):
+                    raise ValueError(f"{path} line {line}: not a results row ({dict(r)}); move the file away "
+                                     "to start the sweep afresh") from None
     return done
 
 
@@ -335,17 +355,21 @@ def run_sweep(sweep: SweepConfig, *, progress: bool = True, sequential: bool = F
     data_path = resolve_data_path(sweep.data)
     if "test_subjects" not in sweep.base:
         sweep.base["test_subjects"] = sweep_test_groups(data_path, sweep.base.get("val_subjects", 2))
+    # Every run's configuration is checked before anything is written (a bad option leaves no folder).
+    for a in sweep.arms:
+        for b in sweep.budgets:
+            run_config(arms[a], 0, b, sweep)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"seeds": sweep.seeds, "budgets": list(sweep.budgets), "arms": sweep.arms, "data": sweep.data,
             "base": {**SWEEP_BASE, **sweep.base}, "lr": LR}
     meta_path = out / "sweep.json"
-    if meta_path.exists():
+    done = load_done(out, log=tqdm.write)
+    if meta_path.exists() and done:   # a folder that holds no finished run can be reused for another sweep
         old = json.loads(meta_path.read_text())
         if old != json.loads(json.dumps(meta)):
             raise ValueError(f"{out} holds a different sweep ({meta_path}); choose another --out or the same options")
     else:
-        meta_path.write_text(json.dumps(meta, indent=2))
-    done = load_done(out)
+        atomic_write_text(meta_path, json.dumps(meta, indent=2))
     tasks = [(arms[a], s, b) for b in sweep.budgets for s in range(sweep.seeds) for a in sweep.arms
              if run_key(a, s, b) not in done]
     total = len(tasks) + len(done)

@@ -478,19 +478,23 @@ def run(cfg: TrainConfig, *, resume: str | None = None, argv: list | None = None
             if di.is_main:
                 truncate_metrics(run_dir / "metrics.csv", resume_ckpt["epoch"])
         log(f"resuming {run_dir} from epoch {resume_ckpt['epoch'] + 1 if resume_ckpt else 0}")
-    elif di.is_main:
-        run_dir = new_run_dir(cfg.out, cfg.name or cfg.model)
-        atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
-        atomic_write_text(run_dir / "argv.json", json.dumps(argv if argv is not None else sys.argv))
     else:
         run_dir = None
-    run_dir = distributed.broadcast_object(run_dir, di)
+    # Everything that can be wrong with the data, the model or the starting weights is found before a
+    # run folder exists: a failed start leaves nothing behind.
     splits = load_splits(cfg)
-    log(f"data: {len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test images; "
-        f"held-out val {splits.groups['val']}, test {splits.groups['test']}")
+    create_model(cfg.model, head=cfg.head, **cfg.model_kwargs)   # an unknown model or hyperparameter raises here
     init = None
     if cfg.init and resume_ckpt is None:   # fine-tuning: the architecture is checked against the config
         init = init_state(cfg.init, cfg.model, {"head": cfg.head, **cfg.model_kwargs})
+    if not resume and di.is_main:
+        run_dir = new_run_dir(cfg.out, cfg.name or cfg.model)
+        atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
+        atomic_write_text(run_dir / "argv.json", json.dumps(argv if argv is not None else sys.argv))
+    run_dir = distributed.broadcast_object(run_dir, di)
+    log(f"data: {len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test images; "
+        f"held-out val {splits.groups['val']}, test {splits.groups['test']}")
+    if init is not None:
         log(f"starting from {cfg.init}")
     res = fit(cfg, splits, run_dir=run_dir, resume_ckpt=resume_ckpt, log=log, init_state=init)
     if not di.is_main:

@@ -1,0 +1,68 @@
+"""Careless and hostile input to training and the sweep: one clear error, and nothing half-written left
+behind (issue: hardening)."""
+
+import pytest
+
+from gazeneg.config import ConfigError, from_dict
+from gazeneg.data import DatasetError
+from gazeneg.experiment import SweepConfig, load_done, run_sweep
+from gazeneg.train import run
+
+
+@pytest.mark.parametrize("kw, culprit", [
+    (dict(lr="inf"), "lr must be a finite"),
+    (dict(momentum=-1), "momentum"),
+    (dict(threads=-3), "threads"),
+    (dict(weight_decay=-1), "weight_decay"),
+    (dict(screen_w_cm=-30), "screen_w_cm"),
+    (dict(neg_lambda="nan"), "finite"),
+])
+def test_values_that_make_no_sense_are_refused(kw, culprit):
+    with pytest.raises(ConfigError, match=culprit):
+        from_dict(kw)
+
+
+@pytest.mark.parametrize("kw, err, culprit", [
+    (dict(data="no_such_dir"), DatasetError, "no_such_dir"),
+    (dict(model="nosuch"), ValueError, "nosuch"),
+    (dict(model="mlp", model_kwargs={"nonsense": 1}), ValueError, "bad hyperparameters"),
+])
+def test_a_failed_training_start_leaves_no_run_folder(tiny_dataset, tmp_path, kw, err, culprit):
+    base = dict(data=str(tiny_dataset), epochs=1, out=str(tmp_path / "runs"), progress=False, val_subjects=1,
+                test_subjects=1)
+    cfg = from_dict({**base, **kw})
+    with pytest.raises(err, match=culprit):
+        run(cfg, argv=["x"])
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def _sweep(tiny_dataset, out, **base):
+    return SweepConfig(data=str(tiny_dataset), out=str(out), seeds=2, budgets=(1,), arms=["adam:baseline"],
+                       base={"val_subjects": 1, "test_subjects": 1, "batch_size": 32, **base})
+
+
+def test_a_failed_sweep_start_writes_nothing_and_the_fixed_command_runs(tiny_dataset, tmp_path):
+    out = tmp_path / "sw"
+    with pytest.raises(ConfigError, match="epochs"):
+        run_sweep(_sweep(tiny_dataset, out, epochs=0), progress=False, sequential=True)
+    assert not out.exists()
+    # A folder holding a sweep.json but no finished run is reusable.
+    out.mkdir()
+    (out / "sweep.json").write_text('{"seeds": 9}')
+    run_sweep(_sweep(tiny_dataset, out, epochs=1), progress=False, sequential=True)
+    assert len(load_done(out)) == 2
+
+
+def test_a_half_written_last_results_line_is_dropped_and_redone(tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "sw"
+    run_sweep(_sweep(tiny_dataset, out, epochs=1), progress=False, sequential=True)
+    lines = (out / "results.csv").read_text().splitlines(keepends=True)
+    # power cut in the middle of the second row
+    (out / "results.csv").write_text("".join(lines[:-1]) + lines[-1][:25])
+    capsys.readouterr()
+    run_sweep(_sweep(tiny_dataset, out, epochs=1), progress=False, sequential=True)
+    cap = capsys.readouterr()
+    assert "dropped an incomplete last line" in cap.out + cap.err
+    done = load_done(out)
+    assert len(done) == 2
+    assert (out / "results.csv").read_text().count("\n") == 3   # header + 2 rows, no fragment
