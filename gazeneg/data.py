@@ -28,7 +28,8 @@ import numpy as np
 
 from . import grid
 
-# The strip geometry lives in strip.py (shared with face.py and synth.py); re-exported here.
+# The strip geometry lives in strip.py, which face.py imports directly (so face and data no longer import
+# each other); re-exported here for everything that reads it from data.
 from .strip import CHANNELS, EYE_LEFT_XY, EYE_RIGHT_XY, FACE_FEATURES, IMAGE_H, IMAGE_W, face_features  # noqa: F401
 
 FORMAT_VERSION = 1
