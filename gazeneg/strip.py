@@ -1,6 +1,6 @@
-"""The model's input geometry, in one place: the aligned eye strip's size and where the two eye
-centres sit in it, and the four face-box features. data.py (the dataset format), face.py (the webcam
-crop) and synth.py (the renderer) all read these from here, so none of them imports another for it."""
+"""The model's input geometry, in one place: the aligned eye strip's size, where the two eyes sit in
+it, and the face-box features. face.py (the webcam crop) reads it from here and data.py re-exports it
+(synth.py and the rest read it from data), so face.py and data.py need not import each other."""
 
 from __future__ import annotations
 
