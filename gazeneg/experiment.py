@@ -15,6 +15,8 @@ import csv
 import json
 import math
 import os
+import signal
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from . import grid
@@ -274,6 +277,9 @@ def execute(arm: Arm, seed: int, budget: int, sweep: SweepConfig) -> dict:
 
 
 def _init_worker():
+    # Ctrl-C is the main process's to handle: it stops the pool at once and keeps the finished runs; a
+    # worker that also took the signal would print its own traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
 
 
@@ -360,6 +366,20 @@ def run_sweep(sweep: SweepConfig, *, progress: bool = True, sequential: bool = F
         for b in sweep.budgets:
             run_config(arms[a], 0, b, sweep)
     out.mkdir(parents=True, exist_ok=True)
+    # One writer per folder: a second sweep on the same --out would append the same runs twice.
+    lock = FileLock(out / ".sweep.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ValueError(f"{out} is in use by another sweep (it holds the lock {out / '.sweep.lock'}); wait for it "
+                         "to finish or choose another --out") from None
+    try:
+        return _run_locked(sweep, out, arms, progress, sequential)
+    finally:
+        lock.release()
+
+
+def _run_locked(sweep: SweepConfig, out: Path, arms: dict, progress: bool, sequential: bool) -> Path:
     meta = {"seeds": sweep.seeds, "budgets": list(sweep.budgets), "arms": sweep.arms, "data": sweep.data,
             "base": {**SWEEP_BASE, **sweep.base}, "lr": LR}
     meta_path = out / "sweep.json"
@@ -382,13 +402,18 @@ def run_sweep(sweep: SweepConfig, *, progress: bool = True, sequential: bool = F
             _append(out, row)
             bar.update(1)
     elif sequential or workers == 1:
-        _init_worker()
+        torch.set_num_threads(1)
         for arm, s, b in tasks:
             _append(out, execute(arm, s, b, sweep))
             bar.update(1)
     else:
         import multiprocessing as mp
 
+        # Workers stopped by Ctrl-C leave the pool's queue semaphores to the resource tracker, which then
+        # warns about them at exit; the tracker takes its warning filters from this list when it starts.
+        quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+        if quiet not in sys.warnoptions:
+            sys.warnoptions.append(quiet)
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
             futs = [pool.submit(execute, arm, s, b, sweep) for arm, s, b in tasks]
             try:
@@ -396,8 +421,13 @@ def run_sweep(sweep: SweepConfig, *, progress: bool = True, sequential: bool = F
                     _append(out, fut.result())
                     bar.update(1)
             except KeyboardInterrupt:
+                # Stop now: finished runs are already in results.csv; running ones are redone on resume.
                 for f in futs:
                     f.cancel()
+                for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                    proc.terminate()
+                pool.shutdown(wait=False, cancel_futures=True)
+                bar.close()
                 raise
     bar.close()
     return out

@@ -66,3 +66,48 @@ def test_a_half_written_last_results_line_is_dropped_and_redone(tiny_dataset, tm
     done = load_done(out)
     assert len(done) == 2
     assert (out / "results.csv").read_text().count("\n") == 3   # header + 2 rows, no fragment
+
+
+def test_two_sweeps_on_one_folder_the_second_is_refused(tiny_dataset, tmp_path):
+    from filelock import FileLock
+
+    out = tmp_path / "sw"
+    out.mkdir()
+    with FileLock(out / ".sweep.lock"):   # another sweep holds the folder
+        with pytest.raises(ValueError, match="in use by another sweep"):
+            run_sweep(_sweep(tiny_dataset, out, epochs=1), progress=False, sequential=True)
+    assert not (out / "results.csv").exists()
+
+
+@pytest.mark.slow  # spawns a 2-worker pool in a subprocess: 15 s idle, over a minute on a loaded machine
+def test_ctrl_c_on_a_sweep_stops_promptly_keeps_finished_runs_and_prints_one_line(tiny_dataset, tmp_path):
+    """SIGINT to the sweep (as a terminal sends it to the whole process group) while workers run: it exits
+    within seconds with the one-line message, no worker tracebacks, and results.csv keeps whole rows."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "sw"
+    code = ("import sys; from gazeneg.cli import run_cli; from gazeneg.experiment import SweepConfig, run_sweep\n"
+            f"sw = SweepConfig(data={str(tiny_dataset)!r}, out={str(out)!r}, seeds=12, budgets=(1,), "
+            "arms=['adam:baseline'], workers=2, base={'val_subjects': 1, 'test_subjects': 1, 'batch_size': 32, "
+            "'epochs': 3})\n"
+            "sys.exit(run_cli(lambda: run_sweep(sw, progress=False) and 0))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((out / "results.csv").exists()
+                                          and (out / "results.csv").read_text().count("\n") >= 2):
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()
+    t0 = time.time()
+    os.killpg(proc.pid, signal.SIGINT)   # the whole group, as Ctrl-C in a terminal does
+    _, err = proc.communicate(timeout=30)
+    assert time.time() - t0 < 15
+    assert proc.returncode == 130
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 2, err
+    rows = (out / "results.csv").read_text()
+    assert rows.endswith("\n") and 1 <= rows.count("\n") - 1 < 12
+    assert len(load_done(out)) == rows.count("\n") - 1
