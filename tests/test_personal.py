@@ -92,3 +92,129 @@ def test_frozen_backbone_stays_exactly_the_checkpoint(tiny_dataset, tmp_path):
         if k.startswith("backbone.") and not k.endswith("num_batches_tracked"):
             assert torch.equal(end[k], v), k
     assert not torch.equal(end["fc.0.weight"], start["fc.0.weight"])
+
+
+# ----------------------------------------------------------------------------------------------
+# The personal regime
+
+
+from gazeneg import grid  # noqa: E402
+from gazeneg.personal import (  # noqa: E402
+    NINE_POINT,
+    PersonalConfig,
+    held_out_units,
+    make_folds,
+    read_finetunes,
+    run_personal,
+    select_lr,
+    split_unit,
+)
+from gazeneg.personal_report import build_report  # noqa: E402
+
+
+def _cells(targets, rows):
+    return set(np.atleast_1d(grid.nearest_cell(targets[rows, 0], targets[rows, 1])).tolist())
+
+
+def test_per_unit_split_never_puts_a_test_cell_in_calibration_or_validation(tiny_dataset):
+    ds = load_dataset(tiny_dataset)
+    kind, units = held_out_units(ds)
+    assert kind == "person" and len(units) == 6
+    for no, u in enumerate(units):
+        sp = split_unit(ds.targets, u.rows, seed=0, unit_no=no)
+        test, calib, val = _cells(ds.targets, sp.test), _cells(ds.targets, sp.calib), _cells(ds.targets, sp.val)
+        assert test and calib and val
+        assert not test & calib and not test & val and not calib & val
+        assert set(sp.test) | set(sp.val) | set(sp.calib) == set(u.rows.tolist())
+        # the first nine calibration photos are the 9-point calibration
+        assert [tuple(int(v) for v in ds.targets[r]) for r in sp.calib[:9]] == list(NINE_POINT)
+        # every photo of the unit is the unit's own person
+        assert set(ds.subjects[sp.calib]) == {u.name}
+    # different units get different random test cells
+    a, b = (split_unit(ds.targets, units[i].rows, 0, i) for i in (0, 1))
+    assert set(a.test_cells.tolist()) != set(b.test_cells.tolist())
+
+
+def test_one_person_units_are_sessions_or_cell_thirds(tmp_path):
+    from tests.conftest import make_tiny_dataset
+
+    ds = load_dataset(make_tiny_dataset(tmp_path / "one", subjects=1, frames=1))
+    kind, units = held_out_units(ds)
+    assert kind == "cells" and len(units) == 3
+    assert sum(len(u.rows) for u in units) == len(ds)
+    assert not _cells(ds.targets, units[0].rows) & _cells(ds.targets, units[1].rows)
+    ds.sessions[: len(ds) // 2] = "a"
+    kind, units = held_out_units(ds)
+    assert kind == "session" and [u.name for u in units] == ["a", "t"]
+
+
+def test_folds_hold_out_every_unit_once():
+    for n, folds in ((24, 4), (3, 4), (10, 4)):
+        f = make_folds(n, folds, seed=0)
+        assert sorted(u for part in f for u in part) == list(range(n))
+    assert len(make_folds(24, 4, 0)) == 4 and len(make_folds(3, 4, 0)) == 3
+
+
+def test_lr_is_chosen_on_validation_only():
+    """A fabricated case where the best validation LR (1e-3) is not the best test LR (1e-2)."""
+    rows = [{"lr": 1e-4, "val_error": 1.0, "final_test_error": 0.9, "val_outcome": "ok", "selected": False},
+            {"lr": 1e-3, "val_error": 0.5, "final_test_error": 0.8, "val_outcome": "ok", "selected": False},
+            {"lr": 1e-2, "val_error": 0.7, "final_test_error": 0.1, "val_outcome": "ok", "selected": False},
+            {"lr": 1e-1, "val_error": 0.2, "final_test_error": 0.05, "val_outcome": "collapsed", "selected": False}]
+    assert select_lr(rows)["lr"] == 1e-3
+    # test errors do not enter: scramble them and the choice stays
+    for r, t in zip(rows, (0.0, 9.0, 0.0, 0.0), strict=True):
+        r["final_test_error"] = t
+    assert select_lr(rows)["lr"] == 1e-3
+
+
+def _fabricated(n=20, effect=-0.2, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in range(n):
+        base = 1.0 + rng.normal(0, 0.3)
+        for arm, err in (("ft:no_finetune", base + 0.5 + rng.normal(0, 0.05)), ("ft:baseline", base),
+                         ("ft:original_l0.5_B2", base + effect + rng.normal(0, 0.02)),
+                         ("ft:symmetric_k4", base + rng.normal(0, 0.3))):
+            rows.append({"arm": arm, "person": f"p{p:02d}", "budget": 9, "lr": 1e-3, "selected": True,
+                         "final_test_error": err, "best_test_error": err, "diverged": False, "collapsed": False,
+                         "cell_accuracy": 0.5, "seconds": 0.01, "feature_seconds": 0.1, "val_error": err})
+    return rows
+
+
+def test_report_says_helps_when_an_arm_is_better_for_every_person(tmp_path):
+    doc = build_report(tmp_path, rows=_fabricated(), meta={"unit_kind": "person", "config": {"model": "gazecnn"}})
+    v = {e["arm"]: e["verdict"] for e in doc["entries"]}
+    assert v["ft:original_l0.5_B2"] == "helps" and v["ft:no_finetune"] == "hurts"
+    text = (tmp_path / "report.md").read_text()
+    assert "**helps** in 1 of 2 arms: ft:original_l0.5_B2 (-0.1" in text
+    assert "Fine-tuning the base model on 9 photos of a new person lowers its error" in text
+    # and the other way round: the same arm 0.2 worse for everyone hurts, and nothing helps
+    doc = build_report(tmp_path, rows=_fabricated(effect=+0.2), meta={"unit_kind": "person"})
+    assert {e["arm"]: e["verdict"] for e in doc["entries"]}["ft:original_l0.5_B2"] == "hurts"
+    assert "helps in **none** of the 2 arms" in (tmp_path / "report.md").read_text()
+
+
+def test_regime_on_a_tiny_set_gives_verdicts(tiny_dataset, tmp_path):
+    pc = PersonalConfig(data=str(tiny_dataset), out=str(tmp_path / "p"), model="mlp", ks=(9, 36), base_epochs=60,
+                        folds=2,
+                        steps=10, lr_grid=(1e-3, 1e-2), arms=["ft:no_finetune", "ft:baseline", "ft:original_l0.5_B2",
+                                                              "ft:symmetric_k4", "cls:baseline", "cls:complement"],
+                        cache=str(tmp_path / "cache"), workers=1)
+    run_personal(pc, progress=False, log=lambda *_: None)
+    rows = read_finetunes(pc.out)
+    chosen = [r for r in rows if r["selected"]]
+    # one chosen LR per (arm, person, k); every LR of the grid was run
+    assert len(chosen) == 6 * 2 * 6
+    assert len(rows) == 6 * 2 * (1 + 5 * 2)
+    doc = build_report(pc.out)
+    verdicts = {(e["arm"], e["budget"]): e["verdict"] for e in doc["entries"]}
+    assert verdicts[("ft:baseline", 9)] == "reference"
+    assert all(verdicts[(a, k)] in ("helps", "hurts", "equivalent", "inconclusive", "invalid")
+               for a in ("ft:original_l0.5_B2", "ft:symmetric_k4", "cls:complement") for k in (9, 36))
+    text = (Path(pc.out) / "report.md").read_text()
+    assert "Held-out unit: the person" in text and "One person with 36 photos" in text
+    assert (Path(pc.out) / "error_vs_k.png").stat().st_size > 10_000
+    # re-running resumes: nothing is fine-tuned twice
+    run_personal(pc, progress=False, log=lambda *_: None)
+    assert len(read_finetunes(pc.out)) == len(rows)
