@@ -9,6 +9,14 @@ summary.json, report.md and plots into the output folder and prints the verdicts
     python scripts/eval_wrong_labels.py --data my_capture     # on your own webcam data
     python scripts/eval_wrong_labels.py --out runs/wl-1       # re-run the same command to resume
     python scripts/eval_wrong_labels.py --ray auto            # send runs to a Ray cluster
+
+The personal regime (gazeneg/personal.py): one person, k calibration photos, a model fine-tuned from a
+base pretrained on other people; the default when --data holds one person:
+
+    python scripts/eval_wrong_labels.py --regime personal             # 24 people x k 9, 36, 144, gazecnn
+    python scripts/eval_wrong_labels.py --regime personal --quick     # 12 people, fewer arms
+    python scripts/eval_wrong_labels.py --data my_capture             # one person: held-out unit = session
+    python scripts/eval_wrong_labels.py --regime personal --init checkpoints/demo.pt --finetune full
 """
 
 import argparse
@@ -43,11 +51,80 @@ def get_args_parser():
     p.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
                    help="equivalence margin in cells: a difference shown (TOST) to lie within +-margin is "
                         f"'equivalent' (default {DEFAULT_MARGIN})")
+    g = p.add_argument_group("personal regime")
+    g.add_argument("--regime", choices=("sweep", "personal"), default=None,
+                   help="sweep: arms x seeds x budgets over many people; personal: one person's k calibration "
+                        "photos (default when --data holds one person)")
+    g.add_argument("--init", default="", metavar="CKPT", help="base model for every fold instead of pretraining one "
+                   "(architecture checked; e.g. checkpoints/demo.pt)")
+    g.add_argument("--ks", type=int, nargs="+", default=None, help="calibration photos per person (default 9 36 144)")
+    g.add_argument("--finetune", choices=("last", "head", "full"), default="last",
+                   help="last: the head's last layer on features computed once (default, milliseconds); head: the "
+                        "whole fc head on features; full: the whole network (seconds per fine-tune)")
+    g.add_argument("--lr-grid", type=float, nargs="+", default=None, help="the one LR grid for every arm")
+    g.add_argument("--steps", type=int, default=None, help="optimizer steps per fine-tune")
+    g.add_argument("--folds", type=int, default=None, help="folds of held-out people (each has its own base model)")
+    g.add_argument("--base-epochs", type=int, default=None, help="epochs of each base model (default: the model's "
+                   "recipe)")
+    g.add_argument("--max-units", type=int, default=None, help="test only this many held-out people (0 = all)")
+    g.add_argument("--cache", default=None, help="folder of cached base models (default runs/personal-base-cache)")
     return p
+
+
+def personal_main(args, argv) -> int:
+    from gazeneg.personal import FULL_ARMS, PersonalConfig, personal_arms, run_personal
+    from gazeneg.personal_report import build_report as build_personal
+    from gazeneg.personal_report import verdict_lines as personal_lines
+
+    if args.list_arms:
+        for a in personal_arms():
+            print(f"{a.name:<28} {a.note}")
+        return 0
+    out = args.out or f"runs/personal-{time.strftime('%Y%m%d-%H%M%S')}" + ("-quick" if args.quick else "")
+    data = args.data or "synthetic"
+    kw = {"data": data, "out": out, "model": args.model or "gazecnn", "finetune": args.finetune, "init": args.init,
+          "workers": args.workers, "ray": args.ray}
+    pcfg = PersonalConfig.quick(**kw) if args.quick else PersonalConfig(**kw)
+    if args.finetune == "full":
+        # seconds per fine-tune, not milliseconds: by default the arms that answer the question, on 6 people
+        pcfg.arms, pcfg.max_units = list(FULL_ARMS), 6
+    for key, field in (("ks", "ks"), ("lr_grid", "lr_grid"), ("arms", "arms")):
+        if getattr(args, key):
+            setattr(pcfg, field, tuple(getattr(args, key)) if key != "arms" else list(args.arms))
+    for key in ("steps", "folds", "base_epochs", "max_units", "cache"):
+        if getattr(args, key) is not None:
+            setattr(pcfg, key, getattr(args, key))
+    if args.seeds is not None or args.budgets or args.epochs is not None:
+        raise SystemExit("error: --seeds, --budgets and --epochs belong to the sweep regime; the personal regime "
+                         "uses --ks, --folds and --base-epochs")
+    t0 = time.perf_counter()
+    run_personal(pcfg, sequential=args.sequential)
+    elapsed = time.perf_counter() - t0
+    doc = build_personal(out, elapsed=elapsed, margin=args.margin,
+                         command="python scripts/eval_wrong_labels.py " + " ".join(
+                             shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)))
+    print(f"\nPersonal regime: held-out unit = {doc['unit_kind']}; verdicts vs the fine-tuned baseline, paired over "
+          f"held-out units, Holm-corrected; equivalence margin +-{args.margin:g} cells:")
+    for line in personal_lines(out):
+        print(line)
+    print("\nIn plain words:")
+    for k, sentences in doc["answer"].items():
+        print(f"  k = {k}: " + " ".join(sentences))
+    print(f"\nfinished in {elapsed:.0f} s. Report: {Path(out) / 'report.md'} (plots, finetunes.csv, summary.json beside it)")
+    return 0
 
 
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
+    if not args.margin > 0:
+        raise SystemExit(f"error: --margin must be a positive number of cells, not {args.margin}")
+    regime = args.regime
+    if regime is None:
+        from gazeneg.personal import one_person
+
+        regime = "personal" if args.data and one_person(args.data) else "sweep"
+    if regime == "personal":
+        return personal_main(args, argv)
     if args.list_arms:
         for a in all_arms():
             print(f"{a.name:<28} {a.note}")
