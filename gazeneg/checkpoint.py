@@ -71,17 +71,33 @@ def read_checkpoint(path, map_location="cpu") -> dict:
                               f"{str(e).splitlines()[0] if str(e) else ''})") from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt or "state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not a gazeneg checkpoint (no format_version/state_dict)")
-    if ckpt["format_version"] > CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {ckpt['format_version']} is newer than this "
-                              f"gazeneg ({CHECKPOINT_VERSION})")
+    version = ckpt["format_version"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{path}: format_version must be an integer, not {version!r}")
+    if version > CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {version} is newer than this gazeneg ({CHECKPOINT_VERSION})")
+    for key, typ in (("model_name", str), ("model_kwargs", dict), ("state_dict", dict), ("epoch", int)):
+        if key not in ckpt:
+            raise CheckpointError(f"{path}: not a complete gazeneg checkpoint (no {key!r})")
+        if not isinstance(ckpt[key], typ):
+            raise CheckpointError(f"{path}: {key!r} must be a {typ.__name__}, not {type(ckpt[key]).__name__}")
+    bad = [k for k, v in ckpt["state_dict"].items() if not isinstance(k, str) or not torch.is_tensor(v)]
+    if bad:
+        raise CheckpointError(f"{path}: state_dict entry {bad[0]!r} is not a named tensor")
+    if not all_finite(ckpt["state_dict"]):
+        raise CheckpointError(f"{path}: holds non-finite weights (NaN or inf): a diverged model; use another checkpoint")
     return ckpt
 
 
 def load_checkpoint(path, map_location="cpu") -> tuple[GazeModel, dict]:
     """(model in eval mode, checkpoint dict)."""
     ckpt = read_checkpoint(path, map_location)
-    model = create_model(ckpt["model_name"], **ckpt["model_kwargs"])
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model = create_model(ckpt["model_name"], **ckpt["model_kwargs"])
+        model.load_state_dict(ckpt["state_dict"])
+    except (ValueError, RuntimeError) as e:   # unknown model, or weights of another shape / architecture
+        raise CheckpointError(f"{path}: its weights do not fit a {ckpt['model_name']!r} model "
+                              f"({str(e).splitlines()[0][:200]})") from None
     model.eval()
     return model, ckpt
 

@@ -307,15 +307,21 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
     centre_err = centre_guess_error(val_targets)
     watchdog = objective.make_watchdog(centre_err)
     if resume_ckpt is not None:
-        model.load_state_dict(resume_ckpt["extra"].get("train_state_dict") or resume_ckpt["state_dict"])
-        opt.load_state_dict(resume_ckpt["optimizer"])
-        ex = resume_ckpt["extra"]
-        neg_opt.load_state_dict(ex["neg_optimizer"])
-        state = TrainState(epoch=resume_ckpt["epoch"] + 1, lam=ex["lam"], best_err=float(ex["best_err"]),
-                           best_epoch=ex["best_epoch"], history=ex["history"], step=ex["step"],
-                           guards=objective.counter)
-        # checkpoints from before the counter kept its steps hold only "guard_fired" and "guard_seen"
-        objective.counter.load(ex.get("guards") or {"fired": ex.get("guard_fired", {}), "seen": ex.get("guard_seen", 0)})
+        try:
+            ex = resume_ckpt["extra"]
+            model.load_state_dict(ex.get("train_state_dict") or resume_ckpt["state_dict"])
+            opt.load_state_dict(resume_ckpt["optimizer"])
+            neg_opt.load_state_dict(ex["neg_optimizer"])
+            state = TrainState(epoch=resume_ckpt["epoch"] + 1, lam=ex["lam"], best_err=float(ex["best_err"]),
+                               best_epoch=ex["best_epoch"], history=ex["history"], step=ex["step"],
+                               guards=objective.counter)
+            # checkpoints from before the counter kept its steps hold only "guard_fired" and "guard_seen"
+            objective.counter.load(ex.get("guards") or {"fired": ex.get("guard_fired", {}),
+                                                        "seen": ex.get("guard_seen", 0)})
+        except (KeyError, TypeError, RuntimeError, ValueError) as e:
+            raise CheckpointError(f"the run's last.pt does not fit its config or lacks training state "
+                                  f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                                  "start a new run") from None
     objective.lam = state.lam
     # Weight EMA (timm's ModelEmaV2 idea, torch's AveragedModel): validation, best.pt and the test
     # figures use the averaged weights, which removes most of the epoch-to-epoch jitter of a small
@@ -471,12 +477,19 @@ def run(cfg: TrainConfig, *, resume: str | None = None, argv: list | None = None
         run_dir = Path(resume)
         if not (run_dir / "config.json").is_file():
             raise FileNotFoundError(f"{run_dir}: not a run folder (no config.json)")
-        cfg = from_dict(json.loads((run_dir / "config.json").read_text()))
+        try:
+            cfg = from_dict(json.loads((run_dir / "config.json").read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{run_dir / 'config.json'}: not a readable run config ({e}); the run cannot be "
+                              "resumed, start a new one") from None
         if (run_dir / "last.pt").is_file():
             resume_ckpt = read_checkpoint(run_dir / "last.pt")
-            # metrics.csv gets the resumed epochs appended; drop rows past the checkpoint.
-            if di.is_main:
-                truncate_metrics(run_dir / "metrics.csv", resume_ckpt["epoch"])
+        if di.is_main:
+            # metrics.csv gets the resumed epochs appended: drop the rows past the checkpoint (all of them
+            # when a kill came before the first last.pt was written), and temp files of killed writes.
+            truncate_metrics(run_dir / "metrics.csv", resume_ckpt["epoch"] if resume_ckpt else -1)
+            for tmp in run_dir.glob(".*.tmp"):
+                tmp.unlink()
         log(f"resuming {run_dir} from epoch {resume_ckpt['epoch'] + 1 if resume_ckpt else 0}")
     else:
         run_dir = None

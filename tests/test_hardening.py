@@ -111,3 +111,87 @@ def test_ctrl_c_on_a_sweep_stops_promptly_keeps_finished_runs_and_prints_one_lin
     rows = (out / "results.csv").read_text()
     assert rows.endswith("\n") and 1 <= rows.count("\n") - 1 < 12
     assert len(load_done(out)) == rows.count("\n") - 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints and run folders
+
+
+def _ckpt(tmp_path, **changes):
+    import torch
+
+    from gazeneg.checkpoint import save_checkpoint
+    from gazeneg.models import create_model
+
+    p = tmp_path / "c.pt"
+    save_checkpoint(p, create_model("mlp"), model_name="mlp", model_kwargs={}, config={}, epoch=0)
+    d = torch.load(p, weights_only=True)
+    for k, v in changes.items():
+        if v is None:
+            del d[k]
+        else:
+            d[k] = v
+    torch.save(d, p)
+    return p
+
+
+@pytest.mark.parametrize("changes, culprit", [
+    ({"format_version": "1"}, "format_version must be an integer"),
+    ({"state_dict": [1, 2]}, "'state_dict' must be a dict"),
+    ({"model_name": None}, "no 'model_name'"),
+    ({"model_kwargs": None}, "no 'model_kwargs'"),
+    ({"model_name": "resnet18"}, "do not fit"),
+])
+def test_bad_checkpoints_get_one_clear_error(tmp_path, changes, culprit):
+    from gazeneg.checkpoint import CheckpointError, load_checkpoint
+
+    with pytest.raises(CheckpointError, match=culprit) as e:
+        load_checkpoint(_ckpt(tmp_path, **changes))
+    assert "c.pt" in str(e.value)
+
+
+def test_non_finite_checkpoints_are_refused_at_load(tmp_path):
+    import torch
+
+    from gazeneg.checkpoint import CheckpointError, read_checkpoint
+    from gazeneg.models import create_model
+
+    state = create_model("mlp").state_dict()
+    k = next(k for k, v in state.items() if v.is_floating_point())
+    state[k] = torch.full_like(state[k], float("nan"))
+    with pytest.raises(CheckpointError, match="non-finite"):
+        read_checkpoint(_ckpt(tmp_path, state_dict=state))
+
+
+def test_resume_after_a_kill_before_the_first_checkpoint_never_repeats_an_epoch(tiny_dataset, tmp_path):
+    import csv
+
+    cfg = from_dict(dict(data=str(tiny_dataset), epochs=2, out=str(tmp_path / "runs"), progress=False,
+                         val_subjects=1, test_subjects=1, model="mlp", augment=False, flip=False))
+    rd = run(cfg, argv=["x"])
+    # As if killed while writing the first last.pt: metrics.csv has epoch 0, last.pt is a stale temp file.
+    (rd / "last.pt").unlink()
+    (rd / "metrics.json").unlink()
+    with open(rd / "metrics.csv") as f:
+        first = f.read().splitlines()[:2]
+    (rd / "metrics.csv").write_text("\n".join(first) + "\n")
+    (rd / ".last.pt.abc123.tmp").write_bytes(b"\0" * 100)
+    run(cfg, resume=str(rd), argv=["x"])
+    with open(rd / "metrics.csv", newline="") as f:
+        epochs = [int(r["epoch"]) for r in csv.DictReader(f)]
+    assert epochs == [0, 1]
+    assert not list(rd.glob(".*.tmp"))
+
+
+def test_atomic_writes_get_the_users_umask(tmp_path):
+    import os
+    import stat
+
+    from gazeneg.data import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "x.txt", "hi")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.txt").stat().st_mode) == 0o644
