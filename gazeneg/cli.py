@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 
 from .checkpoint import CheckpointError
@@ -14,6 +15,12 @@ def run_cli(main) -> int:
         return main()
     except (ConfigError, DatasetError, CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:   # a read-only or full disk, an --out that is a file: the path and the reason, one line
+        where = f"{e.filename}: " if e.filename else ""
+        hint = " (the disk is full: free some space, then re-run the same command to resume)" \
+            if e.errno == errno.ENOSPC else ""
+        print(f"error: {where}{e.strerror or e}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: finished work is kept; re-run with the same output folder (or --resume) to "

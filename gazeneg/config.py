@@ -231,10 +231,14 @@ def validate(cfg: TrainConfig) -> None:
 
 def load_config_file(path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a JSON config file")
     try:
-        d = json.loads(path.read_text())
+        d = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}): a config file is JSON") from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path} line {e.lineno}: not valid JSON ({e.msg})") from None
     if not isinstance(d, dict):

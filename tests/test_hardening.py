@@ -195,3 +195,51 @@ def test_atomic_writes_get_the_users_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "x.txt").stat().st_mode) == 0o644
+
+
+# ----------------------------------------------------------------------------------------------
+# The command line: one line and exit code 2
+
+
+def _train_cli(argv, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("train_script", Path(__file__).parents[1] / "scripts" / "train.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    from gazeneg.cli import run_cli
+
+    rc = run_cli(lambda: mod.main(argv))
+    return rc, capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_one_line(tiny_dataset, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    rc, err = _train_cli(["--data", str(tiny_dataset), "--out", str(tmp_path / "afile"), "--epochs", "1",
+                          "--val-subjects", "1", "--test-subjects", "1", "--model", "mlp"], capsys)
+    assert rc == 2 and "afile" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("content, culprit", [(None, "is a folder"), (b"\xff\xfe{", "not UTF-8")])
+def test_bad_config_files_are_one_line(tmp_path, capsys, content, culprit):
+    path = tmp_path / "cfg.json"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    rc, err = _train_cli(["--config", str(path)], capsys)
+    assert rc == 2 and culprit in err and "cfg.json" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_full_disk_is_one_line_that_says_so(monkeypatch, capsys):
+    import errno
+
+    from gazeneg.cli import run_cli
+
+    def full():
+        raise OSError(errno.ENOSPC, "No space left on device", "runs/x/last.pt")
+
+    assert run_cli(full) == 2
+    err = capsys.readouterr().err
+    assert "runs/x/last.pt" in err and "disk is full" in err and len(err.strip().splitlines()) == 1
