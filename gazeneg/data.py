@@ -25,6 +25,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import PIL.Image
 
 from . import grid
 
@@ -93,16 +94,28 @@ def read_meta(root: Path) -> dict:
     if not meta_path.is_file():
         _fail(meta_path, None, "missing: a dataset folder needs meta.json, labels.csv and images/")
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as e:
         _fail(meta_path, e.lineno, f"not valid JSON ({e.msg})")
+    except UnicodeDecodeError as e:
+        _fail(meta_path, None, f"not UTF-8 text (byte {e.start})")
     if not isinstance(meta, dict):
         _fail(meta_path, None, "must hold a JSON object")
     for key in ("grid", "image_size", "format_version"):
         if key not in meta:
             _fail(meta_path, None, f"missing key {key!r}")
-    if list(meta["grid"]) != [grid.ROWS, grid.COLS]:
-        _fail(meta_path, None, f"grid is {meta['grid']}, gazeneg uses [{grid.ROWS}, {grid.COLS}]")
+
+    def int_pair(v) -> bool:
+        return isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+
+    if not int_pair(meta["grid"]) or list(meta["grid"]) != [grid.ROWS, grid.COLS]:
+        _fail(meta_path, None, f"grid is {meta['grid']!r}, gazeneg uses [{grid.ROWS}, {grid.COLS}]")
+    if not int_pair(meta["image_size"]) or min(meta["image_size"]) < 1 or max(meta["image_size"]) > 4096:
+        _fail(meta_path, None, f"image_size is {meta['image_size']!r}: expected [height, width] in pixels, "
+              f"e.g. [{IMAGE_H}, {IMAGE_W}]")
+    if not isinstance(meta["format_version"], int) or isinstance(meta["format_version"], bool):
+        _fail(meta_path, None, f"format_version is {meta['format_version']!r}, expected an integer "
+              f"({FORMAT_VERSION})")
     if meta["format_version"] > FORMAT_VERSION:
         _fail(meta_path, None, f"format_version {meta['format_version']} is newer than this gazeneg "
               f"understands ({FORMAT_VERSION}); upgrade gazeneg")
@@ -129,7 +142,28 @@ def load_dataset(root, *, load_images: bool = True) -> GazeDataset:
     csv_path = root / "labels.csv"
     if not csv_path.is_file():
         _fail(csv_path, None, "missing")
-    with open(csv_path, newline="") as f:
+    try:
+        return _load_rows(root, meta, csv_path, h, w, load_images)
+    except UnicodeDecodeError as e:
+        _fail(csv_path, None, f"not UTF-8 text (byte {e.start}); save labels.csv as UTF-8")
+
+
+def _contained(root: Path, rel: str, csv_path: Path, line_no: int) -> str:
+    """The image path, normalised, after checking it stays inside the dataset folder (symlinks resolved)."""
+    if not rel or os.path.isabs(rel) or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
+        _fail(csv_path, line_no, f"image path {rel!r} must be relative to the dataset folder")
+    norm = os.path.normpath(rel).replace("\\", "/")
+    base = root.resolve()
+    try:
+        (base / norm).resolve().relative_to(base)
+    except ValueError:
+        _fail(csv_path, line_no, f"image path {rel!r} leads outside the dataset folder {root}")
+    return norm
+
+
+def _load_rows(root: Path, meta: dict, csv_path: Path, h: int, w: int, load_images: bool) -> GazeDataset:
+    # utf-8-sig: a byte-order mark (as some spreadsheet programs write) is accepted and dropped
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         try:
             header = next(reader)
@@ -147,7 +181,9 @@ def load_dataset(root, *, load_images: bool = True) -> GazeDataset:
                 continue
             if len(rec) != len(header):
                 _fail(csv_path, line_no, f"has {len(rec)} fields, the header has {len(header)}")
-            path = rec[col["path"]].strip()
+            path = _contained(root, rec[col["path"]].strip(), csv_path, line_no)
+            if load_images and not (root / path).is_file():   # stop at the first missing image, not after all rows
+                _fail(csv_path, line_no, f"image {path!r} is missing ({root / path})")
             if path in seen:
                 _fail(csv_path, line_no, f"duplicate path {path!r} (first on line {seen[path]})")
             seen[path] = line_no
@@ -189,6 +225,18 @@ def _read_image(root: Path, rel: str, size: tuple[int, int], csv_path: Path, lin
     p = root / rel
     if not p.is_file():
         _fail(csv_path, line_no, f"image {rel!r} is missing ({p})")
+    # The size from the file's header, before decoding: a small file can hold a huge image (a 1 MB PNG of
+    # 20000 x 20000 pixels decodes to 1.2 GB).
+    try:
+        with PIL.Image.open(p) as im:
+            header_wh = im.size
+    except PIL.Image.DecompressionBombError as e:
+        _fail(csv_path, line_no, f"image {rel!r} is far larger than meta.json's {size[1]}x{size[0]} ({e}); not decoded")
+    except OSError:
+        header_wh = None   # not an image PIL knows: cv2 decides below
+    if header_wh is not None and (header_wh[1], header_wh[0]) != tuple(size):
+        _fail(csv_path, line_no, f"image {rel!r} is {header_wh[0]}x{header_wh[1]}, meta.json says "
+              f"{size[1]}x{size[0]} (not decoded)")
     img = cv2.imread(str(p), cv2.IMREAD_COLOR)
     if img is None:
         _fail(csv_path, line_no, f"image {rel!r} cannot be decoded (corrupt or not an image)")

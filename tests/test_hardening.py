@@ -243,3 +243,110 @@ def test_a_full_disk_is_one_line_that_says_so(monkeypatch, capsys):
     assert run_cli(full) == 2
     err = capsys.readouterr().err
     assert "runs/x/last.pt" in err and "disk is full" in err and len(err.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Dataset folders
+
+
+def _tiny_copy(tiny_dataset, tmp_path):
+    import shutil
+
+    dst = tmp_path / "ds"
+    shutil.copytree(tiny_dataset, dst)
+    return dst
+
+
+def _set_first_path(ds, new_path):
+    lines = (ds / "labels.csv").read_text().splitlines()
+    first = lines[1].split(",")
+    first[0] = new_path
+    lines[1] = ",".join(first)
+    (ds / "labels.csv").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "../../outside.png", "images/../../outside.png"])
+def test_image_paths_must_stay_inside_the_dataset(tiny_dataset, tmp_path, bad):
+    from gazeneg.data import load_dataset
+
+    ds = _tiny_copy(tiny_dataset, tmp_path)
+    (tmp_path / "outside.png").write_bytes((ds / "images" / sorted(p.name for p in (ds / "images").iterdir())[0])
+                                           .read_bytes())
+    _set_first_path(ds, bad)
+    with pytest.raises(DatasetError, match=r"labels.csv line 2: image path .*(relative|outside)"):
+        load_dataset(ds)
+
+
+def test_duplicates_are_found_after_normalising(tiny_dataset, tmp_path):
+    from gazeneg.data import load_dataset
+
+    ds = _tiny_copy(tiny_dataset, tmp_path)
+    lines = (ds / "labels.csv").read_text().splitlines()
+    second = lines[2].split(",")
+    first = lines[1].split(",")
+    second[0] = first[0].replace("images/", "images/./")
+    lines[2] = ",".join(second)
+    (ds / "labels.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError, match="line 3: duplicate path"):
+        load_dataset(ds)
+
+
+def test_a_decompression_bomb_is_refused_before_decoding(tiny_dataset, tmp_path):
+    import time
+
+    import PIL.Image
+
+    from gazeneg.data import load_dataset
+
+    ds = _tiny_copy(tiny_dataset, tmp_path)
+    first = (ds / "labels.csv").read_text().splitlines()[1].split(",")[0]
+    PIL.Image.new("1", (12000, 12000)).save(ds / first)   # a few KB on disk, 432 MB decoded as RGB
+    t = time.perf_counter()
+    with pytest.raises(DatasetError, match="12000x12000.*not decoded"):
+        load_dataset(ds)
+    assert time.perf_counter() - t < 10
+
+
+@pytest.mark.parametrize("meta_change, culprit", [
+    ({"grid": 5}, "grid is 5"), ({"format_version": "1"}, "format_version is '1'"),
+    ({"format_version": None}, "format_version is None"), ({"image_size": [32]}, "image_size is"),
+])
+def test_bad_meta_json_values_are_named(tiny_dataset, tmp_path, meta_change, culprit):
+    import json
+
+    from gazeneg.data import load_dataset
+
+    ds = _tiny_copy(tiny_dataset, tmp_path)
+    meta = json.loads((ds / "meta.json").read_text())
+    meta.update(meta_change)
+    (ds / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DatasetError, match=f"meta.json: {culprit}"):
+        load_dataset(ds)
+
+
+def test_labels_csv_with_a_bom_loads_and_invalid_utf8_is_named(tiny_dataset, tmp_path):
+    from gazeneg.data import load_dataset
+
+    ds = _tiny_copy(tiny_dataset, tmp_path)
+    raw = (ds / "labels.csv").read_bytes()
+    (ds / "labels.csv").write_bytes(b"\xef\xbb\xbf" + raw)
+    assert len(load_dataset(ds, load_images=False)) == raw.count(b"\n") - 1
+    (ds / "labels.csv").write_bytes(raw + b"\xff\xfe,oops\n")
+    with pytest.raises(DatasetError, match="labels.csv: not UTF-8"):
+        load_dataset(ds, load_images=False)
+
+
+def test_a_missing_image_is_reported_without_reading_every_row(tiny_dataset, tmp_path):
+    import time
+
+    from gazeneg.data import load_dataset
+
+    ds = _tiny_copy(tiny_dataset, tmp_path)
+    header, *rows = (ds / "labels.csv").read_text().splitlines()
+    fields = rows[0].split(",")
+    many = [",".join([f"images/missing_{i}.png", *fields[1:]]) for i in range(200_000)]
+    (ds / "labels.csv").write_text("\n".join([header, *many]) + "\n")
+    t = time.perf_counter()
+    with pytest.raises(DatasetError, match="line 2: image 'images/missing_0.png' is missing"):
+        load_dataset(ds)
+    assert time.perf_counter() - t < 5
