@@ -257,6 +257,9 @@ def base_config(pcfg: PersonalConfig, fold: int) -> TrainConfig:
           "progress": True, "save_checkpoints": False, "device": "cpu", "name": f"base-fold{fold}"}
     if pcfg.base_epochs:
         ov["epochs"] = pcfg.base_epochs
+        if pcfg.base_epochs < 10 and TrainConfig(**{k: v for k, v in ov.items() if k != "data"}).ema > 0:
+            # A short run (--quick) ends before a 0.99 EMA (a ~100-step horizon) forgets the initial weights.
+            ov["ema"] = 0.9
     return from_dict(ov)
 
 

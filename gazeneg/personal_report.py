@@ -183,7 +183,9 @@ def _answer(summary, more, ks, margin, meta) -> dict:
         else:
             S.append(f"Adding wrong labels to the same {k} photos helps in **none** of the {len(wl)} arms.")
         if by["hurts"]:
-            S.append(f"It **hurts** in {len(by['hurts'])}: {', '.join(by['hurts'])}.")
+            S.append(f"It **hurts** in {len(by['hurts'])}: "
+                     + ", ".join(f"{a} ({_s(es[a].get('diff_vs_baseline', math.nan), 3)} cells)" for a in by["hurts"])
+                     + ".")
         rest = [f"{len(by[v])} {v}" for v in ("equivalent", "inconclusive", "invalid") if by[v]]
         if rest:
             S.append(f"The others: {', '.join(rest)} (equivalent = within +-{margin:g} cells of the baseline).")
@@ -241,7 +243,7 @@ def make_plots(out: Path, summary, ks, margin, meta) -> list[str]:
     model = meta.get("config", {}).get("model", "")
     many = UNIT_WORDS.get(meta.get("unit_kind"), ("person", "people"))[1]
     # 1. Error vs k: more real photos (left) beside the same photos plus wrong labels (right).
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 5.6), sharey=True)
     if "ft:no_finetune" in by:
         _line(a1, by["ft:no_finetune"], ks, fmt="s--", color="tab:grey", label="no fine-tuning (the base model)")
     if "ft:lr_control_0.2" in by:
@@ -271,7 +273,7 @@ def make_plots(out: Path, summary, ks, margin, meta) -> list[str]:
     for ax in (a1, a2):
         _k_axis(ax, ks)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper right")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     a1.set_ylabel("mean test error on the person's other cells, cells\n(lower is better)")
     fig.suptitle(f"One person, k calibration photos ({model}): more real photos vs wrong labels", fontsize=11)
     made.append(_save(fig, out / "error_vs_k.png"))
