@@ -218,3 +218,78 @@ def test_regime_on_a_tiny_set_gives_verdicts(tiny_dataset, tmp_path):
     # re-running resumes: nothing is fine-tuned twice
     run_personal(pc, progress=False, log=lambda *_: None)
     assert len(read_finetunes(pc.out)) == len(rows)
+
+
+@pytest.mark.parametrize("name,kw", [("mlp", {}), ("gazecnn", {"width": 8, "keypoints": 4})])
+@pytest.mark.parametrize("part", ["last", "head"])
+def test_head_on_features_is_the_model(tiny_dataset, name, kw, part):
+    """Last-layer fine-tuning starts from exactly the model: Head(model)(features(model, x)) == model(x)."""
+    from gazeneg.personal import Head, features, head_points
+
+    ds = load_dataset(tiny_dataset).subset(np.arange(40))
+    torch.manual_seed(1)
+    model = create_model(name, **kw).eval()
+    ref = predict(model, ds.images, ds.face)
+    np.testing.assert_allclose(head_points(Head(model, part), features(model, ds, part)), ref, atol=1e-5)
+
+
+def _one_person_three_sessions(root):
+    import cv2
+
+    from gazeneg.data import IMAGE_H, IMAGE_W, DatasetWriter, new_meta
+
+    rng = np.random.default_rng(0)
+    with DatasetWriter(root, new_meta("test-one-person"), fsync=False) as wr:
+        for sess in ("mon", "tue", "wed"):
+            shade = int(rng.integers(150, 220))
+            for c in range(grid.N_CELLS):
+                r, cc = grid.index_to_cell(c)
+                img = np.full((IMAGE_H, IMAGE_W, 3), shade, np.uint8)
+                x = 8 + cc * (IMAGE_W - 16) / grid.COL_MAX + rng.normal(0, 0.3)
+                y = 6 + r * (IMAGE_H - 12) / grid.ROW_MAX + rng.normal(0, 0.3)
+                cv2.circle(img, (int(round(x * 4)), int(round(y * 4))), 12, (30, 30, 30), -1, lineType=cv2.LINE_AA,
+                           shift=2)
+                wr.add(img, float(r), float(cc), subject="me", session=sess, name=f"{sess}_{c:03d}.png",
+                       face=(200, 150, 220, 220), frame=(640, 480))
+    return root
+
+
+def test_one_person_capture_runs_the_personal_regime_by_session(tmp_path, capsys):
+    """scripts/eval_wrong_labels.py --data DIR on one person with three sessions: the personal regime is the
+    default, the held-out unit is the session, and the report says so."""
+    data = _one_person_three_sessions(tmp_path / "me")
+    out = tmp_path / "out"
+    rc = _script("eval_wrong_labels").main(["--data", str(data), "--out", str(out), "--model", "mlp", "--ks", "9", "36",
+                                            "--arms", "ft:no_finetune", "ft:baseline", "ft:original_l0.5_B2",
+                                            "--lr-grid", "1e-3", "1e-2", "--steps", "10", "--base-epochs", "30",
+                                            "--cache", str(tmp_path / "cache"), "--workers", "1"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "held-out unit = session" in printed
+    text = (out / "report.md").read_text()
+    assert "Held-out unit: the session." in text and "each of its 3 sessions is held out once" in text
+    rows = read_finetunes(out)
+    assert {r["person"] for r in rows} == {"mon", "tue", "wed"} and {r["unit_kind"] for r in rows} == {"session"}
+
+
+def test_full_finetuning_from_init(tiny_dataset, mlp_checkpoint, tmp_path):
+    """--init with full fine-tuning: every fold starts from the checkpoint (no fine-tuning = the checkpoint's own
+    error on the person's test cells, exactly) and the whole network is trained by train.fit."""
+    from gazeneg.personal import split_unit
+
+    pc = PersonalConfig(data=str(tiny_dataset), out=str(tmp_path / "p"), model="mlp", ks=(9,), folds=2, steps=4,
+                        lr_grid=(1e-3,), init=str(mlp_checkpoint), finetune="full",
+                        arms=["ft:no_finetune", "ft:baseline", "ft:original_l0.5_B2"], workers=1,
+                        cache=str(tmp_path / "cache"))
+    run_personal(pc, progress=False, log=lambda *_: None)
+    rows = read_finetunes(pc.out)
+    ds = load_dataset(tiny_dataset)
+    ref, _ = load_checkpoint(mlp_checkpoint)
+    kind, units = held_out_units(ds)
+    for no, u in enumerate(units):
+        test = ds.subset(split_unit(ds.targets, u.rows, 0, no).test)
+        err = float(np.linalg.norm(predict(ref, test.images, test.face) - test.targets, axis=1).mean())
+        nf = next(r for r in rows if r["arm"] == "ft:no_finetune" and r["person"] == u.name)
+        assert nf["final_test_error"] == pytest.approx(err, abs=1e-9)
+        ft = next(r for r in rows if r["arm"] == "ft:baseline" and r["person"] == u.name)
+        assert ft["finetune"] == "full" and ft["final_test_error"] != nf["final_test_error"]
