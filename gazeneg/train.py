@@ -467,9 +467,11 @@ def ridge_baseline(splits: Splits) -> tuple[float, np.ndarray]:
     return float(np.linalg.norm(pred - splits.test.targets, axis=1).mean()), pred
 
 
-def run(cfg: TrainConfig, *, resume: str | None = None, argv: list | None = None, log=print) -> Path:
+def run(cfg: TrainConfig, *, resume: str | None = None, argv: list | None = None, log=print,
+        resume_epochs: int | None = None) -> Path:
     """Train, evaluate on held-out subjects, compare with the ridge baseline, write the run folder.
-    Under torchrun every rank trains; rank 0 creates and writes the run folder and evaluates."""
+    Under torchrun every rank trains; rank 0 creates and writes the run folder and evaluates.
+    resume_epochs: extend a resumed run to this many epochs (the LR schedule follows the new length)."""
     di, device = distributed.setup(pick_device(cfg.device))
     log = log if di.is_main else _silent
     resume_ckpt = None
@@ -482,6 +484,10 @@ def run(cfg: TrainConfig, *, resume: str | None = None, argv: list | None = None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{run_dir / 'config.json'}: not a readable run config ({e}); the run cannot be "
                               "resumed, start a new one") from None
+        if resume_epochs is not None and resume_epochs != cfg.epochs:
+            cfg = cfg.replace(epochs=resume_epochs)
+            if di.is_main:
+                atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
         if (run_dir / "last.pt").is_file():
             resume_ckpt = read_checkpoint(run_dir / "last.pt")
         if di.is_main:

@@ -15,7 +15,7 @@ import sys
 
 from gazeneg import distributed
 from gazeneg.cli import run_cli
-from gazeneg.config import add_config_args, config_from_args
+from gazeneg.config import ConfigError, add_config_args, config_from_args
 from gazeneg.runfiles import summary_lines
 from gazeneg.train import run
 
@@ -31,11 +31,24 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
+    resume_epochs = None
+    if args.resume:
+        # A resumed run keeps its own config.json; only --epochs (to extend it) may change. Any other flag
+        # would be silently ignored, so it is refused by name.
+        given = {k[4:] for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+        other = sorted(given - {"epochs"}) + (["config"] if args.config else []) + \
+            (["freeze-backbone"] if args.freeze_backbone else [])
+        if other:
+            raise ConfigError(f"--resume continues the run with its own config.json; these options would be "
+                              f"ignored: {', '.join('--' + o.replace('_', '-') for o in other)} (only --epochs "
+                              "may change, to extend the run)")
+        if "epochs" in given:
+            resume_epochs = config_from_args(args).epochs
     cfg = config_from_args(args)
     if args.freeze_backbone:
         cfg = cfg.replace(backbone_lr_scale=0.0)
     try:
-        run_dir = run(cfg, resume=args.resume, argv=sys.argv if argv is None else argv)
+        run_dir = run(cfg, resume=args.resume, argv=sys.argv if argv is None else argv, resume_epochs=resume_epochs)
     finally:
         distributed.cleanup()
     if distributed.env_info().is_main:

@@ -350,3 +350,18 @@ def test_a_missing_image_is_reported_without_reading_every_row(tiny_dataset, tmp
     with pytest.raises(DatasetError, match="line 2: image 'images/missing_0.png' is missing"):
         load_dataset(ds)
     assert time.perf_counter() - t < 5
+
+
+def test_resume_refuses_flags_it_would_ignore_and_extends_with_epochs(tiny_dataset, tmp_path, capsys):
+    import csv
+
+    cfg = from_dict(dict(data=str(tiny_dataset), epochs=2, out=str(tmp_path / "runs"), progress=False,
+                         val_subjects=1, test_subjects=1, model="mlp", augment=False, flip=False))
+    rd = run(cfg, argv=["x"])
+    rc, err = _train_cli(["--resume", str(rd), "--epochs", "3", "--lr", "0.5"], capsys)
+    assert rc == 2 and "--lr" in err and "--epochs" not in err.split("ignored:")[1].split("(")[0]
+    rc, err = _train_cli(["--resume", str(rd), "--epochs", "3", "--progress", "false"], capsys)
+    assert rc == 2 and "--progress" in err
+    run(cfg, resume=str(rd), argv=["x"], resume_epochs=3)
+    with open(rd / "metrics.csv", newline="") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2]
