@@ -482,6 +482,8 @@ class UnitTask:
     fold: int
     rows: list
     base: dict          # {"regression": path, "classification": path}
+    data: GazeDataset | None = None   # the unit's photos (rows then index into them): a worker need not
+                                      # load the whole data set
 
 
 _DATA: dict = {}
@@ -504,8 +506,9 @@ def select_lr(rows: list[dict]) -> dict:
 def execute_unit(task: UnitTask, fold: int, _unused, pcfg: PersonalConfig) -> list[dict]:
     """Every arm x k x LR for one held-out unit; returns finetunes.csv rows (the chosen LR marked)."""
     torch.set_num_threads(1)
-    ds = _dataset(pcfg.data)
-    split = split_unit(ds.targets, np.asarray(task.rows), pcfg.seed, task.unit_no)
+    ds = task.data if task.data is not None else _dataset(pcfg.data)
+    rows_ = np.arange(len(ds)) if task.data is not None else np.asarray(task.rows)
+    split = split_unit(ds.targets, rows_, pcfg.seed, task.unit_no)
     arms = {a.name: a for a in personal_arms()}
     val, test = ds.subset(split.val), ds.subset(split.test)
     yv, yt = val.targets.astype(np.float64), test.targets.astype(np.float64)
@@ -636,8 +639,8 @@ def run_personal(pcfg: PersonalConfig, *, progress: bool = True, sequential: boo
         else:
             base = train_base(pcfg, ds, f, others, val_rows, log=log)
         bases.append({"fold": f, **base})
-        tasks += [UnitTask(units[u].name, u, kind, f, units[u].rows.tolist(), base) for u in members
-                  if units[u].name not in done]
+        tasks += [UnitTask(units[u].name, u, kind, f, units[u].rows.tolist(), base, ds.subset(units[u].rows))
+                  for u in members if units[u].name not in done]
     base_seconds = time.perf_counter() - t0
     meta["bases"] = bases if bases else json.loads(meta_path.read_text()).get("bases", []) if meta_path.exists() else []
     meta["base_seconds"] = base_seconds

@@ -58,7 +58,10 @@ def build_report(out, *, elapsed: float | None = None, command: str = "", margin
     more = _more_photos(chosen, ks, margin)
     lrs = _lr_choices(chosen, arms)
     timing = _timing(rows, meta)
-    doc = {"entries": summary, "same_lr": same_lr, "more_real_photos": more, "lr_choices": lrs, "timing": timing,
+    # k larger than a unit's calibration cells hold (a small capture): the photos actually used
+    clipped = {k: min(r["k_used"] for r in chosen if r["budget"] == k) for k in ks
+               if any("k_used" in r and r["k_used"] < k for r in chosen if r["budget"] == k)}
+    doc = {"k_used_min": clipped, "entries": summary, "same_lr": same_lr, "more_real_photos": more, "lr_choices": lrs, "timing": timing,
            "margin_cells": margin, "elapsed_seconds": elapsed, "command": command, "unit_kind": meta.get("unit_kind"),
            "answer": _answer(summary, more, ks, margin, meta)}
     atomic_write_text(out / "summary.json", json.dumps(_clean(doc), indent=2))
@@ -341,6 +344,9 @@ def render_markdown(doc, summary, same_lr, more, lrs, timing, plots, ks, meta, a
           + f", AdamW with a cosine LR. The LR is chosen per arm, {one} and k on the validation cells from one grid "
           f"for every arm, {cfg.get('lr_grid', '?')}; the LR-matched control (the baseline at 0.2 x each grid LR) "
           "is kept, and each arm is also compared with the baseline at the very LR it chose.", ""]
+    for k, used in doc.get("k_used_min", {}).items():
+        L += [f"k = {k}: a held-out {one} has fewer calibration photos than that; at least {used} were used "
+              "(all of its calibration photos).", ""]
     L += [f"Time: {timing['finetunes']} fine-tunes, **{_f(timing['seconds_per_finetune'], 3)} s per fine-tune** "
           f"(median {_f(timing['median_seconds_per_finetune'], 3)} s, one CPU thread, evaluation included); features "
           f"{_f(timing['feature_seconds_per_unit'], 2)} s per {one}; base models "
