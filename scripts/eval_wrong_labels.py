@@ -86,8 +86,9 @@ def personal_main(args, argv) -> int:
           "workers": args.workers, "ray": args.ray}
     pcfg = PersonalConfig.quick(**kw) if args.quick else PersonalConfig(**kw)
     if args.finetune == "full":
-        # seconds per fine-tune, not milliseconds: by default the arms that answer the question, on 6 people
-        pcfg.arms, pcfg.max_units = list(FULL_ARMS), 6
+        # Seconds per fine-tune, not milliseconds: by default the arms that answer the question, on 6 people,
+        # k 9 and 36, and a 3-value grid around the whole network's usual fine-tuning LRs.
+        pcfg.arms, pcfg.max_units, pcfg.ks, pcfg.lr_grid = list(FULL_ARMS), 6, (9, 36), (3e-5, 3e-4, 3e-3)
     for key, field in (("ks", "ks"), ("lr_grid", "lr_grid"), ("arms", "arms")):
         if getattr(args, key):
             setattr(pcfg, field, tuple(getattr(args, key)) if key != "arms" else list(args.arms))
