@@ -319,16 +319,19 @@ def make_plots(out: Path, summary, ks, margin, meta) -> list[str]:
 def render_markdown(doc, summary, same_lr, more, lrs, timing, plots, ks, meta, arms, margin) -> str:
     cfg = meta.get("config", {})
     one, many = UNIT_WORDS.get(meta.get("unit_kind"), ("person", "people"))
-    n_units = len(meta.get("units", [])) or max((e["n_seeds"] for e in summary), default=0)
+    n_units = max((e["n_seeds"] for e in summary), default=0)      # held-out units actually tested
+    n_all = len(meta.get("units", [])) or n_units
+    n_folds = len(meta.get("folds", []))
     L = ["# One person, k calibration photos: do wrong labels with a negative learning rate help?", ""]
     if doc.get("command"):
         L += [f"Command: `{doc['command']}`" + (f" ({doc['elapsed_seconds']:.0f} s)" if doc.get("elapsed_seconds")
                                                  else ""), ""]
     mode = timing.get("mode") or cfg.get("finetune", "")
     L += [f"**Held-out unit: the {one}.** " + {
-        "person": f"Each of the {n_units} people is held out once"
-                  + (f" (in {len(meta['folds'])} folds)" if meta.get("folds") else "")
-                  + "; the fold's base model was pretrained on every other person.",
+        "person": (f"Each of the {n_units} people is held out once" if n_units == n_all
+                   else f"{n_units} of the {n_all} people are held out, each once")
+                  + (f" (in {n_folds} fold{'s' if n_folds != 1 else ''})" if n_folds else "")
+                  + "; a fold's base model was pretrained on every person it does not hold out.",
         "session": f"This capture holds one person, so each of its {n_units} sessions is held out once; the base "
                    "model of a session was pretrained on the other sessions.",
         "cells": "This capture holds one person and one session, so the held-out units are three disjoint thirds of "
