@@ -133,7 +133,8 @@ def _step_sizes(rows, arms) -> list[dict]:
     (docs/science.md section 4), and how often the gradient cap fired, per optimizer."""
     res = []
     for name, a in arms.items():
-        if a.overrides.get("neg_mode") != "literal":
+        # watchdog runs mix steps taken while running away with steps after a restore: left out
+        if a.overrides.get("neg_mode") != "literal" or a.overrides.get("watchdog"):
             continue
         rs = [r for r in rows if r["arm"] == name]
         ratios = [r["guard_counts"].get("guard_neg_step_ratio") for r in rs if not (r["diverged"] or r["collapsed"])]
@@ -196,7 +197,7 @@ def make_plots(out: Path, rows, summary, arms, margin: float = DEFAULT_MARGIN) -
         ax.set_xlabel("paired difference in test error to the arm's baseline, cells\n<- better    (symlog axis)    worse ->")
         ax.set_title(f"Each arm against its baseline, budget {top}\n(95% t-interval over seeds; colour = verdict)")
         ax.set_ylim(-0.8, len(es) - 0.2)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
+        ax.legend(fontsize=7, loc="upper right")
         made.append(_save(fig, out / "diff_vs_baseline.png"))
 
     # 2. Error vs lambda: the naive random-placement arms and the one-sided theory arms.
@@ -226,9 +227,9 @@ def make_plots(out: Path, rows, summary, arms, margin: float = DEFAULT_MARGIN) -
     if plotted:
         ys_all += [e["mean_error_cells"] for _, e in th]
         top_y = 1.35 * max(ys_all) if ys_all else 5.0
-        for i, (x, fam, e) in enumerate(failed):
-            ax.annotate(f"{fam}: no run ok\n({e['diverged_runs']} diverged)", (x, top_y * (0.93 - 0.12 * (i % 2))),
-                        fontsize=7, ha="center", va="top")
+        for x in sorted({x for x, _, _ in failed}):
+            text = "\n".join(f"{fam}: {e['diverged_runs']}/{e['n_seeds']} diverged" for xx, fam, e in failed if xx == x)
+            ax.annotate("no run ok\n" + text, (x, top_y * 0.95), fontsize=7, ha="center", va="top")
         ax.axvline(1.0, color="grey", ls=":", lw=1)
         ax.annotate("Lambda = 1", (1.0, 0.02 * top_y), fontsize=7, color="grey", xytext=(3, 0), textcoords="offset points")
         ax.set_ylim(0, top_y)
@@ -347,6 +348,7 @@ def make_plots(out: Path, rows, summary, arms, margin: float = DEFAULT_MARGIN) -
                 ax.plot([x if x is not None else np.nan for x in c["logit"]], label=a)
         ax.set_yscale("log")
         _plain_log_axis(ax.yaxis)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("mean largest |logit| on validation (log axis)")
         ax.set_title(f"Classification, seed 0, budget {top}: do the logits run off?\n(a bounded loss keeps them small)")
@@ -514,20 +516,31 @@ def _theory_section(summary, pairs, steps, margin) -> list[str]:
         L += ["", f"The prediction holds (equivalent) in {held} of {len(pairs)} comparisons.", ""]
     if steps:
         L += ["The literal negative step (a separate optimizer at learning rate -lambda*lr): its measured mean step per "
-              "parameter, in units of lambda*lr (median over runs), and how often the gradient cap fired. Under Adam "
-              "the update m/sqrt(v) is scale-free, so the step is about lambda*lr whatever the gradient's size, and "
-              "a cap that shrinks the gradient cannot shrink it (docs/science.md section 4).", "",
-              "| arm | optimizer | mean step / (lambda lr) | gradient cap | fraction of negative steps capped |",
+              "parameter, in units of lambda*lr (median over the runs that finished ok), and how often the gradient cap "
+              "fired. Predicted (docs/science.md section 4): under SGD the step is lambda*lr times the gradient, so a "
+              "cap that shrinks the gradient shrinks it; under Adam the update m/sqrt(v) is scale-free, so it does not.",
+              "", "| arm | optimizer | mean step / (lambda lr) | gradient cap | fraction of negative steps capped |",
               "|---|---|---|---|---|"]
         for s in steps:
             L.append(f"| {s['arm']} | {s['optimizer']} | {_f(s['step_ratio'], 4)} | {s['grad_cap'] or 'none'} | "
                      f"{_f(s['cap_fraction'], 3) if s['cap_fraction'] is not None else 'n/a'} |")
-        adam_cap = [s for s in steps if s["optimizer"] != "sgd" and s["cap_fraction"]]
-        sgd_cap = [s for s in steps if s["optimizer"] == "sgd" and s["cap_fraction"]]
-        if adam_cap and sgd_cap:
-            L += ["", f"With the cap firing on {adam_cap[0]['cap_fraction']:.0%} of negative steps, the capped step "
-                  f"under Adam measured {adam_cap[0]['step_ratio']:.3g} x lambda*lr, under SGD "
-                  f"{sgd_cap[0]['step_ratio']:.3g} x lambda*lr."]
+        effect = {}
+        for opt in sorted({s["optimizer"] for s in steps}):
+            capped = [s for s in steps if s["optimizer"] == opt and s["cap_fraction"]]
+            free = [s["step_ratio"] for s in steps if s["optimizer"] == opt and not s["grad_cap"]]
+            if capped and free:
+                effect[opt] = (capped[0]["step_ratio"], float(np.median(free)), capped[0]["cap_fraction"])
+        if effect:
+            L += ["", "With the cap: " + "; ".join(
+                f"under {o} the step measured {c:.3g} x lambda*lr with the cap firing on {fr:.0%} of negative steps, "
+                f"against a median {f:.3g} for the family's uncapped literal arms ({c / f:.2g} times)"
+                for o, (c, f, fr) in effect.items()) + "."]
+            shrank = {o: c / f < 0.5 for o, (c, f, _) in effect.items()}
+            if "sgd" in shrank and any(o != "sgd" for o in shrank):
+                adam = next(o for o in shrank if o != "sgd")
+                L.append(f"The cap {'shrank' if shrank['sgd'] else 'did not shrink'} the negative step under SGD and "
+                         f"{'shrank' if shrank[adam] else 'did not shrink'} it under {adam} (shrinking = below half "
+                         "the uncapped median).")
         L.append("")
     return L
 
