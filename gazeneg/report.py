@@ -385,7 +385,9 @@ def render_markdown(summary, pairs, more_data, steps, rows, arms, plots, budgets
           f"a TOST equivalence test within +-{margin:g} cells (equivalent), both Holm-corrected within the family "
           f"(the arms sharing a baseline at one budget), alpha {ALPHA:g}; neither = inconclusive. An arm with "
           "diverged or collapsed runs where the baseline had none *hurts*; a family whose baseline diverged or "
-          "collapsed is *invalid*. Statistics: docs/science.md section 8.", ""]
+          "collapsed is *invalid*. The intervals are per comparison; the verdicts are corrected for the family's "
+          "many comparisons, so an interval that just excludes 0 can still be inconclusive. Statistics: "
+          "docs/science.md section 8.", ""]
     L += _answer(summary, more_data, budgets, arms, margin)
     for b in budgets:
         L += [f"## Budget: {b} frame(s) per cell per subject", "",
