@@ -189,6 +189,10 @@ def _answer(summary, more, ks, margin, meta) -> dict:
             S.append(f"It **hurts** in {len(by['hurts'])}: "
                      + ", ".join(f"{a} ({_s(es[a].get('diff_vs_baseline', math.nan), 3)} cells)" for a in by["hurts"])
                      + ".")
+        tiny = [a for a in by["helps"] + by["hurts"] if abs(es[a].get("diff_vs_baseline", math.nan)) < margin]
+        if tiny:
+            S.append(f"Of these, {', '.join(tiny)} {'differs' if len(tiny) == 1 else 'differ'} by less than the "
+                     f"+-{margin:g}-cell margin: consistent across {many}, but too small to matter.")
         rest = [f"{len(by[v])} {v}" for v in ("equivalent", "inconclusive", "invalid") if by[v]]
         if rest:
             S.append(f"The others: {', '.join(rest)} (equivalent = within +-{margin:g} cells of the baseline).")

@@ -293,3 +293,27 @@ def test_full_finetuning_from_init(tiny_dataset, mlp_checkpoint, tmp_path):
         assert nf["final_test_error"] == pytest.approx(err, abs=1e-9)
         ft = next(r for r in rows if r["arm"] == "ft:baseline" and r["person"] == u.name)
         assert ft["finetune"] == "full" and ft["final_test_error"] != nf["final_test_error"]
+
+
+@pytest.mark.slow  # starts a Ray instance: about 10 s and 1 GB on 2 cores; `make test-slow` runs it
+def test_personal_regime_on_local_ray_matches_sequential(tiny_dataset, tmp_path):
+    ray = pytest.importorskip("ray")
+
+    def cfg(name, **kw):
+        return PersonalConfig(data=str(tiny_dataset), out=str(tmp_path / name), model="mlp", ks=(9,), base_epochs=20,
+                              folds=2, steps=5, lr_grid=(1e-3, 1e-2), arms=["ft:no_finetune", "ft:baseline",
+                                                                             "ft:symmetric_k4"],
+                              cache=str(tmp_path / "cache"), **kw)
+
+    run_personal(cfg("local"), progress=False, sequential=True, log=lambda *_: None)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        run_personal(cfg("ray", ray="local"), progress=False, log=lambda *_: None)
+    finally:
+        ray.shutdown()
+
+    def key(rows):
+        return {(r["arm"], r["person"], r["budget"], r["lr"]): (r["final_test_error"], r["selected"]) for r in rows}
+
+    local, remote = key(read_finetunes(tmp_path / "local")), key(read_finetunes(tmp_path / "ray"))
+    assert len(local) == 6 * (1 + 2 * 2) and remote == local
