@@ -36,7 +36,7 @@ from gazeneg.config import TrainConfig
 from gazeneg.data import FACE_FEATURES, IMAGE_H, IMAGE_W
 from gazeneg.models import create_model
 from gazeneg.objective import WrongLabelObjective
-from gazeneg.train import MEMORY_FORMAT, TrainState, make_optimizer, train_one_epoch
+from gazeneg.train import MEMORY_FORMAT, Recipe, TrainState, make_optimizer, train_one_epoch
 
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 # Profiler names of the operators that carry FLOPs, and the flop-counter names they correspond to.
@@ -108,7 +108,7 @@ def build(cfg: TrainConfig, fmt):
 def epoch(cfg, model, opt, neg_opt, data, ep: int) -> float:
     """Seconds for one trainer epoch over data."""
     t = time.perf_counter()
-    train_one_epoch(cfg, model, opt, neg_opt, data, TrainState(), WrongLabelObjective(), torch.device("cpu"), lr=cfg.lr, lam=0.0,
+    train_one_epoch(Recipe.from_config(cfg), model, opt, neg_opt, data, TrainState(), WrongLabelObjective(), torch.device("cpu"), lr=cfg.lr, lam=0.0,
                     epoch=ep)
     return time.perf_counter() - t
 
@@ -129,7 +129,7 @@ def flops_per_step(cfg, fmt, data) -> tuple[int, dict]:
     model, opt, neg_opt = build(cfg, fmt)
     one = tuple(t[:cfg.batch_size] for t in data)
     with FlopCounterMode(display=False) as fc:
-        train_one_epoch(cfg, model, opt, neg_opt, one, TrainState(), WrongLabelObjective(), torch.device("cpu"), lr=cfg.lr,
+        train_one_epoch(Recipe.from_config(cfg), model, opt, neg_opt, one, TrainState(), WrongLabelObjective(), torch.device("cpu"), lr=cfg.lr,
                         lam=0.0, epoch=0)
     per_op = {str(k).removeprefix("aten.").split(".")[0]: int(v) for k, v in fc.get_flop_counts()["Global"].items()}
     return fc.get_total_flops(), per_op

@@ -134,22 +134,39 @@ def _scaled_backward(scale: float):
     return backward
 
 
-def train_one_epoch(cfg: TrainConfig, model: GazeModel, opt, neg_opt, data, state: TrainState,
+@dataclass(frozen=True)
+class Recipe:
+    """The true-label side of a training step: all train_one_epoch reads besides the wrong-label objective."""
+
+    batch_size: int = 64
+    seed: int = 0
+    loss: str = "huber"          # losses.point_loss kind
+    head: str = "regression"     # or "classification"
+    ce_reg_weight: float = 0.0   # classification: weight of an MSE term on the expected point
+    amp: bool = True             # bf16 autocast, on CUDA only
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig) -> Recipe:
+        return cls(batch_size=cfg.batch_size, seed=cfg.seed, loss=cfg.loss, head=cfg.head,
+                   ce_reg_weight=cfg.ce_reg_weight, amp=cfg.amp)
+
+
+def train_one_epoch(recipe: Recipe, model: GazeModel, opt, neg_opt, data, state: TrainState,
                     objective: WrongLabelObjective, device, *, lr: float, lam: float, epoch: int, bar=None,
                     ema=None, aug=None) -> tuple[float, bool]:
     """One pass over the training set. Returns (mean loss, non-finite seen). Under torchrun each rank
     takes its shard of every global batch (see distributed.py); the returned loss is the global mean.
-    cfg supplies the true-label side (loss, head, batch size, amp); everything about wrong labels comes
+    `recipe` is the true-label side (loss, head, batch size, amp); everything about wrong labels comes
     from `objective`."""
     model.train()
     di = distributed.info()
     x_u8, face, y = data
     n = len(y)
-    order = torch.randperm(n, generator=seeding.torch_generator(cfg.seed, "order", epoch))
-    other = torch.randperm(n, generator=seeding.torch_generator(cfg.seed, "other", epoch))
-    bs = cfg.batch_size
+    order = torch.randperm(n, generator=seeding.torch_generator(recipe.seed, "order", epoch))
+    other = torch.randperm(n, generator=seeding.torch_generator(recipe.seed, "other", epoch))
+    bs = recipe.batch_size
     total, count = 0.0, 0
-    use_amp = cfg.amp and device.type == "cuda"
+    use_amp = recipe.amp and device.type == "cuda"
     regression_neg = objective.regression_active(lam)
 
     def forward_points(xb, fb):
@@ -168,20 +185,20 @@ def train_one_epoch(cfg: TrainConfig, model: GazeModel, opt, neg_opt, data, stat
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             out = model(xb, fb)
         opt.zero_grad(set_to_none=True)
-        if cfg.head == "classification":
+        if recipe.head == "classification":
             out = out.float()
             true_cells = true_cells_of(yb)
             loss = out.new_zeros(())
             if not objective.cls_only:
                 loss = F.cross_entropy(out, true_cells)
-                if cfg.ce_reg_weight > 0:
-                    loss = loss + cfg.ce_reg_weight * point_loss(model.points(out), yb, "mse").mean()
+                if recipe.ce_reg_weight > 0:
+                    loss = loss + recipe.ce_reg_weight * point_loss(model.points(out), yb, "mse").mean()
             term = objective.classification_term(out, true_cells, idx, state.step, lam)
             loss = loss if term is None else loss + term
             backward(loss)
         else:
             f = model.points(out).float()
-            pos = point_loss(f, yb, cfg.loss).mean()
+            pos = point_loss(f, yb, recipe.loss).mean()
             if regression_neg and objective.mode == "combined":
                 params = [p for p in model.parameters() if p.requires_grad]
                 loss = objective.backward_combined(pos, f, yb, idx, state.step, lam, params, backward)
@@ -284,6 +301,7 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
     init_state: weights to start from (fine-tuning) instead of a fresh initialisation."""
     di, device = distributed.setup(pick_device(cfg.device))
     objective = WrongLabelObjective.from_config(cfg, len(splits.train))
+    recipe = Recipe.from_config(cfg)
     _check_distributed(cfg, len(splits.train), di)
     write = run_dir is not None and di.is_main
     log = log if di.is_main else _silent
@@ -360,7 +378,7 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
             data = _to_device((torch.from_numpy(np.ascontiguousarray(imgs)), torch.from_numpy(fc),
                                torch.from_numpy(tg)), device)
         te = time.perf_counter()
-        loss, nonfinite = train_one_epoch(cfg, train_fwd, opt, neg_opt, data, state, objective, device, lr=lr,
+        loss, nonfinite = train_one_epoch(recipe, train_fwd, opt, neg_opt, data, state, objective, device, lr=lr,
                                           lam=lam, epoch=epoch, bar=bar, ema=ema, aug=aug)
         distributed.sync_buffers(model, di)
         seen += len(splits.train)
