@@ -24,6 +24,7 @@ counts the rows already written for that session and skips the targets they comp
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import json
@@ -35,6 +36,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from filelock import FileLock, Timeout
 
 from . import grid
 from .data import DatasetError, DatasetWriter, atomic_write_bytes, atomic_write_text, new_meta
@@ -166,11 +168,15 @@ def count_rows(root, *, subject: str, session: str) -> Counter:
 
 
 def open_capture(root, *, plan: list[Target], subject: str, session: str, frames: int,
-                 resume: bool = False, source: str = "webcam", fsync: bool = True, log=print):
+                 resume: bool = False, source: str = "webcam", fsync: bool = True, log=print,
+                 extend_frames: bool = False):
     """(writer, plan, done, frames): a DatasetWriter on root, the session's plan and frames per target
     (the saved ones when resuming a session, else `plan` and `frames`, which are then saved) and the
-    rows already written for this session per target key."""
+    rows already written for this session per target key. extend_frames: on resume, raise the saved
+    frames per target to `frames` (the user asked for more with --frames)."""
     root = Path(root)
+    if not (isinstance(frames, int) and frames >= 1):
+        raise CaptureError(f"frames per target must be a whole number >= 1, not {frames!r}")
     for name, value in (("subject", subject), ("session", session)):
         if not value or any(ch in value for ch in '/\\,"\n') or value.startswith("."):
             raise CaptureError(f"{name} {value!r}: use letters, digits, - and _ only")
@@ -186,7 +192,15 @@ def open_capture(root, *, plan: list[Target], subject: str, session: str, frames
             raise CaptureError(f"{pp}: session {session!r} belongs to subject {saved['subject']!r}, not "
                                f"{subject!r}")
         plan = [Target(t["row"], t["col"], t["arrow"]) for t in saved["plan"]]
-        frames = saved["frames_per_target"]
+        if extend_frames and frames > saved["frames_per_target"]:
+            log(f"session {session!r}: extending from {saved['frames_per_target']} to {frames} frames per target")
+            atomic_write_text(pp, json.dumps({**saved, "frames_per_target": frames}, indent=1))
+        elif extend_frames and frames < saved["frames_per_target"]:
+            writer.close()
+            raise CaptureError(f"{pp}: session {session!r} already records {saved['frames_per_target']} frames per "
+                               f"target; --frames {frames} would not extend it (captured frames are kept)")
+        else:
+            frames = saved["frames_per_target"]
         log(f"resuming session {session!r}: its saved plan of {len(plan)} targets, {frames} frames each")
     else:
         pp.parent.mkdir(exist_ok=True)
@@ -530,15 +544,25 @@ class CaptureWindow:
 # One call for scripts/capture.py
 
 
+@contextlib.contextmanager
+def _released(lock):
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
 def capture(out, source, *, subject: str = "user", session: str | None = None, plan: list[Target] | None = None,
             settings: CaptureSettings | None = None, resume: bool = False, headless: bool = False,
             screen: str | None = None, keep_raw: bool = False, keys=None, clock=None, seed: int = 0,
-            log=print, face_backend: str = "auto") -> CaptureSummary:
+            log=print, face_backend: str = "auto", extend_frames: bool = False) -> CaptureSummary:
     """Open the source and the dataset, run the session (windowed, or headless for file sources), and
     return the summary. `source` is a camera index, a path, or an object with read()/close().
     face_backend: "auto", "landmarks" or "haar" (face.make_detector)."""
-    detector = make_detector(face_backend, warn=log)
     settings = settings or CaptureSettings()
+    if not (isinstance(settings.frames_per_target, int) and settings.frames_per_target >= 1):
+        raise CaptureError(f"--frames must be a whole number >= 1, not {settings.frames_per_target!r}")
+    detector = make_detector(face_backend, warn=log)
     session = session or time.strftime("s%Y%m%d-%H%M%S")
     plan = plan if plan is not None else make_plan(seed=seed)
     src = open_source(source) if isinstance(source, (str, int, os.PathLike)) else source
@@ -547,20 +571,32 @@ def capture(out, source, *, subject: str = "user", session: str | None = None, p
         if headless and getattr(src, "live", False):
             raise CaptureError("--headless needs a video file or image folder as --source: with a camera "
                                "nobody would see the targets")
-        writer, plan, done, frames = open_capture(out, plan=plan, subject=subject, session=session,
-                                                  frames=settings.frames_per_target, resume=resume,
-                                                  source="webcam" if getattr(src, "live", False) else "file",
-                                                  log=log)
+        if not headless:   # before anything is written: no display leaves no empty dataset behind
+            ui = CaptureWindow(screen_size(screen))
+        Path(out).mkdir(parents=True, exist_ok=True)
+        # One writer per dataset folder: two captures appending to one labels.csv would duplicate rows.
+        lock = FileLock(Path(out) / ".capture.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise CaptureError(f"{out} is in use by another capture (it holds {Path(out) / '.capture.lock'}); "
+                               "finish that one first or choose another --out") from None
+        try:
+            writer, plan, done, frames = open_capture(out, plan=plan, subject=subject, session=session,
+                                                      frames=settings.frames_per_target, resume=resume,
+                                                      source="webcam" if getattr(src, "live", False) else "file",
+                                                      log=log, extend_frames=extend_frames)
+        except BaseException:
+            lock.release()
+            raise
         settings = CaptureSettings(**{**asdict(settings), "frames_per_target": frames})
-        with writer:
+        with writer, _released(lock):
             sess = CaptureSession(writer, plan, subject=subject, session=session, settings=settings, done=done,
                                   raw_dir=Path(out) / "raw" / session if keep_raw else None, seed=seed,
                                   detector=detector)
             if sess.done:
                 log(f"session {session!r} is already complete")
-            if not headless:
-                ui = CaptureWindow(screen_size(screen))
-            elif keys is None:
+            if headless and keys is None:
                 keys = AutoAnswer()  # re-processing a recording: nobody to answer, accept every target
             try:
                 return run_capture(sess, src, clock=clock, ui=ui, keys=keys)

@@ -274,6 +274,12 @@ class FramePipeline:
             return res
         raw = np.asarray(self.predict_fn(strip[None], feats[None]), np.float64).reshape(2)
         t3 = time.perf_counter()
+        if not np.isfinite(raw).all():
+            # A non-finite prediction is never drawn, logged or fed to the smoother (which it would poison
+            # for every later frame): the frame counts as one without a point.
+            res.ms = {"detect": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3, "model": (t3 - t2) * 1e3,
+                      "total": (t3 - t0) * 1e3}
+            return res
         res.raw = raw
         res.point = self.calibration.apply(raw)
         res.smoothed = self.smoother.update(res.point, now)

@@ -457,3 +457,53 @@ def test_face_features_match_data_module(frame_list, tmp_path):
     det = FaceEyeDetector().detect(frame_list[0])
     _, feats = crop_eyes(frame_list[0], det)
     assert np.allclose(face_features(*mirror_box(det.face, 640), 640, 480), feats)
+
+
+# ----------------------------------------------------------------------------------------------
+# Hardening: frames, one writer, no display, extending a session
+
+
+@pytest.mark.parametrize("frames", [0, -3])
+def test_frames_below_one_are_refused_before_anything_is_written(tmp_path, frame_list, frames):
+    with pytest.raises(C.CaptureError, match="--frames must be a whole number >= 1"):
+        C.capture(tmp_path / "ds", ListSource(frame_list), subject="a", session="s1", plan=_plan(),
+                  settings=_settings(frames_per_target=frames), headless=True, log=lambda *_: None)
+    assert not (tmp_path / "ds").exists()
+
+
+def test_resume_with_more_frames_extends_the_session_and_fewer_is_refused(tmp_path, frame_list):
+    out = tmp_path / "ds"
+    C.capture(out, ListSource(frame_list), subject="a", session="s1", plan=_plan(), settings=_settings(),
+              headless=True, log=lambda *_: None)
+    s = C.capture(out, ListSource(frame_list), subject="a", session="s1", plan=_plan(),
+                  settings=_settings(frames_per_target=FRAMES + 2), headless=True, resume=True, extend_frames=True,
+                  log=lambda *_: None)
+    assert s.complete and s.per_cell == {37: FRAMES + 2, 0: FRAMES + 2, 143: FRAMES + 2}
+    with pytest.raises(C.CaptureError, match="would not extend"):
+        C.capture(out, ListSource(frame_list), subject="a", session="s1", plan=_plan(),
+                  settings=_settings(frames_per_target=1), headless=True, resume=True, extend_frames=True,
+                  log=lambda *_: None)
+    _assert_consistent(out)
+
+
+def test_a_second_capture_on_the_same_folder_is_refused(tmp_path, frame_list):
+    from filelock import FileLock
+
+    out = tmp_path / "ds"
+    out.mkdir()
+    with FileLock(out / ".capture.lock"):
+        with pytest.raises(C.CaptureError, match="in use by another capture"):
+            C.capture(out, ListSource(frame_list), subject="a", session="s1", plan=_plan(), settings=_settings(),
+                      headless=True, log=lambda *_: None)
+    assert not (out / "labels.csv").exists()
+
+
+def test_no_display_leaves_no_empty_dataset(tmp_path, frame_list, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if not sys.platform.startswith("linux"):
+        pytest.skip("DISPLAY check is Linux-only")
+    with pytest.raises(C.GuiError):
+        C.capture(tmp_path / "ds", ListSource(frame_list), subject="a", session="s1", plan=_plan(),
+                  settings=_settings(), headless=False, log=lambda *_: None)
+    assert not (tmp_path / "ds").exists()

@@ -168,6 +168,17 @@ def test_frame_pipeline_on_real_frames(frames):
     assert blank.det is None and blank.smoothed is None
 
 
+def test_a_non_finite_prediction_is_never_drawn_or_smoothed(frames):
+    answers = iter([np.array([[np.nan, 3.0]]), np.array([[2.0, 11.0]]), np.array([[np.inf, 1.0]])])
+    pipe = L.FramePipeline(predict_fn=lambda strips, feats: next(answers), smoother=L.make_smoother("ema", alpha=0.5))
+    bad = pipe.process(frames[0], 0.0)
+    assert bad.det is not None and bad.raw is None and bad.point is None and bad.smoothed is None
+    good = pipe.process(frames[1], 1 / 30)
+    assert np.allclose(good.smoothed, [2.0, 11.0])      # the NaN never reached the smoother
+    again = pipe.process(frames[2], 2 / 30)
+    assert again.smoothed is None and np.isfinite(pipe.smoother.update(np.array([2.0, 11.0]), 0.1)).all()
+
+
 def test_frame_pipeline_needs_a_model():
     with pytest.raises(ValueError, match="model or a predict_fn"):
         L.FramePipeline()
