@@ -106,3 +106,51 @@ def test_a_full_disk_gets_one_line_and_leaves_no_half_written_checkpoint(tiny_da
     finally:
         time.sleep(0.2)
         subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_capture_killed_at_random_points_resumes_to_a_consistent_dataset(tmp_path):
+    """A headless capture from an image folder, SIGKILLed at random moments and resumed: every image has
+    its labels row and every row its image, no temp files, no duplicate rows, and the session completes."""
+    import cv2
+
+    from gazeneg.data import load_dataset
+    from gazeneg.face import astronaut_path, moving_face_frames
+
+    photo = cv2.imread(str(astronaut_path()))
+    frames_dir = tmp_path / "frames"
+    frames_dir.mkdir()
+    for i, (f, _) in enumerate(moving_face_frames(photo, 400, seed=3)):
+        cv2.imwrite(str(frames_dir / f"{i:04d}.jpg"), f)
+    out = tmp_path / "ds"
+    code = ("from gazeneg import capture as C\n"
+            "plan = [C.Target(t.row, t.col, None) for t in C.make_plan(cells=list(range(0, 144, 3)), "
+            "order='rowmajor')]\n"
+            f"C.capture({str(out)!r}, {str(frames_dir)!r}, subject='a', session='s1', plan=plan, "
+            "settings=C.CaptureSettings(frames_per_target=5, fixation_s=0.0), headless=True, "
+            f"resume={{resume}}, face_backend='haar', log=lambda *a: None)\n")
+    rng = random.Random(2)
+    def n_images():
+        return len(list((out / "images").iterdir())) if (out / "images").exists() else 0
+
+    killed_mid_way = 0
+    for _ in range(5):
+        # kill when a random number of further images is on disk: a random point of the session
+        target = min(n_images() + rng.randint(5, 45), 48 * 5 - 1)
+        proc = _start(["-c", code.format(resume=(out / "labels.csv").exists())])
+        deadline = time.time() + 120
+        while proc.poll() is None and n_images() < target and time.time() < deadline:
+            time.sleep(0.005)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed_mid_way += 1
+        proc.wait()
+    done = subprocess.run([sys.executable, "-c", code.format(resume=(out / "labels.csv").exists())], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    ds = load_dataset(out)
+    on_disk = {f"images/{p.name}" for p in (out / "images").iterdir()}
+    assert on_disk == set(ds.paths.tolist()) and len(set(ds.paths.tolist())) == len(ds)
+    assert not list(out.rglob("*.tmp"))
+    cells = {(round(float(r), 3), round(float(c), 3)) for r, c in ds.targets}
+    assert len(cells) == 48 and len(ds) == 48 * 5
+    assert killed_mid_way >= 1   # at least one kill landed in the middle of the session
