@@ -10,10 +10,12 @@ from .config import ConfigError
 from .data import DatasetError
 
 
-def run_cli(main) -> int:
+def run_cli(main, extra: tuple = ()) -> int:
+    """Call main(); the errors a user causes (and `extra`, a command's own error types) become
+    `error: <message>` on one line and exit code 2."""
     try:
         return main()
-    except (ConfigError, DatasetError, CheckpointError, FileNotFoundError, ValueError) as e:
+    except (ConfigError, DatasetError, CheckpointError, FileNotFoundError, ValueError, *extra) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:   # a read-only or full disk, an --out that is a file: the path and the reason, one line

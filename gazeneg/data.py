@@ -189,10 +189,11 @@ def _load_rows(root: Path, meta: dict, csv_path: Path, h: int, w: int, load_imag
             seen[path] = line_no
             r = _parse_float(rec[col["row"]], "row", csv_path, line_no)
             c = _parse_float(rec[col["col"]], "col", csv_path, line_no)
-            if not (0 <= r <= grid.ROW_MAX):
-                _fail(csv_path, line_no, f"row {r} is outside 0..{grid.ROW_MAX}")
-            if not (0 <= c <= grid.COL_MAX):
-                _fail(csv_path, line_no, f"col {c} is outside 0..{grid.COL_MAX}")
+            # Targets on the screen's edge (row -0.5 or 8.5, col -0.5 or 15.5) are on the screen.
+            if not grid.on_screen(r, 0.0):
+                _fail(csv_path, line_no, f"row {r} is off the screen (rows {grid.ROW_EDGES[0]}..{grid.ROW_EDGES[1]})")
+            if not grid.on_screen(0.0, c):
+                _fail(csv_path, line_no, f"col {c} is off the screen (cols {grid.COL_EDGES[0]}..{grid.COL_EDGES[1]})")
             face = np.zeros(FACE_FEATURES, np.float32)
             raw_face = [rec[col[k]].strip() for k in FACE_COLUMNS] if has_face else []
             if has_face and any(raw_face):  # all empty = no face box for this row (e.g. imported crops)
@@ -376,69 +377,3 @@ def _fmt(v) -> str:
     if v == "" or v is None:
         return ""
     return f"{float(v):.2f}"
-
-
-# ----------------------------------------------------------------------------------------------
-# Importing what a user already has
-
-
-def import_photos(photos_dir, csv_path, out_dir, *, subject: str = "user", session: str = "import",
-                  crop: str = "auto") -> Path:
-    """Import a folder of photos plus a CSV of filename,row,col (header optional) into the standard
-    format. crop: "resize" squeezes each photo to the model size; "face" finds the face and eyes
-    (gazeneg.face) and crops the aligned eye strip, skipping photos without a face; "auto" uses
-    "resize" for photos already at the model's aspect ratio and "face" otherwise."""
-    photos_dir, csv_path, out_dir = Path(photos_dir), Path(csv_path), Path(out_dir)
-    if not photos_dir.is_dir():
-        raise DatasetError(f"{photos_dir}: no such folder")
-    if not csv_path.is_file():
-        raise DatasetError(f"{csv_path}: no such file")
-    if crop not in ("auto", "resize", "face"):
-        raise DatasetError(f"crop must be auto, resize or face, not {crop!r}")
-    entries = []
-    with open(csv_path, newline="") as f:
-        for line_no, rec in enumerate(csv.reader(f), start=1):
-            if not rec or all(not x.strip() for x in rec):
-                continue
-            if line_no == 1 and rec[0].strip().lower() in ("filename", "file", "path"):
-                continue
-            if len(rec) < 3:
-                _fail(csv_path, line_no, "expected filename,row,col")
-            r = _parse_float(rec[1], "row", csv_path, line_no)
-            c = _parse_float(rec[2], "col", csv_path, line_no)
-            if not (0 <= r <= grid.ROW_MAX and 0 <= c <= grid.COL_MAX):
-                _fail(csv_path, line_no, f"({r}, {c}) is outside the {grid.ROWS}x{grid.COLS} grid")
-            entries.append((line_no, rec[0].strip(), r, c))
-    if not entries:
-        _fail(csv_path, None, "has no rows: nothing to import")
-    detector = None
-    skipped = 0
-    with DatasetWriter(out_dir, new_meta("import", imported_from=str(photos_dir))) as wr:
-        for line_no, name, r, c in entries:
-            img = cv2.imread(str(photos_dir / name), cv2.IMREAD_COLOR)
-            if img is None:
-                _fail(csv_path, line_no, f"photo {name!r} is missing or cannot be decoded")
-            h, w = img.shape[:2]
-            mode = crop
-            if mode == "auto":
-                mode = "resize" if abs(w / h - IMAGE_W / IMAGE_H) < 0.15 else "face"
-            face = frame = None
-            if mode == "face":
-                from .face import FaceEyeDetector, crop_eyes, mirror_box
-
-                detector = detector or FaceEyeDetector()
-                det = detector.detect(img)
-                if det is None:
-                    skipped += 1
-                    continue
-                strip, _feats = crop_eyes(img, det)
-                # crop_eyes mirrors (a selfie view, as the renderer draws); so must the face box.
-                face, frame = mirror_box(det.face, w), (w, h)
-            else:
-                strip = cv2.cvtColor(cv2.resize(img, (IMAGE_W, IMAGE_H), interpolation=cv2.INTER_AREA),
-                                     cv2.COLOR_BGR2RGB)
-            wr.add(strip, r, c, subject=subject, session=session,
-                   name=f"{Path(name).stem}_{line_no:06d}.png", face=face, frame=frame)
-    if skipped:
-        print(f"import: skipped {skipped} photo(s) with no detectable face")
-    return out_dir

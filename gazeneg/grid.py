@@ -22,6 +22,11 @@ COL_MAX = COLS - 1
 # means the predictions ran off the screen: the run diverged, even while its numbers are still finite.
 DIAGONAL = float((ROW_MAX ** 2 + COL_MAX ** 2) ** 0.5)
 CENTRE = (ROW_MAX / 2, COL_MAX / 2)  # (4.0, 7.5)
+# The screen itself reaches half a cell beyond the outer cell centres: rows -0.5..8.5 and cols -0.5..15.5
+# are on the screen (its edges and corners, common in calibration and cursor-following data); beyond is
+# off the screen.
+ROW_EDGES = (-0.5, ROWS - 0.5)
+COL_EDGES = (-0.5, COLS - 0.5)
 
 
 def cell_index(row, col):
@@ -108,6 +113,15 @@ def in_grid(row, col, tol: float = 1e-9):
     row = np.asarray(row)
     col = np.asarray(col)
     return (row >= -tol) & (row <= ROW_MAX + tol) & (col >= -tol) & (col <= COL_MAX + tol)
+
+
+def on_screen(row, col, tol: float = 1e-6):
+    """True where (row, col) lies on the screen, its edges included: rows -0.5..8.5, cols -0.5..15.5.
+    tol (cells) absorbs the rounding of a pixel-to-cell conversion and of 4-decimal labels."""
+    row = np.asarray(row)
+    col = np.asarray(col)
+    return ((row >= ROW_EDGES[0] - tol) & (row <= ROW_EDGES[1] + tol)
+            & (col >= COL_EDGES[0] - tol) & (col <= COL_EDGES[1] + tol))
 
 
 def degrees_per_cell(screen_w_cm: float, screen_h_cm: float, distance_cm: float) -> tuple[float, float]:

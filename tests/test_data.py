@@ -5,7 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from gazeneg.data import DatasetError, DatasetWriter, face_features, import_photos, load_dataset, new_meta
+from gazeneg.data import DatasetError, DatasetWriter, face_features, load_dataset, new_meta
+from gazeneg.importer import import_photos
 from tests.conftest import make_tiny_dataset
 
 
@@ -57,7 +58,7 @@ def test_out_of_range_col(ds_dir):
         rows[4][2] = "16.5"
         return rows
     _rewrite_labels(ds_dir, bad)
-    with pytest.raises(DatasetError, match=r"line 5: col 16.5 is outside 0..15"):
+    with pytest.raises(DatasetError, match=r"line 5: col 16.5 is off the screen \(cols -0.5..15.5\)"):
         load_dataset(ds_dir)
 
 
@@ -127,7 +128,7 @@ def test_import_photos(tmp_path):
     for i in range(3):
         cv2.imwrite(str(photos / f"p{i}.jpg"), np.full((64, 192, 3), 40 * i, np.uint8))
     (tmp_path / "labels.csv").write_text("filename,row,col\np0.jpg,2,11\np1.jpg,0,0\np2.jpg,8,15\n")
-    out = import_photos(photos, tmp_path / "labels.csv", tmp_path / "out", crop="resize")
+    out = import_photos(photos, tmp_path / "labels.csv", tmp_path / "out", crop="resize").out
     ds = load_dataset(out)
     assert len(ds) == 3 and ds.targets[0].tolist() == [2.0, 11.0]
     (tmp_path / "bad.csv").write_text("p0.jpg,2,11\nmissing.jpg,1,1\n")

@@ -1,0 +1,78 @@
+"""`gazeneg <command>`: the console entry point dispatches to the same programs as scripts/*.py."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gazeneg import console
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_help_lists_every_command_with_one_line(capsys):
+    assert console.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in ("render", "import", "capture", "train", "eval", "live", "toy"):
+        line = next(ln for ln in out.splitlines() if ln.strip().startswith(name + " "))
+        assert len(line.split(None, 1)[1]) > 10   # a description, not just the name
+    assert console.main([]) == 0
+
+
+def test_version(capsys):
+    assert console.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"gazeneg {console.version()}"
+    assert console.version()[0].isdigit()
+
+
+def test_unknown_command_is_one_line_exit_2(capsys):
+    assert console.main(["trian"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "'trian'" in err and "train" in err
+
+
+@pytest.mark.parametrize("name, expect", [("render", "--frames-per-cell"), ("import", "--screen"),
+                                          ("capture", "--attention"), ("train", "--neg-lambda"),
+                                          ("eval", "--list-arms"), ("live", "--smoother"), ("toy", "--steps")])
+def test_each_command_has_its_scripts_options(name, expect, capsys):
+    with pytest.raises(SystemExit) as e:
+        console.main([name, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: gazeneg {name}") and expect in out
+
+
+@pytest.mark.parametrize("script, module", [("train", "train"), ("render_synthetic", "render"),
+                                            ("capture", "capture"), ("live", "live"), ("import_photos", "importer")])
+def test_scripts_are_thin_wrappers_over_the_same_functions(script, module):
+    import importlib
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"w_{script}", ROOT / "scripts" / f"{script}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main is importlib.import_module(f"gazeneg.commands.{module}").main
+
+
+def test_errors_go_through_run_cli_one_line(tmp_path, capsys):
+    rc = console.main(["train", "--data", str(tmp_path / "nope"), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "nope" in err and "Traceback" not in err
+    assert console.main(["train", "--lr", "-1"]) == 2
+    assert "lr must be" in capsys.readouterr().err
+
+
+def test_checkout_commands_say_so_outside_a_checkout(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(console, "CHECKOUT", tmp_path)
+    assert console.main(["toy", "--help"]) == 2
+    err = capsys.readouterr().err
+    assert "runs from a gazeneg checkout" in err and "scripts/toy_ascent.py" in err
+
+
+def test_installed_console_script_runs():
+    exe = Path(sys.executable).with_name("gazeneg")
+    if not exe.exists():
+        pytest.skip(f"no console script beside {sys.executable}: `pip install -e .` installs it")
+    r = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("gazeneg ")
