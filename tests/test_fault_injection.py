@@ -89,7 +89,7 @@ def test_sweep_killed_at_random_points_resumes_every_run_exactly_once(tiny_datas
 
 
 def test_a_full_disk_gets_one_line_and_leaves_no_half_written_checkpoint(tiny_dataset, tmp_path):
-    """Needs root to mount a small tmpfs; skipped otherwise."""
+    """Needs root to mount a small tmpfs; skipped otherwise. Then the disk grows and the run resumes."""
     mnt = tmp_path / "small"
     mnt.mkdir()
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mnt)],
@@ -103,6 +103,13 @@ def test_a_full_disk_gets_one_line_and_leaves_no_half_written_checkpoint(tiny_da
         last = r.stderr.strip().splitlines()[-1]
         assert "disk is full" in last and "Traceback" not in r.stderr
         assert not list(mnt.rglob("*.tmp"))
+        # Space freed (the tmpfs grown): the same run resumes and finishes.
+        assert subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)], capture_output=True).returncode == 0
+        (rd,) = [p for p in mnt.iterdir() if p.is_dir()]
+        r2 = subprocess.run([sys.executable, "scripts/train.py", "--resume", str(rd)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600)
+        assert r2.returncode == 0, r2.stderr
+        assert (rd / "metrics.json").is_file() and not list(mnt.rglob("*.tmp"))
     finally:
         time.sleep(0.2)
         subprocess.run(["umount", str(mnt)], capture_output=True)
