@@ -42,7 +42,8 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--cells", default=None, help="comma-separated cell indices (row * 16 + col) to capture")
     g.add_argument("--n-cells", type=int, default=0, help="a random subset of this many cells")
     g.add_argument("--repeats", type=int, default=1, help="show the whole sequence this many times")
-    g.add_argument("--frames", type=int, default=10, help="frames recorded per target")
+    g.add_argument("--frames", type=int, default=None, help="frames recorded per target (default 10); with "
+                   "--resume, a larger number extends the session's targets to that many")
     g.add_argument("--fixation", type=float, default=0.8, help="seconds between a target appearing and "
                    "recording")
     g.add_argument("--attention", type=float, default=None, help="fraction of targets with an attention check "
@@ -73,11 +74,12 @@ def main(argv=None, prog: str | None = None) -> int:
                          attention_rate=attention, seed=seed)
     except ValueError as e:
         raise CaptureError(str(e)) from None
-    settings = CaptureSettings(frames_per_target=args.frames, fixation_s=args.fixation,
+    settings = CaptureSettings(frames_per_target=10 if args.frames is None else args.frames, fixation_s=args.fixation,
                                no_face_timeout_s=args.no_face_timeout)
     summary = capture(out, args.source, subject=args.subject, session=session, plan=plan, settings=settings,
                       resume=args.resume, headless=args.headless, screen=args.screen, keep_raw=args.keep_raw,
-                      seed=seed, face_backend=args.face_backend)
+                      seed=seed, face_backend=args.face_backend,
+                      extend_frames=args.resume and args.frames is not None)
     for line in summary.lines():
         print(line)
     return 0
