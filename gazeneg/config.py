@@ -28,6 +28,9 @@ class TrainConfig:
     split_fold: int = 0              # rotates the held-out subjects along the split_seed order (a sweep
                                      # uses fold = seed, so its seeds hold out different subjects)
     budget: int = 0                  # frames per cell per training subject; 0 = all
+    test_groups: str = ""            # held-out test groups by name, comma-separated: subjects or subject/session;
+                                     # "" = chosen by split_seed/split_fold
+    val_groups: str = ""             # held-out validation groups by name, the same way
     # model
     model: str = "gazecnn"
     model_kwargs: dict = field(default_factory=dict)
@@ -96,6 +99,11 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["neg_direction"] = list(self.neg_direction)
+        # Named held-out groups are left out while unset, so the configs (and the hashes of them that
+        # cache base models and key sweep runs) of everything that does not name groups stay as before.
+        for k in ("test_groups", "val_groups"):
+            if not d[k]:
+                del d[k]
         return d
 
     def replace(self, **overrides) -> TrainConfig:
@@ -117,6 +125,96 @@ CHOICES = {
     "guard_bound_norm": ("euclidean", "max"),
     "watchdog_action": ("halve", "stop"),
     "cls_neg_loss": ("complement", "negated_ce"),
+}
+
+
+# Every field's --help: its group and one line with its unit (cells, cm, epochs, fraction, ...). A test
+# checks that every field has one; the defaults and choices are added by add_config_args.
+GROUPS = ("data", "model", "optimisation", "wrong labels", "guards", "output")
+HELP = {
+    # data
+    "data": ("data", "'synthetic' (the built-in set, rendered on first use), 'synthetic:F' (F frames per cell) "
+                     "or a data-set folder"),
+    "val_subjects": ("data", "held-out groups for validation (model selection): subjects, or sessions when "
+                             "there are too few subjects; count"),
+    "test_subjects": ("data", "held-out groups for the reported test figures (as --val-subjects); count"),
+    "split_seed": ("data", "seed of the order in which groups are held out; the same across a sweep's arms"),
+    "split_fold": ("data", "rotates the held-out groups along the split_seed order by test_subjects; index"),
+    "budget": ("data", "frames per cell per training subject (the little-data setting); 0 = all"),
+    "test_groups": ("data", "test on these groups by name, comma-separated: subjects (alice) or sessions "
+                            "(me/s3); overrides the seeded choice"),
+    "val_groups": ("data", "validate on these groups by name, as --test-groups"),
+    # model
+    "model": ("model", "architecture: gazecnn, mlp, resnet18 or mobilenet_v3_small"),
+    "model_kwargs": ("model", "the model's keyword arguments, a JSON object (e.g. '{\"width\": 32}')"),
+    "head": ("model", "regression (a (row, col) point, cells) or classification (144-way softmax over cells)"),
+    "ce_reg_weight": ("model", "classification: weight of an L2 term on the expected point, cells^2; 0 = off"),
+    "loss": ("model", "true-label loss on the point: huber (quadratic within 1 cell, linear beyond) or mse"),
+    "init": ("model", "checkpoint to start from (fine-tuning), same architecture (checked); '' = from scratch"),
+    "backbone_lr_scale": ("model", "the backbone's LR as a multiple of --lr; 0 freezes it (BatchNorm "
+                                   "statistics too); factor"),
+    # optimisation
+    "optimizer": ("optimisation", "adamw, adam or sgd"),
+    "lr": ("optimisation", "peak learning rate, per step; > 0 (negative steps are --neg-mode/--neg-lambda)"),
+    "momentum": ("optimisation", "SGD momentum, in [0, 1)"),
+    "weight_decay": ("optimisation", "decoupled (AdamW) or L2 (Adam, SGD) weight decay, per step; >= 0"),
+    "schedule": ("optimisation", "LR schedule over the run: cosine, step or none (constant)"),
+    "epochs": ("optimisation", "passes over the training set; epochs"),
+    "batch_size": ("optimisation", "photos per step (global, over all DDP processes); count"),
+    "ema": ("optimisation", "decay of the weight EMA used for validation and test, per step, in [0, 1); 0 = off"),
+    "augment": ("optimisation", "photometric and geometric augmentation of training photos; true/false"),
+    "flip": ("optimisation", "random horizontal flip with col -> 15 - col (the eyes swap); true/false"),
+    "augment_backend": ("optimisation", "albumentations (CPU, per epoch), torch (per batch on the device), "
+                                        "auto (torch on CUDA, else albumentations)"),
+    "seed": ("optimisation", "seed of initialisation, batch order, augmentation and wrong points"),
+    "threads": ("optimisation", "torch CPU threads; 0 = torch's default; count"),
+    "device": ("optimisation", "auto (CUDA when available), cpu or cuda"),
+    "amp": ("optimisation", "bf16 autocast, on CUDA only; true/false"),
+    "compile": ("optimisation", "torch.compile the model (CUDA, or CPU with a compiler); true/false"),
+    # wrong labels
+    "neg_mode": ("wrong labels", "off; literal (a separate step at LR -lambda*lr on wrong points) or combined "
+                                 "(one loss: true term minus lambda x wrong term)"),
+    "neg_lambda": ("wrong labels", "lambda, the weight of each wrong point (Lambda = lambda x neg_k); >= 0"),
+    "neg_lambda_schedule": ("wrong labels", "constant, or linear (ramps 0 -> lambda after the warm-up)"),
+    "neg_distance": ("wrong labels", "D, how far each wrong point lies from the true one; cells"),
+    "neg_k": ("wrong labels", "wrong points per photo; count"),
+    "neg_policy": ("wrong labels", "where wrong points go: one_sided (along --neg-direction), random, redraw, "
+                                   "symmetric (k evenly around) or prediction_side"),
+    "neg_direction": ("wrong labels", "one_sided direction as row,col (unit-free, normalised); default 1,0 = down"),
+    "neg_boundary": ("wrong labels", "a wrong point beyond the screen's edge: keep, clip, reflect (at the edge, "
+                                     "rows -0.5..8.5, cols -0.5..15.5) or drop"),
+    "neg_warmup_epochs": ("wrong labels", "epochs of true labels only before wrong points start; epochs"),
+    "neg_other_photos": ("wrong labels", "literal mode: the negative step on a different batch of photos; "
+                                         "true/false"),
+    "neg_loss": ("wrong labels", "the wrong-point term: match (the true loss's shape), mse, huber, or "
+                                 "repulsion (bounded, 1/2 max(0, m - |f - w|)^2)"),
+    "neg_margin": ("wrong labels", "repulsion margin m; 0 = --neg-distance; cells"),
+    "cls_neg_loss": ("wrong labels", "classification wrong cells: complement (-log(1 - p_wrong)) or negated_ce "
+                                     "(+log p_wrong)"),
+    "cls_neg_weight": ("wrong labels", "weight of the wrong-cell term; 0 = off"),
+    "cls_complement_only": ("wrong labels", "train on wrong cells only, no true labels; true/false"),
+    "cls_neg_uniform": ("wrong labels", "wrong cells uniform over all other cells, not at distance D; true/false"),
+    # guards
+    "guard_bound": ("guards", "error bound B: wrong points only on photos with |f - y| < B; cells; 0 = off"),
+    "guard_bound_norm": ("guards", "the bound's norm: euclidean, or max (per axis)"),
+    "guard_direction": ("guards", "wrong points only where pushing away from them moves f towards y; "
+                                  "true/false"),
+    "guard_grad_cap": ("guards", "cap on the negative step's gradient norm; 0 = off"),
+    "cls_neg_confidence": ("guards", "classification: wrong cells only where p(true cell) > this; probability; "
+                                     "0 = off"),
+    "watchdog": ("guards", "divergence watchdog: restores the best weights and acts (--watchdog-action); "
+                           "true/false"),
+    "watchdog_pct": ("guards", "validation error this far above its best triggers the watchdog; percent"),
+    "watchdog_patience": ("guards", "... for this many epochs in a row; epochs"),
+    "watchdog_action": ("guards", "halve lambda, or stop wrong labels"),
+    # output
+    "out": ("output", "folder under which each run gets its own new folder"),
+    "name": ("output", "suffix of the run folder's name; '' = the model's name"),
+    "save_checkpoints": ("output", "write best.pt and last.pt; true/false"),
+    "progress": ("output", "progress bars; true/false"),
+    "screen_w_cm": ("output", "visible screen width, for errors in cm and degrees; cm; 0 = not given"),
+    "screen_h_cm": ("output", "visible screen height; cm; 0 = not given"),
+    "distance_cm": ("output", "eye-to-screen distance, for errors in degrees; cm; 0 = not given"),
 }
 
 
@@ -248,16 +346,24 @@ def load_config_file(path) -> dict:
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
     """One --key option per config field (dashes or underscores), parsed as strings and coerced later
-    so that file values and command-line values go through the same type checks."""
+    so that file values and command-line values go through the same type checks. --help shows them in
+    GROUPS, each with its HELP line, its choices and its default."""
+    groups = {g: parser.add_argument_group(f"{g} (TrainConfig)") for g in GROUPS}
     for name in _field_types():
         flag = "--" + name.replace("_", "-")
         default = getattr(TrainConfig, name, None) if not isinstance(getattr(TrainConfig, name, None),
                                                                       types.MemberDescriptorType) else None
-        helptext = f"(default: {default})" if default is not None else None
+        group, text = HELP[name]
         if name in CHOICES:
-            helptext = f"one of {', '.join(CHOICES[name])} " + (helptext or "")
-        parser.add_argument(flag, dest=f"cfg_{name}", default=None, metavar=name.upper(), help=helptext)
-    parser.add_argument("--config", default=None, help="JSON file of config values (command line wins)")
+            text += f" {{{', '.join(CHOICES[name])}}}"
+        if default is not None and default != "":
+            text += f" (default: {','.join(map(str, default)) if isinstance(default, tuple) else default})"
+        elif name == "model_kwargs":
+            text += " (default: {})"
+        # argparse formats help with %: a literal percent sign must be doubled.
+        groups[group].add_argument(flag, dest=f"cfg_{name}", default=None, metavar=name.upper(),
+                                   help=text.replace("%", "%%"))
+    parser.add_argument("--config", default=None, help="JSON file of config values (the command line wins)")
 
 
 def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
