@@ -6,9 +6,11 @@ Distances are Euclidean in cells. Direction policies:
   redraw           a new uniform angle every step
   symmetric        K evenly spaced angles per sample, so the K displacements sum to zero
   prediction_side  w = y + D (f - y)/|f - y|: on the prediction's side of the truth (needs f)
-Boundary policies when w leaves the grid's centre range [0, 8] x [0, 15]:
-  keep (off-grid allowed), clip (clamp: note this breaks the symmetry of symmetric sets),
+Boundary policies when w leaves the screen, whose edges are half a cell beyond the outer cell centres
+(rows -0.5..8.5, cols -0.5..15.5: a point on the edge is on the screen, as a true target may be):
+  keep (off-screen allowed), clip (clamp: note this breaks the symmetry of symmetric sets),
   reflect (mirror at the edge), drop (mark invalid).
+Wrong *cells* (classification) stay on the cell centres [0, 8] x [0, 15]: a class is a cell.
 
 Angles are measured in the (row, col) plane: angle 0 points down the rows (+row), pi/2 to the right.
 """
@@ -26,25 +28,28 @@ POLICIES = ("one_sided", "random", "redraw", "symmetric", "prediction_side")
 BOUNDARIES = ("keep", "clip", "reflect", "drop")
 
 
-def _reflect(v: torch.Tensor, hi: float) -> torch.Tensor:
-    # Mirror into [0, hi]: a triangle wave with period 2 * hi.
-    period = 2.0 * hi
-    v = torch.remainder(v, period)
-    return torch.where(v > hi, period - v, v)
+def _reflect(v: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    # Mirror into [lo, hi]: a triangle wave with period 2 * (hi - lo).
+    period = 2.0 * (hi - lo)
+    v = torch.remainder(v - lo, period)
+    return torch.where(v > hi - lo, period - v, v) + lo
 
 
-def apply_boundary(w: torch.Tensor, boundary: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(w', valid) for w (..., 2). valid is False only under "drop" for off-grid points."""
+def apply_boundary(w: torch.Tensor, boundary: str, rows: tuple[float, float] = grid.ROW_EDGES,
+                   cols: tuple[float, float] = grid.COL_EDGES) -> tuple[torch.Tensor, torch.Tensor]:
+    """(w', valid) for w (..., 2), the limits (rows, cols) the screen's edges unless given. valid is False
+    only under "drop" for points beyond them."""
     valid = torch.ones(w.shape[:-1], dtype=torch.bool, device=w.device)
     if boundary == "keep":
         return w, valid
     if boundary == "clip":
-        return torch.stack([w[..., 0].clamp(0, grid.ROW_MAX), w[..., 1].clamp(0, grid.COL_MAX)], -1), valid
+        return torch.stack([w[..., 0].clamp(*rows), w[..., 1].clamp(*cols)], -1), valid
     if boundary == "reflect":
-        return torch.stack([_reflect(w[..., 0], grid.ROW_MAX), _reflect(w[..., 1], grid.COL_MAX)], -1), valid
+        return torch.stack([_reflect(w[..., 0], *rows), _reflect(w[..., 1], *cols)], -1), valid
     if boundary == "drop":
-        inside = ((w[..., 0] >= 0) & (w[..., 0] <= grid.ROW_MAX) & (w[..., 1] >= 0)
-                  & (w[..., 1] <= grid.COL_MAX))
+        tol = 1e-5  # cells: a point on the edge, up to float32 rounding of y + D u, is on the screen
+        inside = ((w[..., 0] >= rows[0] - tol) & (w[..., 0] <= rows[1] + tol) & (w[..., 1] >= cols[0] - tol)
+                  & (w[..., 1] <= cols[1] + tol))
         return w, inside
     raise ValueError(f"boundary must be one of {BOUNDARIES}, not {boundary!r}")
 
@@ -140,7 +145,8 @@ def wrong_cells(true_cells: torch.Tensor, *, distance: float = 2.0, k: int = 1, 
     y = torch.stack([rows, cols], dim=1)
     u = gen.unit_directions(y, idx, step, f)
     w = y[:, None, :] + gen.distance * u
-    w, _ = apply_boundary(w, "clip" if boundary == "clip" else "reflect")
+    w, _ = apply_boundary(w, "clip" if boundary == "clip" else "reflect", rows=(0.0, grid.ROW_MAX),
+                          cols=(0.0, grid.COL_MAX))
     r = w[..., 0].round().clamp(0, grid.ROW_MAX).long()
     c = w[..., 1].round().clamp(0, grid.COL_MAX).long()
     cells = r * grid.COLS + c

@@ -60,15 +60,19 @@ def test_prediction_side():
 
 
 def test_boundaries():
-    w = torch.tensor([[[-1.0, 16.5]], [[9.5, 3.0]]])
-    assert apply_boundary(w, "clip")[0].tolist() == [[[0.0, 15.0]], [[8.0, 3.0]]]
-    assert apply_boundary(w, "reflect")[0].tolist() == [[[1.0, 13.5]], [[6.5, 3.0]]]
-    assert apply_boundary(w, "drop")[1].tolist() == [[False], [False]]
+    # The limits are the screen's edges, rows -0.5..8.5 and cols -0.5..15.5 (on the edge is on the screen).
+    w = torch.tensor([[[-1.0, 16.5]], [[9.5, 3.0]], [[-0.5, 15.5]]])
+    assert apply_boundary(w, "clip")[0].tolist() == [[[-0.5, 15.5]], [[8.5, 3.0]], [[-0.5, 15.5]]]
+    assert apply_boundary(w, "reflect")[0].tolist() == [[[0.0, 14.5]], [[7.5, 3.0]], [[-0.5, 15.5]]]
+    assert apply_boundary(w, "drop")[1].tolist() == [[False], [False], [True]]
     assert apply_boundary(w, "keep")[0].tolist() == w.tolist()
+    # Given limits (wrong cells use the cell centres 0..8, 0..15).
+    cells = apply_boundary(w, "reflect", rows=(0.0, 8.0), cols=(0.0, 15.0))[0]
+    assert cells.tolist() == [[[1.0, 13.5]], [[6.5, 3.0]], [[0.5, 14.5]]]
 
 
 def test_clipping_breaks_symmetry_at_the_edge():
-    y = torch.tensor([[0.5, 7.0]])
+    y = torch.tensor([[0.0, 7.0]])   # the point 2 cells up, at row -2, is clipped to the edge at -0.5
     w, _ = WrongLabelGenerator(distance=2, k=4, policy="symmetric", boundary="clip")(y)
     assert (w - y[:, None, :]).sum(1).norm() > 1.0
 
