@@ -36,11 +36,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from filelock import FileLock, Timeout
 
 from . import grid
 from .data import DatasetError, DatasetWriter, atomic_write_bytes, atomic_write_text, new_meta
 from .face import FaceEyeDetector, crop_eyes, eyes_closed, make_detector, mirror_box
+from .runfiles import lock_folder
 
 # The frame sources, the window and the frame loop live in webcam.py (shared with live.py); these names
 # stay importable from here.
@@ -574,13 +574,7 @@ def capture(out, source, *, subject: str = "user", session: str | None = None, p
         if not headless:   # before anything is written: no display leaves no empty dataset behind
             ui = CaptureWindow(screen_size(screen))
         Path(out).mkdir(parents=True, exist_ok=True)
-        # One writer per dataset folder: two captures appending to one labels.csv would duplicate rows.
-        lock = FileLock(Path(out) / ".capture.lock")
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            raise CaptureError(f"{out} is in use by another capture (it holds {Path(out) / '.capture.lock'}); "
-                               "finish that one first or choose another --out") from None
+        lock = lock_folder(Path(out), "capture", CaptureError)
         try:
             writer, plan, done, frames = open_capture(out, plan=plan, subject=subject, session=session,
                                                       frames=settings.frames_per_target, resume=resume,

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from . import grid
 from .config import TrainConfig, from_dict
 from .data import atomic_write_bytes, atomic_write_text, load_dataset
 from .metrics import COLLAPSED, DIVERGED, centre_guess_error, error_metrics, outcome
+from .runfiles import lock_folder
 from .splits import Splits, apply_budget, resolve_data_path, split_by_subject
 from .train import evaluate, fit, tensors
 
@@ -366,13 +366,7 @@ def run_sweep(sweep: SweepConfig, *, progress: bool = True, sequential: bool = F
         for b in sweep.budgets:
             run_config(arms[a], 0, b, sweep)
     out.mkdir(parents=True, exist_ok=True)
-    # One writer per folder: a second sweep on the same --out would append the same runs twice.
-    lock = FileLock(out / ".sweep.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise ValueError(f"{out} is in use by another sweep (it holds the lock {out / '.sweep.lock'}); wait for it "
-                         "to finish or choose another --out") from None
+    lock = lock_folder(out, "sweep")
     try:
         return _run_locked(sweep, out, arms, progress, sequential)
     finally:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from .data import GazeDataset, atomic_write_text
 
@@ -31,6 +32,20 @@ def new_run_dir(out: str, name: str) -> Path:
         except FileExistsError:
             continue
     raise RuntimeError(f"could not create a new run folder under {base}")
+
+
+def lock_folder(folder: Path, what: str, error=ValueError) -> FileLock:
+    """Take the exclusive lock folder/.<what>.lock (one writer per folder: two writers appending to one file
+    would duplicate rows) and return it, held; the caller releases it. Raises error(message) naming the
+    folder when another process holds it."""
+    path = Path(folder) / f".{what}.lock"
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise error(f"{folder} is in use by another {what} (it holds {path}); wait for it to finish or choose "
+                    "another --out") from None
+    return lock
 
 
 def append_metrics(path: Path, row: dict) -> None:
