@@ -99,7 +99,8 @@ def split_by_subject(ds: GazeDataset, n_val: int, n_test: int, seed: int, fold: 
         raise DatasetError(
             f"{ds.root}: {len(uniq)} {kind}{taken} ({', '.join(uniq)}) but the split needs {n_val_left} for "
             f"validation, {n_test_left} for test and at least 1 for training. Capture more sessions "
-            f"(gazeneg capture --session NAME) or lower --val-subjects/--test-subjects.")
+            f"(gazeneg capture --session NAME), lower --val-subjects/--test-subjects, or name the held-out "
+            f"groups with --val-groups/--test-groups.")
     order = seeding.numpy_rng(seed, "split").permutation(len(uniq))
     names = [uniq[i] for i in np.roll(order, -fold * n_test_left)]
     test_g, val_g = names[:n_test_left], names[n_test_left:n_test_left + n_val_left]

@@ -103,3 +103,25 @@ def test_resume_adds_a_session_and_skips_what_is_there(folder, tmp_path):
     again = import_photos(photos, labels, tmp_path / "me", screen=SCREEN, resume=True, log=lambda *_: None)
     assert first.imported == 24 and again.imported == 0 and again.skipped["already imported (resume)"] == 24
     assert len(load_dataset(tmp_path / "me")) == 24
+
+
+def test_whole_frames_auto_finds_faces_and_cuts_the_eye_strip(tmp_path):
+    from gazeneg.face import astronaut_path, moving_face_frames
+
+    try:
+        photo = cv2.imread(str(astronaut_path()), cv2.IMREAD_COLOR)
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    photos = tmp_path / "frames"
+    photos.mkdir()
+    lines = ["filename,row,col,session"]
+    for i, (f, _) in enumerate(moving_face_frames(photo, 6)):
+        cv2.imwrite(str(photos / f"f{i}.jpg"), f)
+        lines.append(f"f{i}.jpg,{i % 9},{(3 * i) % 16},s{1 + i % 2}")
+    (tmp_path / "l.csv").write_text("\n".join(lines) + "\n")
+    msgs = []
+    s = import_photos(photos, tmp_path / "l.csv", tmp_path / "ds", subject="astro", log=msgs.append)
+    assert s.crop == "face" and "a face found in 6 of 6 sampled" in msgs[0]
+    assert s.imported == 6 and s.per_session == {"astro/s1": 3, "astro/s2": 3}
+    ds = load_dataset(tmp_path / "ds")
+    assert ds.images.shape == (6, 32, 96, 3) and (ds.face[:, 2] > 0).all()   # the face box was kept

@@ -1,0 +1,120 @@
+"""README "Your own data": every command in that section, run as written on a generated one-person,
+three-session folder (2:1 one-eye photos labelled in screen pixels, the screen's corners included).
+
+Only what needs a person in front of a camera changes: `capture` and `live` read a folder of moving-face
+frames (`--source FRAMES --headless`, and for capture a short plan), `runs/<run>/best.pt` is the run the
+walkthrough trained, and `checkpoints/demo.pt` (written by `make demo`) is stood in for by that run's model.
+"""
+
+import json
+import os
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import cv2
+import pytest
+
+from gazeneg import console
+from tests.own_data import make_photo_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[list[str]]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Your own data\n", 1)[1].split("\n## ", 1)[0]
+    return [shlex.split(line.strip()) for line in section.splitlines() if re.match(r"^    gazeneg ", line)]
+
+
+def test_the_section_shows_the_whole_walkthrough():
+    cmds = [c[:2] for c in readme_commands()]
+    assert [c[1] for c in cmds] == ["capture", "capture", "import", "train", "train", "eval", "live", "live"]
+    assert ["--test-groups", "me/s3"] == next(c for c in readme_commands() if c[1] == "train")[4:6]
+
+
+@pytest.fixture
+def frames_folder(tmp_path):
+    from gazeneg.face import astronaut_path, moving_face_frames
+
+    try:
+        photo = cv2.imread(str(astronaut_path()), cv2.IMREAD_COLOR)
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, (f, _) in enumerate(moving_face_frames(photo, 60)):
+        cv2.imwrite(str(folder / f"{i:04d}.png"), f)
+    return folder
+
+
+def _run(cmd: list[str], extra: dict, capsys) -> str:
+    """One README command through the console entry point; `extra` adds options by command name."""
+    argv = cmd[1:] + extra.get(cmd[1], [])
+    try:
+        rc = console.main(argv)
+    except SystemExit as e:   # argparse
+        rc = e.code
+    out = capsys.readouterr()
+    assert rc == 0, f"`{shlex.join(cmd)}` exited {rc}: {out.err.strip()[-800:]}"
+    return out.out
+
+
+def _walk(tmp_path, monkeypatch, capsys, frames_folder, fast: bool, only=None):
+    """Run the section's commands; `only` (command names) restricts it to those."""
+    cmds = [c for c in readme_commands() if only is None or c[1] in only]
+    source = ["--source", str(frames_folder), "--headless"] if frames_folder else []
+    extra = {"capture": source + ["--layout", "nine", "--frames", "2", "--fixation", "0.05"],
+             "live": source + ["--max-frames", "20"]}
+    if fast:   # the same commands, shorter: one epoch of the small model; the personal regime's quickest form
+        extra["train"] = ["--epochs", "1", "--model", "mlp", "--progress", "false", "--threads", "1"]
+        extra["eval"] = ["--ks", "9", "--lr-grid", "1e-3", "--base-epochs", "1", "--max-units", "1",
+                         "--sequential", "--model", "mlp"]
+    # 1a. capture: its own folder (the README's "either ... or")
+    if any(c[1] == "capture" for c in cmds):
+        (tmp_path / "cap").mkdir()
+        monkeypatch.chdir(tmp_path / "cap")
+        for cmd in (c for c in cmds if c[1] == "capture"):
+            _run(cmd, extra, capsys)
+        from gazeneg.data import load_dataset
+
+        cap = load_dataset("data/me", load_images=False)
+        assert set(cap.sessions) == {"s1", "s2"} and set(cap.subjects) == {"me"}
+    # 1b. import, then the rest on the imported set
+    work = tmp_path / "own"
+    make_photo_folder(work, per_session=24)
+    monkeypatch.chdir(work)
+    out = _run(next(c for c in cmds if c[1] == "import"), extra, capsys)
+    assert "crop eye" in out and "imported 72 photo(s)" in out and "skipped" not in out
+    trains = [c for c in cmds if c[1] == "train"]
+    out = _run(trains[0], extra, capsys)
+    run = Path(re.search(r"run folder: (\S+)", out).group(1))
+    assert "test ['me/s3']" in out and json.loads((run / "metrics.json").read_text())["split_groups"]["test"] == \
+        ["me/s3"]
+    # checkpoints/demo.pt is `make demo`'s model; here the walkthrough's own run stands in for it.
+    os.makedirs("checkpoints", exist_ok=True)
+    shutil.copy(run / "best.pt", "checkpoints/demo.pt")
+    out = _run(trains[1], extra, capsys)
+    assert "test ['me/s3']" in out
+    for cmd in (c for c in cmds if c[1] == "eval"):
+        out = _run(cmd, extra, capsys)
+        assert "Personal regime: held-out unit = session" in out and "report.md" in out
+    for cmd in (c for c in cmds if c[1] == "live"):
+        cmd = [str(run / "best.pt") if a == "runs/<run>/best.pt" else a for a in cmd]
+        out = _run(cmd, extra, capsys)
+        assert '"n_frames"' in out or "median" in out, out[-500:]
+
+
+def test_import_and_train_steps(tmp_path, monkeypatch, capsys):
+    _walk(tmp_path, monkeypatch, capsys, None, fast=True, only=("import", "train"))
+
+
+@pytest.mark.slow
+def test_walkthrough_short_options(tmp_path, monkeypatch, capsys, frames_folder):
+    _walk(tmp_path, monkeypatch, capsys, frames_folder, fast=True)
+
+
+@pytest.mark.slow
+def test_walkthrough_as_written(tmp_path, monkeypatch, capsys, frames_folder):
+    _walk(tmp_path, monkeypatch, capsys, frames_folder, fast=False)
