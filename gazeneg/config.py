@@ -136,7 +136,7 @@ HELP = {
     "data": ("data", "'synthetic' (the built-in set, rendered on first use), 'synthetic:F' (F frames per cell) "
                      "or a data-set folder"),
     "val_subjects": ("data", "held-out groups for validation (model selection): subjects, or sessions when "
-                             "there are too few subjects; count"),
+                             "there are too few subjects (with --test-groups, fewer if fewer remain); count"),
     "test_subjects": ("data", "held-out groups for the reported test figures (as --val-subjects); count"),
     "split_seed": ("data", "seed of the order in which groups are held out; the same across a sweep's arms"),
     "split_fold": ("data", "rotates the held-out groups along the split_seed order by test_subjects; index"),

@@ -77,7 +77,9 @@ def split_by_subject(ds: GazeDataset, n_val: int, n_test: int, seed: int, fold: 
     fold = seed measures each arm on many people, not on one fixed trio.
 
     test_groups / val_groups (names: 'alice' or 'me/s3') hold out exactly those groups instead of the
-    seeded choice; a split not named is still chosen by seed and fold among the remaining groups."""
+    seeded choice; a split not named is still chosen by seed and fold among the remaining groups. With
+    only the test groups named, validation takes n_val groups, or fewer where fewer remain (always
+    leaving one for training): the split records what was used."""
     test_groups, val_groups = parse_groups(test_groups), parse_groups(val_groups)
     named = {}
     if test_groups:
@@ -94,6 +96,10 @@ def split_by_subject(ds: GazeDataset, n_val: int, n_test: int, seed: int, fold: 
     n_val_left = 0 if "val" in named else n_val
     n_test_left = 0 if "test" in named else n_test
     groups, uniq, kind = _seeded_groups(ds, rest, n_val_left, n_test_left)
+    if "test" in named and "val" not in named and 2 <= len(uniq) < n_val + 1:
+        # The test groups are named and too few groups remain for n_val: validation takes what leaves
+        # one group for training (one person, three sessions, --test-groups me/s3: val one session).
+        n_val_left = len(uniq) - 1
     if len(uniq) < n_val_left + n_test_left + 1:
         taken = f" besides the named {', '.join(test_groups + val_groups)}" if named else ""
         raise DatasetError(

@@ -59,6 +59,15 @@ def test_named_val_and_test_and_subject_level_names(me, two_people):
     assert _sessions(sp.test) == {"you/s2", "me/s1"} and sp.groups["test"] == ["you/s2", "me/s1"]
 
 
+def test_named_test_with_too_few_groups_left_validates_on_fewer(me):
+    ds = load_dataset(me)
+    sp = split_by_subject(ds, 2, 3, seed=0, test_groups="me/s3")
+    assert _sessions(sp.test) == {"me/s3"} and len(sp.groups["val"]) == 1 and len(sp.groups["train"]) == 1
+    assert _sessions(sp.val) | _sessions(sp.train) == {"me/s1", "me/s2"}
+    with pytest.raises(DatasetError, match="at least 1 for training"):   # nothing left to train on
+        split_by_subject(ds, 2, 3, seed=0, test_groups="me/s3,me/s2")
+
+
 def test_unnamed_split_is_unchanged(me):
     ds = load_dataset(me)
     for seed in range(3):
@@ -78,9 +87,9 @@ def test_bad_group_names_are_named(me, kw, culprit):
 
 
 def test_train_tests_on_the_named_session_and_records_it(me, tmp_path, capsys):
+    # The acceptance command (defaults: 2 validation groups, of which 1 remains), made short.
     rc = console.main(["train", "--data", str(me), "--test-groups", "me/s3", "--epochs", "1", "--model", "mlp",
-                       "--out", str(tmp_path / "runs"), "--progress", "false", "--val-subjects", "1",
-                       "--test-subjects", "1", "--threads", "1"])
+                       "--out", str(tmp_path / "runs"), "--progress", "false", "--threads", "1"])
     assert rc == 0
     (run,) = (tmp_path / "runs").iterdir()
     m = json.loads((run / "metrics.json").read_text())
