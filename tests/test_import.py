@@ -125,3 +125,18 @@ def test_whole_frames_auto_finds_faces_and_cuts_the_eye_strip(tmp_path):
     assert s.imported == 6 and s.per_session == {"astro/s1": 3, "astro/s2": 3}
     ds = load_dataset(tmp_path / "ds")
     assert ds.images.shape == (6, 32, 96, 3) and (ds.face[:, 2] > 0).all()   # the face box was kept
+
+
+def test_data_no_longer_imports_face():
+    """The importer lives in importer.py: data.py (and what it imports) never loads face.py, so
+    data -> face -> landmarks -> models_cache -> data is no longer a cycle."""
+    import subprocess
+    import sys
+
+    code = "import sys, gazeneg.data; print('gazeneg.face' in sys.modules, 'gazeneg.landmarks' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.split() == ["False", "False"], r.stderr
+    import gazeneg.data
+
+    src = open(gazeneg.data.__file__, encoding="utf-8").read()
+    assert "from .face" not in src and "gazeneg.face" not in src   # not even lazily, inside a function
