@@ -172,7 +172,7 @@ HELP = {
     "amp": ("optimisation", "bf16 autocast, on CUDA only; true/false"),
     "compile": ("optimisation", "torch.compile the model (CUDA, or CPU with a compiler); true/false"),
     # wrong labels
-    "neg_mode": ("wrong labels", "off; literal (a separate step at LR -lambda*lr on wrong points) or combined "
+    "neg_mode": ("wrong labels", "off, literal (a separate step at LR -lambda*lr on wrong points) or combined "
                                  "(one loss: true term minus lambda x wrong term)"),
     "neg_lambda": ("wrong labels", "lambda, the weight of each wrong point (Lambda = lambda x neg_k); >= 0"),
     "neg_lambda_schedule": ("wrong labels", "constant, or linear (ramps 0 -> lambda after the warm-up)"),
@@ -180,7 +180,7 @@ HELP = {
     "neg_k": ("wrong labels", "wrong points per photo; count"),
     "neg_policy": ("wrong labels", "where wrong points go: one_sided (along --neg-direction), random, redraw, "
                                    "symmetric (k evenly around) or prediction_side"),
-    "neg_direction": ("wrong labels", "one_sided direction as row,col (unit-free, normalised); default 1,0 = down"),
+    "neg_direction": ("wrong labels", "one_sided direction as row,col (normalised; 1,0 = straight down the rows)"),
     "neg_boundary": ("wrong labels", "a wrong point beyond the screen's edge: keep, clip, reflect (at the edge, "
                                      "rows -0.5..8.5, cols -0.5..15.5) or drop"),
     "neg_warmup_epochs": ("wrong labels", "epochs of true labels only before wrong points start; epochs"),
