@@ -30,6 +30,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import PIL.Image
 
 from . import grid
 from .data import IMAGE_H, IMAGE_W, DatasetError, DatasetWriter, _fail, _parse_float, new_meta
@@ -42,6 +43,7 @@ AUTO_SAMPLE = 12          # photos auto looks at (shape, and faces for whole fra
 STRIP_ASPECT = IMAGE_W / IMAGE_H   # 3.0
 EYE_ASPECTS = (1.2, 2.6)  # width/height of a one-eye crop (an eye is about 2:1 with some margin)
 EYE_MAX_SIDE = 400        # px: a one-eye crop is small; a whole webcam frame at 2:1 is not an eye
+MAX_PIXELS = 64_000_000   # a photo beyond this (a 4K webcam frame is 8.3 MP) is refused before decoding
 
 
 @dataclass
@@ -166,6 +168,17 @@ def _read_photo(photos_dir: Path, e: Entry, csv_path: Path) -> np.ndarray:
     path = (photos_dir / e.filename).resolve()
     if not path.is_relative_to(photos_dir.resolve()):
         _fail(csv_path, e.line, f"photo {e.filename!r} leads outside the photo folder {photos_dir}")
+    # The size from the header, before decoding (as the loader does): a small file can hold a huge image.
+    try:
+        with PIL.Image.open(path) as im:
+            w, h = im.size
+    except PIL.Image.DecompressionBombError:
+        w = h = MAX_PIXELS   # far beyond: refused below
+    except OSError:
+        w = h = 0            # not an image PIL knows: cv2 decides below
+    if w * h > MAX_PIXELS:
+        _fail(csv_path, e.line, f"photo {e.filename!r} has more than {MAX_PIXELS / 1e6:.0f} megapixels "
+                                f"({w}x{h}); not decoded")
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         _fail(csv_path, e.line, f"photo {e.filename!r} is missing or cannot be decoded")

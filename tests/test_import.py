@@ -140,3 +140,13 @@ def test_data_no_longer_imports_face():
 
     src = open(gazeneg.data.__file__, encoding="utf-8").read()
     assert "from .face" not in src and "gazeneg.face" not in src   # not even lazily, inside a function
+
+
+def test_a_huge_photo_is_refused_before_decoding(folder, tmp_path, monkeypatch):
+    import gazeneg.importer as imp
+
+    photos, labels = folder
+    monkeypatch.setattr(imp, "MAX_PIXELS", 1000)   # the 64x32 photos are 2048 pixels
+    with pytest.raises(DatasetError, match=r"labels\.csv line 2: photo 's1_000\.png' has more than 0 megapixels "
+                                           r"\(64x32\); not decoded"):
+        import_photos(photos, labels, tmp_path / "me", screen=SCREEN, crop="eye")
