@@ -95,6 +95,7 @@ def test_train_tests_on_the_named_session_and_records_it(me, tmp_path, capsys):
     m = json.loads((run / "metrics.json").read_text())
     assert m["split_groups"]["test"] == ["me/s3"] and m["n_test"] == 10
     assert json.loads((run / "config.json").read_text())["test_groups"] == "me/s3"
+    assert json.loads((run / "argv.json").read_text())[:4] == ["gazeneg", "train", "--data", str(me)]
     assert "me/s3" in capsys.readouterr().out
 
 

@@ -48,7 +48,9 @@ def main(argv=None, prog: str | None = None) -> int:
     if args.freeze_backbone:
         cfg = cfg.replace(backbone_lr_scale=0.0)
     try:
-        run_dir = run(cfg, resume=args.resume, argv=sys.argv if argv is None else argv, resume_epochs=resume_epochs)
+        # argv.json: the command as typed (`gazeneg train ...` from the console, the script's argv otherwise).
+        typed = sys.argv if argv is None else [*(prog.split() if prog else []), *argv]
+        run_dir = run(cfg, resume=args.resume, argv=typed, resume_epochs=resume_epochs)
     finally:
         distributed.cleanup()
     if distributed.env_info().is_main:
