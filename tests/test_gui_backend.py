@@ -77,3 +77,27 @@ def test_makefile_runs_the_fix_after_every_install():
     for install in ('pip install -e .\n', 'pip install -e ".[dev]"\n'):
         after = mk.split(install, 1)[1]
         assert after.lstrip("\t").startswith("-$(BIN)/python -m gazeneg.cv2_gui fix")
+
+
+@pytest.mark.slow
+def test_fix_on_a_fresh_venv_with_headless_installed_last(tmp_path):
+    """The real thing: a venv where opencv-python-headless was installed after opencv-python (cv2 has no
+    GUI), then `fix` for that venv's Python. Needs the package index (skips without it)."""
+    import subprocess
+
+    from gazeneg.cv2_gui import check_in_fresh_process, fix, installed
+
+    version = installed("opencv-python")
+    if version is None:
+        pytest.skip("opencv-python is not installed here: no version to reproduce")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = str(venv / "bin" / "python")
+    for spec in (["numpy", f"opencv-python=={version}"], [f"opencv-python-headless=={version}"]):
+        r = subprocess.run([py, "-m", "pip", "install", "--quiet", *spec], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot install {' '.join(spec)} into a scratch venv: {r.stderr.strip()[-200:]}")
+    assert check_in_fresh_process(py) == (True, "NONE")          # the bug: headless last, no GUI
+    assert fix(python=py, log=lambda *_: None) == "gui"
+    ok, backend = check_in_fresh_process(py)
+    assert ok and backend != "NONE"
