@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -38,13 +39,36 @@ def version() -> str:
         return "unknown (not installed)"
 
 
+def is_checkout() -> bool:
+    """True when this gazeneg runs from its repository (an editable install or the source folder), False
+    for an installed wheel (the package beside site-packages, no pyproject.toml above it)."""
+    return (CHECKOUT / "pyproject.toml").is_file() and (CHECKOUT / "gazeneg").is_dir()
+
+
+def use_user_cache_when_installed() -> None:
+    """An installed gazeneg keeps the synthetic default set in the user's cache folder
+    (<cache>/gazeneg/data, the folder of the face models too; $GAZENEG_CACHE or $XDG_CACHE_HOME move it),
+    not in a data/ folder beside site-packages; $GAZENEG_DATA_DIR, when set, names the folder either way.
+    Outputs (runs/) go under the current folder in both cases. The variable is inherited by worker
+    processes, so they find the same cache."""
+    from .synth import DATA_DIR_ENV
+
+    if is_checkout() or os.environ.get(DATA_DIR_ENV):
+        return
+    from .models_cache import cache_root
+
+    os.environ[DATA_DIR_ENV] = str(cache_root() / "data")
+
+
 def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: gazeneg [-h] [--version] <command> [options]", "",
              "A webcam eye-tracker toolkit: does training on deliberately wrong labels with a negative",
              "learning rate help? Each command has its own help: gazeneg <command> --help", "", "commands:"]
     lines += [f"  {name:<{width}}  {line}" for name, (_, line) in COMMANDS.items()]
-    lines += ["", "options:", "  -h, --help  show this message and exit", "  --version   show the version and exit"]
+    lines += ["", "options:", "  -h, --help  show this message and exit", "  --version   show the version and exit",
+              "", "The synthetic default set is cached in $GAZENEG_DATA_DIR if set, else the checkout's data/ folder",
+              "(installed: the user cache, ~/.cache/gazeneg/data); runs are written under the current folder."]
     return "\n".join(lines)
 
 
@@ -97,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {name!r}{hint}; the commands are {', '.join(COMMANDS)} "
               "(gazeneg --help)", file=sys.stderr)
         return 2
+    use_user_cache_when_installed()
     try:
         return run_command(name, rest)
     except NotACheckoutError as e:
