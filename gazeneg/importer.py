@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import re
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,6 +257,7 @@ def import_photos(photos_dir, csv_path, out_dir, *, subject: str = "user", sessi
     detector = _detector() if mode == "face" else None
     from tqdm import tqdm
 
+    existed = out_dir.exists()
     meta = new_meta("import", imported_from=str(photos_dir), crop=mode)
     with DatasetWriter(out_dir, meta, resume=resume, fsync=False) as wr:
         for e in tqdm(entries, desc="import", unit="photo", disable=not progress):
@@ -282,6 +284,8 @@ def import_photos(photos_dir, csv_path, out_dir, *, subject: str = "user", sessi
             summary.per_session[f"{e.subject}/{e.session}"] += 1
             summary.edge_targets += int(not grid.in_grid(e.row, e.col))
     if summary.imported == 0 and not summary.skipped.get("already imported (resume)"):
+        if not existed:   # leave no empty data set behind (it would make the next try need --resume)
+            shutil.rmtree(out_dir)
         raise DatasetError(f"{photos_dir}: none of the {len(entries)} photos could be imported "
                            f"({'; '.join(f'{n} {r}' for r, n in summary.skipped.items())}); try another --crop")
     return summary

@@ -86,6 +86,7 @@ def test_face_crop_that_finds_nothing_is_an_error_with_the_reason(tmp_path, fold
     photos, labels = folder
     with pytest.raises(DatasetError, match=r"none of the 24 photos could be imported \(24 no face"):
         import_photos(photos, labels, tmp_path / "me", screen=SCREEN, crop="face")
+    assert not (tmp_path / "me").exists()   # no empty data set left behind
 
 
 def test_eye_strip_puts_the_eye_in_both_slots_unmirrored():
