@@ -150,7 +150,7 @@ class PersonalConfig:
     lr_grid: tuple = LR_GRID
     finetune: str = "last"          # "last": fc's last layer on features computed once; "head": all of fc on
                                     # features computed once; "full": the whole network (train.fit)
-    steps: int = 60                 # optimizer steps per fine-tune (full batch in head mode)
+    steps: int = 40                 # optimizer steps per fine-tune (full batch in feature mode)
     folds: int = 4                  # folds of held-out units (each unit is tested once)
     base_epochs: int = 0            # 0 = the model's recipe
     base_budget: int = 0            # frames per cell per training unit for the base (0 = all)
