@@ -34,7 +34,7 @@ import numpy as np
 import PIL.Image
 
 from . import grid
-from .data import IMAGE_H, IMAGE_W, DatasetError, DatasetWriter, _fail, _parse_float, new_meta
+from .data import IMAGE_H, IMAGE_W, DatasetError, DatasetWriter, _fail, _parse_float, load_dataset, new_meta
 from .face import FaceEyeDetector, crop_eyes, mirror_box
 
 CROPS = ("auto", "face", "resize", "eye")
@@ -288,4 +288,5 @@ def import_photos(photos_dir, csv_path, out_dir, *, subject: str = "user", sessi
             shutil.rmtree(out_dir)
         raise DatasetError(f"{photos_dir}: none of the {len(entries)} photos could be imported "
                            f"({'; '.join(f'{n} {r}' for r, n in summary.skipped.items())}); try another --crop")
+    load_dataset(out_dir, load_images=False)   # what was written passes the loader's checks, or says where not
     return summary
