@@ -365,3 +365,36 @@ def test_resume_refuses_flags_it_would_ignore_and_extends_with_epochs(tiny_datas
     run(cfg, resume=str(rd), argv=["x"], resume_epochs=3)
     with open(rd / "metrics.csv", newline="") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2]
+
+
+def _script_main(name):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_eval_and_capture_with_an_out_that_is_a_file_are_one_line(tiny_dataset, tmp_path, capsys):
+    from gazeneg.cli import run_cli
+    from gazeneg.commands.capture import cli as capture_cli
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    ev = _script_main("eval_wrong_labels")
+    rc = run_cli(lambda: ev.main(["--data", str(tiny_dataset), "--regime", "sweep", "--arms", "adam:baseline",
+                                  "--seeds", "2", "--budgets", "1", "--epochs", "1", "--out", str(afile / "sub")]))
+    err = capsys.readouterr().err
+    assert rc == 2 and "afile" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    import cv2
+
+    from gazeneg.face import astronaut_path
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "0000.jpg"), cv2.imread(str(astronaut_path())))
+    rc = capture_cli(["--out", str(afile / "ds"), "--source", str(frames), "--headless"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "afile" in err and "Traceback" not in err
