@@ -22,7 +22,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: 
 
 from .data import atomic_write_text  # noqa: E402
 from .personal import BASELINES, personal_arms, read_finetunes  # noqa: E402
-from .report import VERDICT_COLOURS, _clean, _f, _p, _s, _save  # noqa: E402
+from .report import VERDICT_COLOURS, _clean, _f, _p, _s, _save, entry_cells  # noqa: E402
 from .stats import ALPHA, DEFAULT_MARGIN, holm, mean_ci, paired_test, summarize, verdict  # noqa: E402
 
 UNIT_WORDS = {"person": ("person", "people"), "session": ("session", "sessions"),
@@ -377,15 +377,8 @@ def render_markdown(doc, summary, same_lr, more, lrs, timing, plots, ks, meta, a
               "| verdict | diverged / collapsed | vs baseline at the same LR | LR chosen |",
               "|---|---|---|---|---|---|---|---|---|---|"]
         for e in [e for e in summary if e["budget"] == k]:
-            n, bad = e["n_seeds"], e["diverged_runs"] + e["collapsed_runs"]
-            err = (f"{_f(e['mean_error_cells'])} [{_f(e['ci95_low'])}, {_f(e['ci95_high'])}]" if e["n_ok"]
-                   else "none finished ok")
-            if bad and e["n_ok"]:
-                err += f" ({e['n_ok']} of {n})"
-            diff = ""
-            if math.isfinite(e.get("diff_vs_baseline", math.nan)):
-                diff = f"{_s(e['diff_vs_baseline'], 3)} [{_s(e['diff_ci95_low'], 3)}, {_s(e['diff_ci95_high'], 3)}]"
-            v = f"**{e['verdict']}**" + (f" ({e['verdict_reason']})" if e.get("verdict_reason") else "")
+            n = e["n_seeds"]
+            err, diff, v = entry_cells(e)
             t = sl.get((e["arm"], k))
             same = (f"{_s(t['diff_vs_baseline'], 3)} ({t['verdict']})" if t and math.isfinite(t["diff_vs_baseline"])
                     else "")

@@ -395,15 +395,8 @@ def render_markdown(summary, pairs, more_data, steps, rows, arms, plots, budgets
               "| p (TOST, Holm) | verdict | diverged / collapsed | best-checkpoint error |",
               "|---|---|---|---|---|---|---|---|---|"]
         for e in [e for e in summary if e["budget"] == b]:
-            n, bad = e["n_seeds"], e["diverged_runs"] + e["collapsed_runs"]
-            err = (f"{_f(e['mean_error_cells'])} [{_f(e['ci95_low'])}, {_f(e['ci95_high'])}]" if e["n_ok"]
-                   else "no run finished ok")
-            if bad and e["n_ok"]:
-                err += f" ({e['n_ok']} of {n} runs)"
-            diff = ""
-            if "diff_vs_baseline" in e and math.isfinite(e["diff_vs_baseline"]):
-                diff = f"{_s(e['diff_vs_baseline'], 3)} [{_s(e['diff_ci95_low'], 3)}, {_s(e['diff_ci95_high'], 3)}]"
-            v = f"**{e['verdict']}**" + (f" ({e['verdict_reason']})" if e.get("verdict_reason") else "")
+            n = e["n_seeds"]
+            err, diff, v = entry_cells(e)
             L.append(f"| {e['arm']} | {e['note']} | {err} | {diff} | {_p(e.get('p_holm'))} | {_p(e.get('p_tost_holm'))} "
                      f"| {v} | {e['diverged_runs']} / {e['collapsed_runs']} of {n} | "
                      f"{_f(e['best_checkpoint_error_cells'])} |")
@@ -414,6 +407,21 @@ def render_markdown(summary, pairs, more_data, steps, rows, arms, plots, budgets
     L += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     L += _notes(arms)
     return "\n".join(L) + "\n"
+
+
+def entry_cells(e: dict) -> tuple[str, str, str]:
+    """The error, difference and verdict cells of a stats.summarize entry's table row (the sweep's and the
+    personal regime's reports share them)."""
+    n, bad = e["n_seeds"], e["diverged_runs"] + e["collapsed_runs"]
+    err = (f"{_f(e['mean_error_cells'])} [{_f(e['ci95_low'])}, {_f(e['ci95_high'])}]" if e["n_ok"]
+           else "no run finished ok")
+    if bad and e["n_ok"]:
+        err += f" ({e['n_ok']} of {n} runs)"
+    diff = ""
+    if math.isfinite(e.get("diff_vs_baseline", math.nan)):
+        diff = f"{_s(e['diff_vs_baseline'], 3)} [{_s(e['diff_ci95_low'], 3)}, {_s(e['diff_ci95_high'], 3)}]"
+    v = f"**{e['verdict']}**" + (f" ({e['verdict_reason']})" if e.get("verdict_reason") else "")
+    return err, diff, v
 
 
 def _answer(summary, more_data, budgets, arms, margin) -> list[str]:
