@@ -681,14 +681,26 @@ def write_contact_sheet(path: Path, parts, frames_per_cell: int, *, max_other: i
 
 def default_dataset_path(*, n_subjects: int = DEFAULT_SUBJECTS, frames_per_cell: int = 2, seed: int = 0,
                          config: SynthConfig | None = None) -> Path:
-    """<data>/synthetic/default-<hash of the render parameters>, where <data> is $GAZENEG_DATA_DIR if
-    set, else the repository's data/ folder. Changing any parameter (or the renderer version) changes
-    the folder, so a stale render is never reused."""
+    """<data>/synthetic/default-<hash of the render parameters>, <data> as data_root() says. Changing any
+    parameter (or the renderer version) changes the folder, so a stale render is never reused."""
     config = DEFAULT_CONFIG if config is None else config
     params = _params(n_subjects, frames_per_cell, seed, config)
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-    root = Path(os.environ[DATA_DIR_ENV]) if os.environ.get(DATA_DIR_ENV) else REPO_ROOT / "data"
-    return root / "synthetic" / f"default-{digest}"
+    return data_root() / "synthetic" / f"default-{digest}"
+
+
+def data_root() -> Path:
+    """Where the synthetic default set is cached: $GAZENEG_DATA_DIR if set; else the repository's data/
+    folder in a checkout; else, for an installed package (library use included, not only the `gazeneg`
+    command), the user's cache folder <cache>/gazeneg/data (the face models' cache), never a folder
+    beside site-packages."""
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV])
+    if (REPO_ROOT / "pyproject.toml").is_file():
+        return REPO_ROOT / "data"
+    from .models_cache import cache_root
+
+    return cache_root() / "data"
 
 
 def is_complete(path, *, n_subjects: int = 16, frames_per_cell: int = 2, seed: int = 0,

@@ -246,3 +246,16 @@ def test_cli_rejects_bad_values(capsys, tmp_path):
     with pytest.raises(SystemExit):
         cli_main(["--out", str(tmp_path / "o"), "--frames-per-cell", "two"])
     assert "--frames-per-cell" in capsys.readouterr().err
+
+
+def test_an_installed_package_caches_the_synthetic_set_in_the_user_cache(tmp_path, monkeypatch):
+    """Library use of an installed gazeneg (no pyproject.toml above the package) never writes beside
+    site-packages: the default set goes to the user cache; $GAZENEG_DATA_DIR still names a folder."""
+    from gazeneg import synth
+
+    monkeypatch.delenv(synth.DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv("GAZENEG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(synth, "REPO_ROOT", tmp_path / "site-packages")
+    assert synth.default_dataset_path().is_relative_to(tmp_path / "cache")
+    monkeypatch.setenv(synth.DATA_DIR_ENV, str(tmp_path / "mine"))
+    assert synth.default_dataset_path().is_relative_to(tmp_path / "mine")
