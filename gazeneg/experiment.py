@@ -17,6 +17,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -409,18 +410,26 @@ def _run_locked(sweep: SweepConfig, out: Path, arms: dict, progress: bool, seque
         if quiet not in sys.warnoptions:
             sys.warnoptions.append(quiet)
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
-            futs = [pool.submit(execute, arm, s, b, sweep) for arm, s, b in tasks]
+            # Workers are started with SIGINT ignored (an ignored signal stays ignored across exec), so a
+            # Ctrl-C while they import cannot make each print a traceback; the main thread takes it back.
+            main = threading.current_thread() is threading.main_thread()
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+            try:
+                futs = [pool.submit(execute, arm, s, b, sweep) for arm, s, b in tasks]
+            finally:
+                if main:
+                    signal.signal(signal.SIGINT, previous)
             try:
                 for fut in as_completed(futs):
                     _append(out, fut.result())
                     bar.update(1)
             except KeyboardInterrupt:
-                # Stop now: finished runs are already in results.csv; running ones are redone on resume.
-                for f in futs:
-                    f.cancel()
+                # Stop now: finished runs are already in results.csv; running ones are redone on resume. The
+                # futures are left to the pool, which marks them broken once its workers are gone (cancelling
+                # them first races with that and makes its manager thread print a traceback).
                 for proc in list((getattr(pool, "_processes", None) or {}).values()):
                     proc.terminate()
-                pool.shutdown(wait=False, cancel_futures=True)
+                pool.shutdown(wait=False)
                 bar.close()
                 raise
     bar.close()
