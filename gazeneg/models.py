@@ -49,8 +49,19 @@ class GazeModel(nn.Module):
         self.register_buffer("cells", torch.tensor(grid.cell_centres(), dtype=torch.float32),
                              persistent=False)
 
+    @property
+    def fixed_backbone(self) -> bool:
+        """True when the backbone is a fixed function of the image (no parameters, no running statistics):
+        its features can then be computed once per image instead of at every step (train.fit does so
+        when nothing augments the images)."""
+        return (not any(True for _ in self.backbone.parameters())
+                and not any(getattr(m, "track_running_stats", False) for m in self.backbone.modules()))
+
     def forward(self, images: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
-        h = self.backbone(images)
+        return self.head_forward(self.backbone(images), face)
+
+    def head_forward(self, h: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+        """Everything after the backbone: forward(x, face) == head_forward(backbone(x), face)."""
         if self.use_face:
             h = torch.cat([h, self.face_mlp(face)], dim=1)
         out = self.fc(h)
@@ -63,6 +74,23 @@ class GazeModel(nn.Module):
         if self.head_type == "regression":
             return out
         return torch.softmax(out.float(), dim=1) @ self.cells
+
+
+class OnFeatures(nn.Module):
+    """A GazeModel with a fixed backbone, called on its backbone's features (computed once) instead of on
+    images: OnFeatures(m)(m.backbone(x), face) == m(x, face). It holds m itself, so training it trains m."""
+
+    def __init__(self, model: GazeModel):
+        super().__init__()
+        if not model.fixed_backbone:
+            raise ValueError("OnFeatures needs a model whose backbone has no parameters or running statistics")
+        self.model = model
+
+    def forward(self, h: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+        return self.model.head_forward(h, face)
+
+    def points(self, out: torch.Tensor) -> torch.Tensor:
+        return self.model.points(out)
 
 
 def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

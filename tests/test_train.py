@@ -145,3 +145,30 @@ def test_cm_and_degree_errors(tiny_dataset, tmp_path):
     rd = run(_cfg(tiny_dataset, tmp_path, epochs=1, screen_w_cm=48, screen_h_cm=27, distance_cm=60), argv=[])
     m = json.loads((rd / "metrics.json").read_text())
     assert m["test_mean_error_cm"] > 0 and m["test_mean_error_degrees"] > 0
+
+
+def test_fixed_backbone_features_computed_once_train_the_same_model(tiny_dataset, tmp_path, monkeypatch):
+    """The pixel MLP's backbone is a fixed function, so fit computes its features once and trains the layers
+    after it on them: the same losses and validation errors as recomputing the features at every step."""
+    from gazeneg.models import GazeModel, OnFeatures
+
+    m = create_model("mlp")
+    assert m.fixed_backbone and not create_model("gazecnn").fixed_backbone
+    with pytest.raises(ValueError, match="backbone"):
+        OnFeatures(create_model("gazecnn"))
+    m.eval()
+    x = torch.randint(0, 256, (5, 32, 96, 3), dtype=torch.uint8)
+    from gazeneg.data import normalize_images
+    xn, face = normalize_images(x), torch.randn(5, m.face_mlp[1].in_features)
+    torch.testing.assert_close(OnFeatures(m)(m.backbone(xn), face), m(xn, face))
+
+    def curves(rd):
+        import csv
+        rows = list(csv.DictReader(open(rd / "metrics.csv")))
+        return [(float(r["train_loss"]), float(r["val_mean_error_cells"])) for r in rows]
+
+    kw = dict(loss="mse", neg_mode="literal", neg_lambda=0.3, neg_distance=2.0)
+    fast = curves(run(_cfg(tiny_dataset, tmp_path, **kw), argv=[]))
+    monkeypatch.setattr(GazeModel, "fixed_backbone", property(lambda self: False))
+    slow = curves(run(_cfg(tiny_dataset, tmp_path, **kw), argv=[]))
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
