@@ -85,6 +85,12 @@ class SynthConfig:
     eye_width_px: float = 40.0
     eye_height_px: float = 16.0
     lid_follow: float = 0.7                      # upper lid moves this fraction of the iris's vertical shift
+    # The eyeball's centre sits this far below the line through the eye corners. Measured on real faces
+    # (benchmarks/face_landmarks.py, 25 stills of people looking at the camera): in the corner-cut strip the
+    # iris of an eye looking at the camera sits 1.9-2.1 px above the corner line. With the camera 18 cm above
+    # the screen's centre at 50 cm, the eye turns up 19.8 deg, which lifts the iris 4.8 px above the eyeball's
+    # centre: a 2.8 px drop puts it 2.0 px above the corners, as on the real faces (docs/face.md).
+    eyeball_drop_px: float = 2.8
     # crop jitter, like a landmark-aligned crop's misalignment: Gaussian, mostly small, clipped at the
     # limits (shift as a fraction of the strip's width / height, scale as a fraction, roll in degrees).
     # Typical misalignment stays small because the iris moves only ~1.1 px per cell: with uniform
@@ -121,7 +127,7 @@ class SynthConfig:
                 bad(name, "must be a probability in [0, 1]")
         for name in ("fixation_sd_cells", "face_box_noise_px", "shift_frac", "scale_frac", "roll_deg",
                      "shift_sd_frac", "scale_sd", "roll_sd_deg",
-                     "light_gradient", "white_balance", "lid_follow", "camera_above_cm"):
+                     "light_gradient", "white_balance", "lid_follow", "camera_above_cm", "eyeball_drop_px"):
             if getattr(self, name) < 0:
                 bad(name, "must be >= 0")
         if self.scale_frac >= 0.5 or self.shift_frac >= 0.5:
@@ -404,6 +410,7 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
     qy = (inv[1, 0] * ox + inv[1, 1] * oy + c0[1]).astype(np.float32)
     eye_c = np.array([[EYE_LEFT_XY[0] - sp.eye_dx, EYE_LEFT_XY[1] + sp.eye_dy],
                       [EYE_RIGHT_XY[0] + sp.eye_dx, EYE_RIGHT_XY[1] + sp.eye_dy]])
+    ball_c = eye_c + np.array([0.0, cfg.eyeball_drop_px])   # eyeball centres, below the corner line
     mid = float(eye_c[:, 0].mean())
     side = (qx >= mid).astype(np.float32)        # which eye a pixel belongs to: 0 image-left, 1 image-right
 
@@ -439,8 +446,8 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
     brow_a = (_ramp(thick / 2 - np.abs(ly - yb), s) * np.clip((brow_half - np.abs(bx)) * 0.5, 0.0, 1.0)
               * sp.brow_alpha * (0.85 + 0.15 * np.sin(lx * 2.1 + ly * 0.7)))
     # eyeball: sclera, iris ellipse, pupil, glint
-    cx = per_eye(eye_c[:, 0] + iris_off[:, 0])
-    cy = per_eye(eye_c[:, 1] + iris_off[:, 1])
+    cx = per_eye(ball_c[:, 0] + iris_off[:, 0])
+    cy = per_eye(ball_c[:, 1] + iris_off[:, 1])
     ux, uy, ct = per_eye(axis[:, 0]), per_eye(axis[:, 1]), per_eye(cos_t)
     dx, dy = qx - cx, qy - cy
     along = (dx * ux + dy * uy) / ct             # undo the foreshortening: circle coordinates
@@ -454,8 +461,8 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
                   + sp.iris_texture * np.sin(9.0 * np.arctan2(across, along) + sp.iris_phase))
     sclera_shade = 1.0 - 0.3 * (t * t) ** 2      # not t ** 4: numpy has a fast path for squares only
     caruncle = np.clip((-t - 0.84) / 0.1, 0.0, 1.0)
-    gx = qx - per_eye(eye_c[:, 0] + glint_off[0] + 0.5 * iris_off[:, 0])
-    gy = qy - per_eye(eye_c[:, 1] + glint_off[1] + 0.5 * iris_off[:, 1])
+    gx = qx - per_eye(ball_c[:, 0] + glint_off[0] + 0.5 * iris_off[:, 0])
+    gy = qy - per_eye(ball_c[:, 1] + glint_off[1] + 0.5 * iris_off[:, 1])
     glint = glint_gain * np.exp(-(gx * gx + gy * gy) / 0.5)
     # the upper lid shades the eyeball just below it
     lid_shade = 1.0 - 0.35 * np.exp(-np.clip(ly - y_up, 0.0, None) * 0.6)
@@ -499,7 +506,7 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
     small = small + noise * noise_sd
     image = np.clip(np.rint(small), 0, 255).astype(np.uint8)
 
-    iris_xy = (eye_c + iris_off - c0) @ fwd.T + c0 + shift
+    iris_xy = (ball_c + iris_off - c0) @ fwd.T + c0 + shift
     return Sample(image=image, face=face, frame=(cfg.frame_w, cfg.frame_h), gaze=(float(gaze[0]), float(gaze[1])),
                   iris_xy=iris_xy, head_cm=head, blink=blink, lapse=lapse)
 

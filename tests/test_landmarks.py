@@ -448,3 +448,23 @@ def test_alternate_iris_runs_one_eye_per_tracked_frame(models, photo, monkeypatc
         assert a.left_eye == b.left_eye and a.right_eye == b.right_eye  # the strip's corners: unchanged
     # The detector's frame and the first tracked one: both eyes; then one eye per frame, in turn.
     assert runs == [0, 1, 0, 1, 0, 1, 0, 1, 0]
+
+
+def test_rendered_eye_looking_at_the_camera_has_its_iris_where_real_ones_do():
+    """docs/face.md: on 25 real stills of people looking at the camera, the corner-cut strip has the iris
+    1.9-2.1 px above the corner line. The renderer, without nuisances, for a gaze at the camera (extrapolated
+    linearly from rows 0 and 1; the camera is camera_above_cm over the screen's top edge), must agree."""
+    from gazeneg import grid
+    from gazeneg.strip import EYE_LEFT_XY
+    from gazeneg.synth import DEFAULT_CONFIG, render_sample, sample_subject
+
+    cfg = DEFAULT_CONFIG.noiseless()
+    cell_h = grid.cell_size_cm(cfg.screen_w_cm, cfg.screen_h_cm)[0]
+    camera_row = -0.5 - cfg.camera_above_cm / cell_h
+    above = []
+    for i in range(20):
+        sp = sample_subject(np.random.default_rng(i), cfg)
+        ys = [render_sample(sp, row, grid.CENTRE[1], np.random.default_rng(0), config=cfg).iris_xy[:, 1].mean()
+              - (EYE_LEFT_XY[1] + sp.eye_dy) for row in (0.0, 1.0)]
+        above.append(-(ys[0] + (ys[0] - ys[1]) * (0.0 - camera_row)))
+    assert 1.5 < np.median(above) < 2.5, np.median(above)
