@@ -14,12 +14,7 @@ import copy
 import csv
 import json
 import math
-import os
-import signal
-import sys
-import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,10 +23,11 @@ import torch
 from tqdm import tqdm
 
 from . import grid
+from .cluster import run_tasks
 from .config import TrainConfig, from_dict
-from .data import atomic_write_bytes, atomic_write_text, load_dataset
+from .data import GazeDataset, atomic_write_bytes, atomic_write_text, load_dataset
 from .metrics import COLLAPSED, DIVERGED, centre_guess_error, error_metrics, outcome
-from .runfiles import lock_folder
+from .runfiles import append_csv_rows, lock_folder
 from .splits import Splits, apply_budget, resolve_data_path, split_by_subject
 from .train import evaluate, fit, tensors
 
@@ -218,12 +214,17 @@ _SPLITS: dict = {}
 _DATASETS: dict = {}
 
 
+def dataset(data: str) -> GazeDataset:
+    """The data set named by --data, loaded once per process (a worker runs many runs on it)."""
+    if data not in _DATASETS:
+        _DATASETS[data] = load_dataset(resolve_data_path(data))
+    return _DATASETS[data]
+
+
 def _splits_for(data: str, budget: int, cfg: TrainConfig) -> Splits:
     key = (data, cfg.val_subjects, cfg.test_subjects, cfg.split_seed, cfg.split_fold)
     if key not in _SPLITS:
-        if data not in _DATASETS:
-            _DATASETS[data] = load_dataset(resolve_data_path(data))
-        _SPLITS[key] = split_by_subject(_DATASETS[data], cfg.val_subjects, cfg.test_subjects, cfg.split_seed,
+        _SPLITS[key] = split_by_subject(dataset(data), cfg.val_subjects, cfg.test_subjects, cfg.split_seed,
                                         cfg.split_fold)
     sp = _SPLITS[key]
     return Splits(apply_budget(sp.train, budget), sp.val, sp.test, sp.groups)
@@ -277,13 +278,6 @@ def execute(arm: Arm, seed: int, budget: int, sweep: SweepConfig) -> dict:
     }
 
 
-def _init_worker():
-    # Ctrl-C is the main process's to handle: it stops the pool at once and keeps the finished runs; a
-    # worker that also took the signal would print its own traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(1)
-
-
 # ----------------------------------------------------------------------------------------------
 # The sweep
 
@@ -320,15 +314,7 @@ def load_done(out: Path, log=print) -> dict:
 
 
 def _append(out: Path, row: dict) -> None:
-    path = out / "results.csv"
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=RESULT_FIELDS, extrasaction="ignore")
-        if new:
-            w.writeheader()
-        w.writerow(row)
-        f.flush()
-        os.fsync(f.fileno())
+    append_csv_rows(out / "results.csv", RESULT_FIELDS, [row], ignore_extra=True)
     with open(out / "curves.jsonl", "a") as f:
         f.write(json.dumps({"key": run_key(row["arm"], row["seed"], row["budget"]), "val": row["_curve"],
                             "logit": row["_logit_curve"]}, allow_nan=True) + "\n")
@@ -389,50 +375,12 @@ def _run_locked(sweep: SweepConfig, out: Path, arms: dict, progress: bool, seque
              if run_key(a, s, b) not in done]
     total = len(tasks) + len(done)
     bar = tqdm(total=total, initial=len(done), unit="run", desc="sweep", disable=not progress, dynamic_ncols=True)
-    workers = sweep.workers or os.cpu_count() or 1
-    if sweep.ray:
-        from .cluster import run_on_ray
-
-        for row in run_on_ray(sweep.ray, tasks, sweep, execute):
+    try:
+        for row in run_tasks(tasks, execute, sweep, workers=sweep.workers, ray=sweep.ray, sequential=sequential):
             _append(out, row)
             bar.update(1)
-    elif sequential or workers == 1:
-        torch.set_num_threads(1)
-        for arm, s, b in tasks:
-            _append(out, execute(arm, s, b, sweep))
-            bar.update(1)
-    else:
-        import multiprocessing as mp
-
-        # Workers stopped by Ctrl-C leave the pool's queue semaphores to the resource tracker, which then
-        # warns about them at exit; the tracker takes its warning filters from this list when it starts.
-        quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
-        if quiet not in sys.warnoptions:
-            sys.warnoptions.append(quiet)
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
-            # Workers are started with SIGINT ignored (an ignored signal stays ignored across exec), so a
-            # Ctrl-C while they import cannot make each print a traceback; the main thread takes it back.
-            main = threading.current_thread() is threading.main_thread()
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-            try:
-                futs = [pool.submit(execute, arm, s, b, sweep) for arm, s, b in tasks]
-            finally:
-                if main:
-                    signal.signal(signal.SIGINT, previous)
-            try:
-                for fut in as_completed(futs):
-                    _append(out, fut.result())
-                    bar.update(1)
-            except KeyboardInterrupt:
-                # Stop now: finished runs are already in results.csv; running ones are redone on resume. The
-                # futures are left to the pool, which marks them broken once its workers are gone (cancelling
-                # them first races with that and makes its manager thread print a traceback).
-                for proc in list((getattr(pool, "_processes", None) or {}).values()):
-                    proc.terminate()
-                pool.shutdown(wait=False)
-                bar.close()
-                raise
-    bar.close()
+    finally:
+        bar.close()
     return out
 
 

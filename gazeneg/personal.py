@@ -35,12 +35,10 @@ from __future__ import annotations
 import copy
 import csv
 import hashlib
-import io
 import json
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -52,15 +50,17 @@ from tqdm import tqdm
 
 from . import grid, seeding
 from .checkpoint import init_state, read_checkpoint, save_checkpoint
+from .cluster import run_tasks
 from .config import TrainConfig, from_dict
-from .data import DatasetError, GazeDataset, atomic_write_text, load_dataset, normalize_images
-from .experiment import Arm
+from .data import DatasetError, GazeDataset, atomic_write_text, normalize_images
+from .experiment import Arm, dataset
 from .guards import weights_finite
 from .losses import point_loss
 from .metrics import COLLAPSED, DIVERGED, OK, centre_guess_error, error_metrics, outcome
 from .models import GazeModel, create_model
 from .objective import WrongLabelObjective, true_cells_of
-from .splits import Splits, resolve_data_path
+from .runfiles import append_csv_rows
+from .splits import Splits
 from .train import _set_lr, evaluate, fit, make_optimizer, tensors
 
 KS = (9, 36, 144)
@@ -493,15 +493,6 @@ class UnitTask:
                                       # load the whole data set
 
 
-_DATA: dict = {}
-
-
-def _dataset(data: str) -> GazeDataset:
-    if data not in _DATA:
-        _DATA[data] = load_dataset(resolve_data_path(data))
-    return _DATA[data]
-
-
 def select_lr(rows: list[dict]) -> dict:
     """The row whose LR gives the lowest validation error among the runs whose validation outcome is ok
     (else the lowest validation error of all). Only validation errors are read: never a test error."""
@@ -510,10 +501,10 @@ def select_lr(rows: list[dict]) -> dict:
     return min(pool, key=lambda r: (r["val_error"] if math.isfinite(r["val_error"]) else math.inf, r["lr"]))
 
 
-def execute_unit(task: UnitTask, fold: int, _unused, pcfg: PersonalConfig) -> list[dict]:
+def execute_unit(task: UnitTask, pcfg: PersonalConfig) -> list[dict]:
     """Every arm x k x LR for one held-out unit; returns finetunes.csv rows (the chosen LR marked)."""
     torch.set_num_threads(1)
-    ds = task.data if task.data is not None else _dataset(pcfg.data)
+    ds = task.data if task.data is not None else dataset(pcfg.data)
     rows_ = np.arange(len(ds)) if task.data is not None else np.asarray(task.rows)
     split = split_unit(ds.targets, rows_, pcfg.seed, task.unit_no)
     arms = {a.name: a for a in personal_arms()}
@@ -534,7 +525,7 @@ def execute_unit(task: UnitTask, fold: int, _unused, pcfg: PersonalConfig) -> li
                                 "val": features(m, val, pcfg.finetune), "test": features(m, test, pcfg.finetune)}
     feature_seconds = time.perf_counter() - t0
     rows = []
-    common = {"person": task.unit, "unit_kind": task.kind, "fold": fold, "finetune": pcfg.finetune,
+    common = {"person": task.unit, "unit_kind": task.kind, "fold": task.fold, "finetune": pcfg.finetune,
               "feature_seconds": feature_seconds}
 
     def measure(pv, pt, diverged):
@@ -589,10 +580,6 @@ def _finetune_full(model: GazeModel, cfg: TrainConfig, calib, val, test):
     return evaluate(m, tensors(val), cpu), evaluate(m, tensors(test), cpu), False
 
 
-def _init_worker():
-    torch.set_num_threads(1)
-
-
 # ----------------------------------------------------------------------------------------------
 # The regime
 
@@ -620,7 +607,7 @@ def run_personal(pcfg: PersonalConfig, *, progress: bool = True, sequential: boo
         raise ValueError(f"the LR grid must be positive numbers, not {pcfg.lr_grid}")
     out = Path(pcfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    ds = _dataset(pcfg.data)
+    ds = dataset(pcfg.data)
     kind, units, folds = plan(pcfg, ds)
     meta = {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(pcfg).items()
                        if k not in ("workers", "ray", "out")},
@@ -655,33 +642,13 @@ def run_personal(pcfg: PersonalConfig, *, progress: bool = True, sequential: boo
     t1 = time.perf_counter()
     bar = tqdm(total=len(tasks) + len(done), initial=len(done), unit="person" if kind == "person" else kind,
                desc="fine-tune", disable=not progress, dynamic_ncols=True)
-    workers = pcfg.workers or os.cpu_count() or 1
-    if pcfg.ray:
-        from .cluster import run_on_ray
-
-        for rows in run_on_ray(pcfg.ray, [(t, t.fold, 0) for t in tasks], pcfg, execute_unit):
+    try:
+        for rows in run_tasks([(t,) for t in tasks], execute_unit, pcfg, workers=pcfg.workers,
+                              ray=pcfg.ray, sequential=sequential):
             _append(out, rows)
             bar.update(1)
-    elif sequential or workers == 1 or len(tasks) <= 1:
-        _init_worker()
-        for t in tasks:
-            _append(out, execute_unit(t, t.fold, 0, pcfg))
-            bar.update(1)
-    else:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=mp.get_context("spawn"),
-                                 initializer=_init_worker) as pool:
-            futs = [pool.submit(execute_unit, t, t.fold, 0, pcfg) for t in tasks]
-            try:
-                for fut in as_completed(futs):
-                    _append(out, fut.result())
-                    bar.update(1)
-            except KeyboardInterrupt:
-                for fu in futs:
-                    fu.cancel()
-                raise
-    bar.close()
+    finally:
+        bar.close()
     meta["finetune_seconds"] = time.perf_counter() - t1
     atomic_write_text(meta_path, json.dumps(meta, indent=2))
     return out
@@ -700,7 +667,7 @@ def _init_base(pcfg: PersonalConfig, out: Path, fold: int, others: np.ndarray) -
                         extra={"from": str(pcfg.init)})
     cls_path = out / f"init-classification-fold{fold}.pt"
     if not cls_path.is_file():
-        sub = _dataset(pcfg.data).subset(others)
+        sub = dataset(pcfg.data).subset(others)
         cls = classification_base(model, from_dict({"model": pcfg.model, "seed": pcfg.seed + fold}),
                                   Splits(sub, sub, sub))
         save_checkpoint(cls_path, cls, model_name=pcfg.model, model_kwargs={"head": "classification"}, config={},
@@ -719,17 +686,7 @@ def _done_units(out: Path) -> set:
 
 def _append(out: Path, rows: list[dict]) -> None:
     """One unit's rows at once, flushed: a unit is either wholly in finetunes.csv or not at all."""
-    path = out / "finetunes.csv"
-    new = not path.exists()
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=FIELDS, extrasaction="ignore")
-    if new:
-        w.writeheader()
-    w.writerows(rows)
-    with open(path, "a", newline="") as f:
-        f.write(buf.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
+    append_csv_rows(out / "finetunes.csv", FIELDS, rows, ignore_extra=True)
 
 
 def read_finetunes(out) -> list[dict]:

@@ -48,15 +48,23 @@ def lock_folder(folder: Path, what: str, error=ValueError) -> FileLock:
     return lock
 
 
-def append_metrics(path: Path, row: dict) -> None:
-    new = not path.exists()
+def append_csv_rows(path: Path, fieldnames, rows, *, ignore_extra: bool = False) -> None:
+    """Append rows to a CSV log (the header first when the file is new) in one write, flushed to disk: a
+    crash leaves every row either wholly in the file or not at all (a cut-off last line at worst, which
+    the readers drop). ignore_extra: leave out keys that are not fieldnames instead of refusing them."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fieldnames, extrasaction="ignore" if ignore_extra else "raise")
+    if not path.exists():
+        w.writeheader()
+    w.writerows(rows)
     with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=METRICS_FIELDS)
-        if new:
-            w.writeheader()
-        w.writerow(row)
+        f.write(buf.getvalue())
         f.flush()
         os.fsync(f.fileno())
+
+
+def append_metrics(path: Path, row: dict) -> None:
+    append_csv_rows(path, METRICS_FIELDS, [row])
 
 
 def truncate_metrics(path: Path, last_epoch: int) -> None:
