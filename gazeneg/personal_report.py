@@ -22,7 +22,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: 
 
 from .data import atomic_write_text  # noqa: E402
 from .personal import BASELINES, personal_arms, read_finetunes  # noqa: E402
-from .report import VERDICT_COLOURS, _clean, _f, _p, _s, _save, entry_cells  # noqa: E402
+from .report import VERDICT_COLOURS, _clean, _f, _s, _save, entry_row  # noqa: E402
 from .stats import ALPHA, DEFAULT_MARGIN, holm, mean_ci, paired_test, summarize, verdict  # noqa: E402
 
 UNIT_WORDS = {"person": ("person", "people"), "session": ("session", "sessions"),
@@ -377,15 +377,11 @@ def render_markdown(doc, summary, same_lr, more, lrs, timing, plots, ks, meta, a
               "| verdict | diverged / collapsed | vs baseline at the same LR | LR chosen |",
               "|---|---|---|---|---|---|---|---|---|---|"]
         for e in [e for e in summary if e["budget"] == k]:
-            n = e["n_seeds"]
-            err, diff, v = entry_cells(e)
             t = sl.get((e["arm"], k))
             same = (f"{_s(t['diff_vs_baseline'], 3)} ({t['verdict']})" if t and math.isfinite(t["diff_vs_baseline"])
                     else "")
             lr = lrs.get(e["arm"], {})
-            lr_s = max(lr, key=lr.get) if lr else "-"
-            L.append(f"| {e['arm']} | {e['note']} | {err} | {diff} | {_p(e.get('p_holm'))} | {_p(e.get('p_tost_holm'))} "
-                     f"| {v} | {e['diverged_runs']} / {e['collapsed_runs']} of {n} | {same} | {lr_s} |")
+            L.append(entry_row(e, same, str(max(lr, key=lr.get)) if lr else "-"))
         L.append("")
     if more:
         L += ["## More real photos", "", "The fine-tuned baseline with more calibration photos, paired by "

@@ -394,12 +394,7 @@ def render_markdown(summary, pairs, more_data, steps, rows, arms, plots, budgets
               "| arm | what it is | error (mean of ok runs, 95% CI) | diff vs baseline (95% t-CI) | p (t, Holm) "
               "| p (TOST, Holm) | verdict | diverged / collapsed | best-checkpoint error |",
               "|---|---|---|---|---|---|---|---|---|"]
-        for e in [e for e in summary if e["budget"] == b]:
-            n = e["n_seeds"]
-            err, diff, v = entry_cells(e)
-            L.append(f"| {e['arm']} | {e['note']} | {err} | {diff} | {_p(e.get('p_holm'))} | {_p(e.get('p_tost_holm'))} "
-                     f"| {v} | {e['diverged_runs']} / {e['collapsed_runs']} of {n} | "
-                     f"{_f(e['best_checkpoint_error_cells'])} |")
+        L += [entry_row(e, _f(e["best_checkpoint_error_cells"])) for e in summary if e["budget"] == b]
         L.append("")
     L += _theory_section(summary, pairs, steps, margin)
     L += _guard_section(rows, arms, budgets)
@@ -409,9 +404,10 @@ def render_markdown(summary, pairs, more_data, steps, rows, arms, plots, budgets
     return "\n".join(L) + "\n"
 
 
-def entry_cells(e: dict) -> tuple[str, str, str]:
-    """The error, difference and verdict cells of a stats.summarize entry's table row (the sweep's and the
-    personal regime's reports share them)."""
+def entry_row(e: dict, *extra: str) -> str:
+    """One Markdown row of a verdict table for a stats.summarize entry (the sweep's and the personal regime's
+    reports share it): arm, what it is, error, difference, p (t, Holm), p (TOST, Holm), verdict, diverged /
+    collapsed, then the report's own extra cells."""
     n, bad = e["n_seeds"], e["diverged_runs"] + e["collapsed_runs"]
     err = (f"{_f(e['mean_error_cells'])} [{_f(e['ci95_low'])}, {_f(e['ci95_high'])}]" if e["n_ok"]
            else "no run finished ok")
@@ -421,7 +417,9 @@ def entry_cells(e: dict) -> tuple[str, str, str]:
     if math.isfinite(e.get("diff_vs_baseline", math.nan)):
         diff = f"{_s(e['diff_vs_baseline'], 3)} [{_s(e['diff_ci95_low'], 3)}, {_s(e['diff_ci95_high'], 3)}]"
     v = f"**{e['verdict']}**" + (f" ({e['verdict_reason']})" if e.get("verdict_reason") else "")
-    return err, diff, v
+    cells = [e["arm"], e["note"], err, diff, _p(e.get("p_holm")), _p(e.get("p_tost_holm")), v,
+             f"{e['diverged_runs']} / {e['collapsed_runs']} of {n}", *extra]
+    return "| " + " | ".join(cells) + " |"
 
 
 def _answer(summary, more_data, budgets, arms, margin) -> list[str]:
