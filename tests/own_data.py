@@ -44,3 +44,24 @@ def make_photo_folder(root, *, per_session: int = 20, seed: int = 0) -> tuple[Pa
                 cv2.imwrite(str(photos / name), eye_photo(x, y, rng))
                 wr.writerow([name, f"{x:.1f}", f"{y:.1f}", "me", s])
     return photos, root / "labels.csv"
+
+
+def write_face_frames(folder, n: int, *, name: str = "{i:04d}.png", seed: int = 0) -> list[str]:
+    """folder/<name> for n webcam-like frames of a real face (scikit-image's astronaut pasted into 640x480
+    and moving a few pixels, face.moving_face_frames); returns the file names. Skips the test when the
+    astronaut photo is not installed."""
+    import pytest
+
+    from gazeneg.face import astronaut_path, moving_face_frames
+
+    try:
+        photo = cv2.imread(str(astronaut_path()), cv2.IMREAD_COLOR)
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, (f, _) in enumerate(moving_face_frames(photo, n, seed=seed)):
+        names.append(name.format(i=i))
+        cv2.imwrite(str(folder / names[-1]), f)
+    return names

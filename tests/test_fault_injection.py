@@ -118,16 +118,11 @@ def test_a_full_disk_gets_one_line_and_leaves_no_half_written_checkpoint(tiny_da
 def test_capture_killed_at_random_points_resumes_to_a_consistent_dataset(tmp_path):
     """A headless capture from an image folder, SIGKILLed at random moments and resumed: every image has
     its labels row and every row its image, no temp files, no duplicate rows, and the session completes."""
-    import cv2
-
     from gazeneg.data import load_dataset
-    from gazeneg.face import astronaut_path, moving_face_frames
+    from tests.own_data import write_face_frames
 
-    photo = cv2.imread(str(astronaut_path()))
     frames_dir = tmp_path / "frames"
-    frames_dir.mkdir()
-    for i, (f, _) in enumerate(moving_face_frames(photo, 400, seed=3)):
-        cv2.imwrite(str(frames_dir / f"{i:04d}.jpg"), f)
+    write_face_frames(frames_dir, 400, name="{i:04d}.jpg", seed=3)
     out = tmp_path / "ds"
     code = ("from gazeneg import capture as C\n"
             "plan = [C.Target(t.row, t.col, None) for t in C.make_plan(cells=list(range(0, 144, 3)), "

@@ -7,7 +7,7 @@ import pytest
 from gazeneg import console, grid
 from gazeneg.data import DatasetError, load_dataset
 from gazeneg.importer import decide_crop, eye_strip, import_photos, read_labels
-from tests.own_data import SCREEN, make_photo_folder
+from tests.own_data import SCREEN, make_photo_folder, write_face_frames
 
 
 @pytest.fixture
@@ -107,18 +107,9 @@ def test_resume_adds_a_session_and_skips_what_is_there(folder, tmp_path):
 
 
 def test_whole_frames_auto_finds_faces_and_cuts_the_eye_strip(tmp_path):
-    from gazeneg.face import astronaut_path, moving_face_frames
-
-    try:
-        photo = cv2.imread(str(astronaut_path()), cv2.IMREAD_COLOR)
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
     photos = tmp_path / "frames"
-    photos.mkdir()
-    lines = ["filename,row,col,session"]
-    for i, (f, _) in enumerate(moving_face_frames(photo, 6)):
-        cv2.imwrite(str(photos / f"f{i}.jpg"), f)
-        lines.append(f"f{i}.jpg,{i % 9},{(3 * i) % 16},s{1 + i % 2}")
+    names = write_face_frames(photos, 6, name="f{i}.jpg")
+    lines = ["filename,row,col,session"] + [f"{n},{i % 9},{(3 * i) % 16},s{1 + i % 2}" for i, n in enumerate(names)]
     (tmp_path / "l.csv").write_text("\n".join(lines) + "\n")
     msgs = []
     s = import_photos(photos, tmp_path / "l.csv", tmp_path / "ds", subject="astro", log=msgs.append)

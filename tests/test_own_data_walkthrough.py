@@ -13,11 +13,10 @@ import shlex
 import shutil
 from pathlib import Path
 
-import cv2
 import pytest
 
 from gazeneg import console
-from tests.own_data import make_photo_folder
+from tests.own_data import make_photo_folder, write_face_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,17 +35,8 @@ def test_the_section_shows_the_whole_walkthrough():
 
 @pytest.fixture
 def frames_folder(tmp_path):
-    from gazeneg.face import astronaut_path, moving_face_frames
-
-    try:
-        photo = cv2.imread(str(astronaut_path()), cv2.IMREAD_COLOR)
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for i, (f, _) in enumerate(moving_face_frames(photo, 60)):
-        cv2.imwrite(str(folder / f"{i:04d}.png"), f)
-    return folder
+    write_face_frames(tmp_path / "frames", 60)
+    return tmp_path / "frames"
 
 
 def _run(cmd: list[str], extra: dict, capsys) -> str:
