@@ -70,7 +70,7 @@ def load() -> str:
 
 
 def make_data(n: int, seed: int = 0):
-    """uint8 (n, H, W, 3) images, (n, 4) face features, (n, 2) targets on the grid: the trainer's layout."""
+    """uint8 (n, H, W, 3) images, (n, FACE_FEATURES) face features, (n, 2) targets on the grid: the trainer's layout."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 256, (n, IMAGE_H, IMAGE_W, 3), dtype=torch.uint8, generator=g)
     face = torch.rand(n, FACE_FEATURES, generator=g) * 0.2 - 0.1

@@ -39,7 +39,7 @@ import numpy as np
 
 from . import grid
 from .data import DatasetError, DatasetWriter, atomic_write_bytes, atomic_write_text, new_meta
-from .face import FaceEyeDetector, crop_eyes, eyes_closed, make_detector, mirror_box
+from .face import FaceEyeDetector, crop_eyes, detection_pose, eyes_closed, make_detector, mirror_box
 from .runfiles import lock_folder
 
 # The frame sources, the window and the frame loop live in webcam.py (shared with live.py); these names
@@ -357,8 +357,9 @@ class CaptureSession:
             return
         target = self.current
         W, H = frame_bgr.shape[1], frame_bgr.shape[0]
-        # The mirrored box: its data.face_features are the features crop_eyes gives the model.
-        item = (strip, mirror_box(det.face, W), (W, H), now, frame_bgr if self.raw_dir is not None else None)
+        # The mirrored box and the selfie pose: their data.face_features are the features crop_eyes gives the model.
+        item = (strip, mirror_box(det.face, W), (W, H), detection_pose(det), now,
+                frame_bgr if self.raw_dir is not None else None)
         if target.arrow is not None:
             self.buffer.append(item)
         else:
@@ -416,7 +417,7 @@ class CaptureSession:
         self._show(now)
 
     def _write(self, target: Target, item) -> None:
-        strip, face, frame_wh, now, raw = item
+        strip, face, frame_wh, pose, now, raw = item
         name = f"{self.subject}_{self.session}_{len(self.writer):06d}"
         try:
             if raw is not None:
@@ -424,7 +425,7 @@ class CaptureSession:
                 if ok:  # before the row, so every row of a raw-keeping session has its raw frame
                     atomic_write_bytes(self.raw_dir / f"{name}.jpg", buf.tobytes())
             self.writer.add(strip, target.row, target.col, subject=self.subject, session=self.session,
-                            name=f"{name}.png", face=face, frame=frame_wh, timestamp=now)
+                            name=f"{name}.png", face=face, frame=frame_wh, pose=pose, timestamp=now)
         except OSError as e:
             if e.errno == errno.ENOSPC:
                 raise DiskFullError(f"disk full while writing to {self.writer.root}: free some space, then "

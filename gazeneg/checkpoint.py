@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .data import atomic_write_bytes
+from .data import FACE_FEATURES, atomic_write_bytes
 from .models import GazeModel, create_model
 
 CHECKPOINT_VERSION = 1
@@ -86,7 +86,23 @@ def read_checkpoint(path, map_location="cpu") -> dict:
         raise CheckpointError(f"{path}: state_dict entry {bad[0]!r} is not a named tensor")
     if not all_finite(ckpt["state_dict"]):
         raise CheckpointError(f"{path}: holds non-finite weights (NaN or inf): a diverged model; use another checkpoint")
+    _check_face_inputs(path, ckpt["state_dict"])
     return ckpt
+
+
+def _check_face_inputs(path, state: dict) -> None:
+    """A model whose face MLP takes another number of face features than this gazeneg computes (4, the face
+    box alone, before the head pose joined them) cannot be used: say so, and how to get a new one."""
+    for k, v in state.items():
+        if not k.startswith("face_mlp."):
+            continue
+        n = int(v.shape[1]) if k.endswith(".weight") and v.ndim == 2 else None   # the Linear's inputs
+        if n is not None and n != FACE_FEATURES:
+            raise CheckpointError(
+                f"{path}: was trained on {n} face features; this gazeneg gives the model {FACE_FEATURES} "
+                f"(face box and head pose). Retrain it on data with head pose "
+                "(python scripts/train.py, or make demo for the demo model; data captured or rendered before "
+                "the pose columns load with zero pose)")
 
 
 def load_checkpoint(path, map_location="cpu") -> tuple[GazeModel, dict]:

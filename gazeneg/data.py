@@ -4,12 +4,15 @@ A dataset is a folder:
 
     images/         PNG eye-region images, IMAGE_H x IMAGE_W, RGB (stored by OpenCV as BGR)
     labels.csv      one row per image: path,row,col,subject,session and optionally
-                    face_x,face_y,face_w,face_h,frame_w,frame_h (source-frame pixels), timestamp
+                    face_x,face_y,face_w,face_h,frame_w,frame_h (source-frame pixels),
+                    yaw,pitch,roll (head pose, degrees, strip.selfie_pose's convention), timestamp
     meta.json       grid shape, image size, source, creation time, format version
 
 The model's input is the eye strip (both eyes, left eye of the image at EYE_LEFT_XY, right at
 EYE_RIGHT_XY) plus FACE_FEATURES numbers describing where the face box sits in the source frame
-(iTracker's face grid, reduced to 4 numbers). Both the renderer and the webcam crop produce exactly this.
+(iTracker's face grid, reduced to 4 numbers) and how the head is turned (yaw, pitch, roll). Both the
+renderer and the webcam crop produce exactly this. A labels.csv without pose columns (written before
+they existed, or by hand) loads with zero pose and a warning; a row with empty pose cells has no pose.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +44,8 @@ PIXEL_STD = 0.25
 
 REQUIRED_COLUMNS = ("path", "row", "col", "subject", "session")
 FACE_COLUMNS = ("face_x", "face_y", "face_w", "face_h", "frame_w", "frame_h")
-OPTIONAL_COLUMNS = FACE_COLUMNS + ("timestamp",)
+POSE_COLUMNS = ("yaw", "pitch", "roll")
+OPTIONAL_COLUMNS = FACE_COLUMNS + POSE_COLUMNS + ("timestamp",)
 ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
 
@@ -175,6 +180,13 @@ def _load_rows(root: Path, meta: dict, csv_path: Path, h: int, w: int, load_imag
             _fail(csv_path, 1, f"missing column(s) {', '.join(missing)}; header is {','.join(header)}")
         col = {name: i for i, name in enumerate(header)}
         has_face = all(c in col for c in FACE_COLUMNS)
+        has_pose = all(c in col for c in POSE_COLUMNS)
+        if has_face and not has_pose:
+            partial = [c for c in POSE_COLUMNS if c in col]
+            warnings.warn(f"{csv_path}: no head-pose column(s) {', '.join(c for c in POSE_COLUMNS if c not in col)}"
+                          f"{' (has ' + ', '.join(partial) + ')' if partial else ''}: the model gets zero head pose "
+                          "for every row (written by an older gazeneg? capture or render it again to have it)",
+                          stacklevel=2)
         rows, seen = [], {}
         for line_no, rec in enumerate(reader, start=2):
             if not rec or all(not x.strip() for x in rec):
@@ -200,7 +212,13 @@ def _load_rows(root: Path, meta: dict, csv_path: Path, h: int, w: int, load_imag
                 vals = [_parse_float(rec[col[k]], k, csv_path, line_no) for k in FACE_COLUMNS]
                 if vals[2] <= 0 or vals[3] <= 0 or vals[4] <= 0 or vals[5] <= 0:
                     _fail(csv_path, line_no, "face_w, face_h, frame_w and frame_h must be positive")
-                face = face_features(*vals)
+                pose = [0.0, 0.0, 0.0]
+                raw_pose = [rec[col[k]].strip() for k in POSE_COLUMNS] if has_pose else []
+                if any(raw_pose):
+                    pose = [_parse_float(rec[col[k]], k, csv_path, line_no) for k in POSE_COLUMNS]
+                    if any(abs(v) > 90 for v in pose):
+                        _fail(csv_path, line_no, f"head pose {pose} is not in degrees within +-90")
+                face = face_features(*vals, *pose)
             rows.append((line_no, path, r, c, rec[col["subject"]].strip(),
                          rec[col["session"]].strip(), face))
     if not rows:
@@ -297,7 +315,11 @@ class DatasetWriter:
     crash loses at most the frame in flight. Opening an existing folder with resume=True continues it.
 
         with DatasetWriter(out, new_meta("webcam")) as wr:
-            wr.add(image_rgb, row, col, subject="me", session="s1", face=(x, y, w, h), frame=(W, H))
+            wr.add(image_rgb, row, col, subject="me", session="s1", face=(x, y, w, h), frame=(W, H),
+                   pose=(yaw, pitch, roll))
+
+    Resuming a labels.csv written before a column existed (the head pose) keeps its header: new rows are
+    written in its columns, so the file stays one table.
     """
 
     def __init__(self, root, meta: dict, *, resume: bool = False, fsync: bool = True):
@@ -316,13 +338,19 @@ class DatasetWriter:
             if raw and not raw.endswith(b"\n"):
                 raw = raw[: raw.rfind(b"\n") + 1]
                 atomic_write_bytes(labels, raw)
-            with open(labels, newline="") as f:
+            with open(labels, newline="", encoding="utf-8-sig") as f:
                 reader = csv.DictReader(f)
                 for rec in reader:
                     self.paths.add(rec["path"])
+                header = [c.strip() for c in (reader.fieldnames or [])]
+            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            if missing:
+                raise DatasetError(f"{labels}: line 1: missing column(s) {', '.join(missing)}; cannot resume it")
+            self.columns = header
             self.meta = read_meta(self.root)
         else:
             self.meta = meta
+            self.columns = list(ALL_COLUMNS)
             atomic_write_text(self.root / "meta.json", json.dumps(meta, indent=2))
             atomic_write_text(labels, ",".join(ALL_COLUMNS) + "\n")
         # Remove temp files left by a crash: their rows were never written.
@@ -335,7 +363,7 @@ class DatasetWriter:
         return len(self.paths)
 
     def add(self, image_rgb: np.ndarray, row: float, col: float, *, subject: str, session: str,
-            name: str | None = None, face=None, frame=None, timestamp: float | None = None) -> str:
+            name: str | None = None, face=None, frame=None, pose=None, timestamp: float | None = None) -> str:
         if name is None:
             name = f"{subject}_{session}_{len(self.paths):06d}.png"
         rel = f"images/{name}"
@@ -347,9 +375,12 @@ class DatasetWriter:
         atomic_write_bytes(self.root / rel, buf.tobytes()) if self.fsync else self._fast_write(rel, buf)
         fx, fy, fw, fh = face if face is not None else ("", "", "", "")
         W, H = frame if frame is not None else ("", "")
-        ts = "" if timestamp is None else f"{timestamp:.3f}"
-        self._w.writerow([rel, f"{row:.4f}", f"{col:.4f}", subject, session, _fmt(fx), _fmt(fy),
-                          _fmt(fw), _fmt(fh), _fmt(W), _fmt(H), ts])
+        yaw, pitch, roll = pose if pose is not None else ("", "", "")
+        values = dict(path=rel, row=f"{row:.4f}", col=f"{col:.4f}", subject=subject, session=session,
+                      face_x=_fmt(fx), face_y=_fmt(fy), face_w=_fmt(fw), face_h=_fmt(fh), frame_w=_fmt(W),
+                      frame_h=_fmt(H), yaw=_fmt(yaw, 3), pitch=_fmt(pitch, 3), roll=_fmt(roll, 3),
+                      timestamp="" if timestamp is None else f"{timestamp:.3f}")
+        self._w.writerow([values.get(c, "") for c in self.columns])
         self._f.flush()
         if self.fsync:
             os.fsync(self._f.fileno())
@@ -373,7 +404,7 @@ class DatasetWriter:
         self.close()
 
 
-def _fmt(v) -> str:
+def _fmt(v, digits: int = 2) -> str:
     if v == "" or v is None:
         return ""
-    return f"{float(v):.2f}"
+    return f"{float(v):.{digits}f}"

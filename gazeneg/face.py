@@ -8,7 +8,7 @@ absent. Each Detection says which backend made it.
     detector = make_detector()                # landmarks if the models are cached, else Haar
     det = detector.detect(frame_bgr)          # None, or a Detection in frame pixels
     if det is not None:
-        strip_rgb, feats = crop_eyes(frame_bgr, det)   # (32, 96, 3) uint8, (4,) float32
+        strip_rgb, feats = crop_eyes(frame_bgr, det)   # (32, 96, 3) uint8, (7,) float32
         if not eyes_closed(strip_rgb, det): ...
 
 The strip: with landmarks each eye is cut along its own corners and scaled by its own width, so its
@@ -42,7 +42,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .strip import EYE_LEFT_XY, EYE_RIGHT_XY, EYE_WIDTH_PX, IMAGE_H, IMAGE_W, face_features
+from .strip import EYE_LEFT_XY, EYE_RIGHT_XY, EYE_WIDTH_PX, IMAGE_H, IMAGE_W, face_features, selfie_pose
 
 FACE_CASCADE = "haarcascade_frontalface_default.xml"
 EYE_CASCADE = "haarcascade_eye.xml"
@@ -413,7 +413,8 @@ def corner_alignments(eye_corners, frame_w: float) -> tuple[np.ndarray, np.ndarr
 
 def crop_eyes(frame_bgr: np.ndarray, det: Detection) -> tuple[np.ndarray, np.ndarray]:
     """(strip, face_feats): the IMAGE_H x IMAGE_W RGB uint8 eye strip of the mirrored frame and
-    data.face_features of the mirrored face box ((4,) float32): what the synthetic renderer writes.
+    data.face_features of the mirrored face box and the head pose (detection_pose) ((FACE_FEATURES,)
+    float32): what the synthetic renderer writes.
 
     With landmarks (eye corners known) the strip is the corner crop: each eye warped on its own so its
     corners land at EYE_*_XY -+ EYE_WIDTH_PX / 2 (corner_alignments), which is where the renderer puts
@@ -429,7 +430,14 @@ def crop_eyes(frame_bgr: np.ndarray, det: Detection) -> tuple[np.ndarray, np.nda
     else:
         strip = _warp_to(frame_bgr, eye_alignment(det.left_eye, det.right_eye, W), IMAGE_W, IMAGE_H)
     strip = cv2.cvtColor(strip, cv2.COLOR_BGR2RGB) if strip.ndim == 3 else cv2.cvtColor(strip, cv2.COLOR_GRAY2RGB)
-    return strip, face_features(*mirror_box(det.face, W), W, H)
+    return strip, face_features(*mirror_box(det.face, W), W, H, *detection_pose(det))
+
+
+def detection_pose(det: Detection) -> tuple[float, float, float]:
+    """The head pose features (yaw, pitch, roll degrees, selfie convention: strip.selfie_pose) of a
+    detection: the landmark model's solvePnP pose mirrored, or zeros from Haar (no pose) or a failed
+    solvePnP. These are the yaw,pitch,roll columns capture writes."""
+    return selfie_pose(det.landmarks.head_pose if det.landmarks is not None else None)
 
 
 def iris_contrast(strip_rgb: np.ndarray) -> tuple[float, float]:

@@ -35,7 +35,7 @@ import PIL.Image
 
 from . import grid
 from .data import IMAGE_H, IMAGE_W, DatasetError, DatasetWriter, _fail, _parse_float, load_dataset, new_meta
-from .face import FaceEyeDetector, crop_eyes, mirror_box
+from .face import FaceEyeDetector, crop_eyes, detection_pose, mirror_box
 
 CROPS = ("auto", "face", "resize", "eye")
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -262,7 +262,7 @@ def import_photos(photos_dir, csv_path, out_dir, *, subject: str = "user", sessi
     with DatasetWriter(out_dir, meta, resume=resume, fsync=False) as wr:
         for e in tqdm(entries, desc="import", unit="photo", disable=not progress):
             img = _read_photo(photos_dir, e, csv_path)
-            face = frame = None
+            face = frame = pose = None
             if mode == "face":
                 det = detector.detect(img)
                 if det is None:
@@ -271,6 +271,7 @@ def import_photos(photos_dir, csv_path, out_dir, *, subject: str = "user", sessi
                 strip, _feats = crop_eyes(img, det)
                 # crop_eyes mirrors (a selfie view, as the renderer draws); so must the face box.
                 face, frame = mirror_box(det.face, img.shape[1]), (img.shape[1], img.shape[0])
+                pose = detection_pose(det)
             elif mode == "eye":
                 strip = eye_strip(img)
             else:
@@ -279,7 +280,7 @@ def import_photos(photos_dir, csv_path, out_dir, *, subject: str = "user", sessi
             if f"images/{name}" in wr.paths:  # resume: imported already
                 summary.skipped["already imported (resume)"] += 1
                 continue
-            wr.add(strip, e.row, e.col, subject=e.subject, session=e.session, name=name, face=face, frame=frame)
+            wr.add(strip, e.row, e.col, subject=e.subject, session=e.session, name=name, face=face, frame=frame, pose=pose)
             summary.imported += 1
             summary.per_session[f"{e.subject}/{e.session}"] += 1
             summary.edge_targets += int(not grid.in_grid(e.row, e.col))

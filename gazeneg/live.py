@@ -28,7 +28,7 @@ import numpy as np
 
 from . import grid
 from .data import atomic_write_text
-from .face import Detection, FaceEyeDetector, crop_eyes, eyes_closed, make_detector
+from .face import Detection, FaceEyeDetector, crop_eyes, detection_pose, eyes_closed, make_detector
 from .webcam import Window, frame_loop
 
 CALIB_VERSION = 1
@@ -557,8 +557,9 @@ def render_live(session: LiveSession, res: LiveResult, frame_bgr: np.ndarray, sc
         face = "no face"
     elif res.det.landmarks is not None:  # the landmark backend measures the lids: show the blink state
         lm = res.det.landmarks
+        yaw, pitch, roll = detection_pose(res.det)   # what the model gets: the selfie view's pose
         face = (f"{'BLINK' if lm.blink else 'eyes open'} (lids {sum(lm.opening) / 2:.2f})   "
-                f"yaw {lm.head_pose[0]:+.0f} pitch {lm.head_pose[1]:+.0f} roll {lm.head_pose[2]:+.0f}")
+                f"head yaw {yaw:+.0f} pitch {pitch:+.0f} roll {roll:+.0f}")
     else:
         face = "eyes closed" if res.closed else "face ok"
     face += f"   [{res.det.backend}]" if res.det is not None else ""

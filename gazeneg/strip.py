@@ -1,8 +1,10 @@
 """The model's input geometry, in one place: the aligned eye strip's size, where the two eyes sit in
-it, and the face-box features. face.py (the webcam crop) reads it from here and data.py re-exports it
+it, and the face features (face box and head pose). face.py (the webcam crop) reads it from here and data.py re-exports it
 (synth.py and the rest read it from data), so face.py and data.py need not import each other."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -12,7 +14,12 @@ CHANNELS = 3
 # Where the two eye centres sit in the aligned strip, in (x, y) pixels of the IMAGE_W x IMAGE_H image.
 EYE_LEFT_XY = (24.0, 16.0)
 EYE_RIGHT_XY = (72.0, 16.0)
-FACE_FEATURES = 4
+# The face features: the face box's four numbers, then head yaw, pitch and roll (face_features).
+BOX_FEATURES = 4
+POSE_FEATURES = 3
+FACE_FEATURES = BOX_FEATURES + POSE_FEATURES
+# Head-pose angles enter the model divided by this many degrees (a typical pose is then a fraction of one).
+POSE_SCALE_DEG = 30.0
 # The corner-to-corner width of each eye in the strip, pixels: a landmark crop puts each eye's two
 # corners at EYE_*_XY -+ EYE_WIDTH_PX / 2 (the synthetic renderer's eye_width_px, whose eyes sit at
 # EYE_*_XY with their corners there too). The nasal gap between the eyes is then 8 px, which no real face
@@ -25,14 +32,73 @@ FACE_W_PER_IOD = 14.5 / 6.3
 FACE_DROP_PER_IOD = 2.0 / 6.3
 
 
-def face_features(face_x, face_y, face_w, face_h, frame_w, frame_h) -> np.ndarray:
-    """Four numbers for where the face sits in its source frame: centre x and y relative to the frame
-    centre (in frame widths/heights, so -0.5..0.5) and the face box's width and height as fractions
-    of the frame. Works on scalars or arrays; returns (..., 4) float32."""
-    fx, fy, fw, fh, w, h = (np.asarray(v, dtype=np.float64) for v in
-                            (face_x, face_y, face_w, face_h, frame_w, frame_h))
-    feats = np.stack([(fx + fw / 2) / w - 0.5, (fy + fh / 2) / h - 0.5, fw / w, fh / h], axis=-1)
+def face_features(face_x, face_y, face_w, face_h, frame_w, frame_h, yaw=0.0, pitch=0.0, roll=0.0) -> np.ndarray:
+    """FACE_FEATURES numbers for the face: where its box sits in its (mirrored) source frame, centre x and
+    y relative to the frame centre (in frame widths/heights, so -0.5..0.5) and the box's width and height
+    as fractions of the frame; then the head pose in the selfie convention (selfie_pose, degrees) divided
+    by POSE_SCALE_DEG. A face without a pose (Haar, imported crops, old data sets) has zeros there.
+    Works on scalars or arrays; returns (..., FACE_FEATURES) float32."""
+    fx, fy, fw, fh, w, h, ya, pi, ro = (np.asarray(v, dtype=np.float64) for v in
+                                        (face_x, face_y, face_w, face_h, frame_w, frame_h, yaw, pitch, roll))
+    fx, fy, fw, fh, w, h, ya, pi, ro = np.broadcast_arrays(fx, fy, fw, fh, w, h, ya, pi, ro)
+    feats = np.stack([(fx + fw / 2) / w - 0.5, (fy + fh / 2) / h - 0.5, fw / w, fh / h,
+                      ya / POSE_SCALE_DEG, pi / POSE_SCALE_DEG, ro / POSE_SCALE_DEG], axis=-1)
     return feats.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# Head pose. One convention for the model's pose features, shared by the renderer and the webcam crop:
+# the selfie view, in which x grows to the person's right (screen right, the mirrored camera image's right),
+# y grows down and z points from the screen towards the person. A head at rest looks along -z.
+#   yaw > 0:   the nose turns to the person's right (towards screen right / mirrored-image right);
+#   pitch > 0: the nose turns up;
+#   roll > 0:  the eye line turns clockwise in the mirrored image (the person's right eye lower).
+# head_rotation builds R = Rz(roll) Ry(-yaw) Rx(-pitch) (textbook right-handed Rx, Ry, Rz): pitch first,
+# then yaw, then roll, the order landmarks.head_pose decomposes in. pose_angles inverts it.
+
+
+def _rx(a):
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+
+
+def _ry(a):
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def _rz(a):
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def head_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """(3, 3) rotation of a head with this pose (degrees, selfie convention above): its columns are the
+    head's own x (towards its right eye), y (down its face) and z (backwards out of its skull) axes."""
+    return _rz(math.radians(roll)) @ _ry(-math.radians(yaw)) @ _rx(-math.radians(pitch))
+
+
+def pose_angles(R: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) degrees of a rotation built as head_rotation builds it (|yaw| < 90)."""
+    R = np.asarray(R, np.float64)
+    yaw = math.degrees(math.asin(float(np.clip(R[2, 0], -1.0, 1.0))))
+    pitch = -math.degrees(math.atan2(R[2, 1], R[2, 2]))
+    roll = math.degrees(math.atan2(R[1, 0], R[0, 0]))
+    return yaw, pitch, roll
+
+
+def selfie_pose(camera_pose) -> tuple[float, float, float]:
+    """The model's pose features (degrees, selfie convention) from landmarks.head_pose's (yaw, pitch, roll),
+    which is measured in the raw, unmirrored camera image with the same decomposition. Mirroring the image
+    (x -> -x) turns a rotation R into M R M with M = diag(-1, 1, 1): Rz(a) -> Rz(-a), Ry(a) -> Ry(-a),
+    Rx(a) -> Rx(a). So yaw and roll change sign and pitch does not: a nose turned towards raw image-right
+    is turned to the person's left. A pose that is missing or not finite (solvePnP failed) gives zeros."""
+    if camera_pose is None:
+        return 0.0, 0.0, 0.0
+    yaw, pitch, roll = (float(v) for v in camera_pose)
+    if not all(math.isfinite(v) for v in (yaw, pitch, roll)):
+        return 0.0, 0.0, 0.0
+    return -yaw, pitch, -roll
 
 
 def face_box_from_eyes(left_eye, right_eye) -> tuple[float, float, float, float]:

@@ -2,9 +2,12 @@
 with exact labels.
 
 The world (cm): x to the right as the user sees the screen, y down, z from the screen towards the
-user; the screen's centre is the origin. A head sits near (0, 0, distance_cm); each eyeball sits at
-the head position +- half the interocular distance along x and rotates so that its own line of sight
-passes through the point it looks at (vergence). The iris is a disc on the eyeball's sphere: seen from
+user; the screen's centre is the origin. A head sits near (0, 0, distance_cm), turned by a small head
+pose (strip.head_rotation: yaw, pitch, roll); each eyeball sits at the head position +- half the
+interocular distance along the head's own x axis and rotates so that its own line of sight passes through
+the point it looks at (vergence). The strip is cut along the eye corners, which turn with the head, so
+what it shows is the line of sight in the head's frame (R_head^T x gaze direction): a turned head moves
+the irises as a shifted gaze would, and only the pose features tell the two apart. The iris is a disc on the eyeball's sphere: seen from
 the front it is an ellipse whose centre moves by sqrt(R^2 - r^2) * sin(angle) and whose minor axis
 shrinks by cos(angle). The upper lid follows vertical gaze.
 
@@ -12,8 +15,11 @@ The eye strip is drawn as the webcam crop would deliver it: mirrored like a self
 grows with screen x (looking at a larger col moves the iris right), eye centres near data.EYE_LEFT_XY
 and data.EYE_RIGHT_XY, IMAGE_H x IMAGE_W RGB. The face box is the head projected by a 640x480 pinhole
 camera at the top centre of the screen (also mirrored), so head motion (parallax) is recoverable from it.
+The head pose features are the pose that camera sees (strip.pose_angles of the head's rotation in the
+camera's axes, so a head facing the screen reads pitch about -22 deg, nose below the camera), plus
+measurement noise, in the selfie convention strip.selfie_pose gives the webcam's landmark pose.
 
-Nuisances per frame: head position, crop shift / scale / roll, lighting gradient, gamma, white balance,
+Nuisances per frame: head position and pose, crop shift / scale / roll, lighting gradient, gamma, white balance,
 blur, sensor noise, blinks (eyes closed, label kept), fixation jitter and rare lapses (the eyes look
 elsewhere, the label stays the target cell centre). truth.csv beside labels.csv records where the
 eyes really looked.
@@ -53,9 +59,10 @@ from .data import (
     atomic_write_text,
     new_meta,
 )
+from .strip import head_rotation, pose_angles
 
 RENDERER = "gazeneg.synth"
-RENDERER_VERSION = 1
+RENDERER_VERSION = 2   # 2: head pose (rotation of the head, pose features in labels.csv)
 SESSION = "synth"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR_ENV = "GAZENEG_DATA_DIR"
@@ -71,6 +78,12 @@ class SynthConfig:
     screen_h_cm: float = 34.0
     distance_cm: float = 50.0                    # nominal eye-to-screen distance
     head_range_cm: tuple = (3.0, 3.0, 5.0)       # per-frame head offset, uniform +- (x, y, z)
+    # per-frame head pose (yaw, pitch, roll) in degrees, selfie convention (strip.head_rotation): Gaussian
+    # with these sds, clipped at head_rotation_deg. A person at a webcam turns the head by a few degrees;
+    # 4 deg of yaw moves the irises about as far as looking one cell further does.
+    head_rotation_sd_deg: tuple = (4.0, 3.0, 2.0)
+    head_rotation_deg: tuple = (15.0, 12.0, 10.0)
+    pose_noise_deg: float = 1.0                  # sd of the recorded pose features (a landmark pose's jitter)
     # camera for the face box (iTracker's face grid): mirrored pinhole at the screen's top centre,
     # aimed at the nominal head
     frame_w: int = 640
@@ -127,7 +140,8 @@ class SynthConfig:
                 bad(name, "must be a probability in [0, 1]")
         for name in ("fixation_sd_cells", "face_box_noise_px", "shift_frac", "scale_frac", "roll_deg",
                      "shift_sd_frac", "scale_sd", "roll_sd_deg",
-                     "light_gradient", "white_balance", "lid_follow", "camera_above_cm", "eyeball_drop_px"):
+                     "light_gradient", "white_balance", "lid_follow", "camera_above_cm", "eyeball_drop_px",
+                     "pose_noise_deg"):
             if getattr(self, name) < 0:
                 bad(name, "must be >= 0")
         if self.scale_frac >= 0.5 or self.shift_frac >= 0.5:
@@ -136,6 +150,10 @@ class SynthConfig:
             bad("iris_radius_px", f"must be smaller than eyeball_radius_px={self.eyeball_radius_px}")
         if len(self.head_range_cm) != 3 or any(v < 0 for v in self.head_range_cm):
             bad("head_range_cm", "must be three non-negative numbers (x, y, z)")
+        for name in ("head_rotation_sd_deg", "head_rotation_deg"):
+            v = getattr(self, name)
+            if len(v) != 3 or any(not 0 <= x < 60 for x in v):
+                bad(name, "must be three numbers (yaw, pitch, roll) in [0, 60) degrees")
         if self.head_range_cm[2] >= self.distance_cm:
             bad("head_range_cm", f"depth range must stay below distance_cm={self.distance_cm}")
         for name in ("brightness", "gamma", "blur_sigma", "noise_sd"):
@@ -151,7 +169,8 @@ class SynthConfig:
         """The same geometry with every per-frame nuisance off: head at the nominal position, no crop
         jitter, no lighting change, no noise or blur, no blinks, the eyes look exactly at the target."""
         return dataclasses.replace(
-            self, head_range_cm=(0.0, 0.0, 0.0), face_box_noise_px=0.0, shift_sd_frac=0.0, scale_sd=0.0,
+            self, head_range_cm=(0.0, 0.0, 0.0), head_rotation_sd_deg=(0.0, 0.0, 0.0), pose_noise_deg=0.0,
+            face_box_noise_px=0.0, shift_sd_frac=0.0, scale_sd=0.0,
             roll_sd_deg=0.0, blink_rate=0.0, fixation_sd_cells=0.0, lapse_rate=0.0, brightness=(1.0, 1.0),
             light_gradient=0.0, white_balance=0.0, gamma=(1.0, 1.0), blur_sigma=(0.0, 0.0),
             noise_sd=(0.0, 0.0))
@@ -284,23 +303,41 @@ def screen_point_cm(row, col, config: SynthConfig = DEFAULT_CONFIG) -> np.ndarra
     return np.array([(col - grid.CENTRE[1]) * cw, (row - grid.CENTRE[0]) * ch, 0.0])
 
 
-def eye_directions(head_cm, iod_cm: float, target_cm) -> np.ndarray:
-    """(2, 3) unit lines of sight of the image-left and image-right eye (world x -/+ iod/2 from the
-    head) towards target_cm. They point at the screen, so z < 0."""
+def eye_directions(head_cm, iod_cm: float, target_cm, rotation=None) -> np.ndarray:
+    """(2, 3) unit lines of sight, in world axes, of the image-left and image-right eye (-/+ iod/2 from the
+    head along the head's own x axis: column 0 of `rotation`, world x when None) towards target_cm. They
+    point at the screen, so z < 0."""
     head = np.asarray(head_cm, float)
-    eyes = head + np.array([[-iod_cm / 2, 0, 0], [iod_cm / 2, 0, 0]])
+    x_axis = np.array([1.0, 0.0, 0.0]) if rotation is None else np.asarray(rotation, float)[:, 0]
+    eyes = head + np.outer([-iod_cm / 2, iod_cm / 2], x_axis)
     v = np.asarray(target_cm, float) - eyes
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def face_box(head_cm, face_w_cm: float, config: SynthConfig = DEFAULT_CONFIG):
-    """(x, y, w, h) in frame pixels of the face box a mirrored pinhole camera at the screen's top centre,
-    aimed at the nominal head, sees for a head (eye-line midpoint) at head_cm. Square box."""
+def camera_axes(config: SynthConfig = DEFAULT_CONFIG) -> tuple[np.ndarray, np.ndarray]:
+    """(position (3,), axes (3, 3)) of the mirrored pinhole camera at the screen's top centre, aimed at the
+    nominal head: the rows of axes are its x (frame right, = world x: mirrored), y (frame down) and z
+    (forward, towards the person) in world coordinates; a proper rotation."""
     cam = np.array([0.0, -config.screen_h_cm / 2 - config.camera_above_cm, 0.0])
     aim = np.array([0.0, config.face_drop_cm, config.distance_cm]) - cam
     zc = aim / np.linalg.norm(aim)
     xc = np.array([1.0, 0.0, 0.0])           # mirrored: frame x grows with world x
     yc = np.array([0.0, zc[2], -zc[1]])      # zc x xc: frame y points (mostly) down
+    return cam, np.stack([xc, yc, zc])
+
+
+def camera_pose(rotation, config: SynthConfig = DEFAULT_CONFIG) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) degrees, selfie convention, of a head with world rotation `rotation` as the
+    camera sees it: the pose of the head's axes in the camera's axes, which a landmark model's head pose
+    (after strip.selfie_pose) measures. A head facing the screen reads pitch < 0: the camera is above it."""
+    _, axes = camera_axes(config)
+    return pose_angles(axes @ np.asarray(rotation, float))
+
+
+def face_box(head_cm, face_w_cm: float, config: SynthConfig = DEFAULT_CONFIG):
+    """(x, y, w, h) in frame pixels of the face box a mirrored pinhole camera at the screen's top centre,
+    aimed at the nominal head, sees for a head (eye-line midpoint) at head_cm. Square box."""
+    cam, (xc, yc, zc) = camera_axes(config)
     f = config.frame_w / (2 * math.tan(math.radians(config.camera_hfov_deg) / 2))
     d = np.asarray(head_cm, float) + np.array([0.0, config.face_drop_cm, 0.0]) - cam
     depth = float(d @ zc)
@@ -319,7 +356,9 @@ class Sample:
     """One rendered frame. image: (IMAGE_H, IMAGE_W, 3) uint8 RGB. face: (x, y, w, h) and frame:
     (W, H) in source-frame pixels. gaze: the (row, col) the eyes really looked at (the label is the
     target). iris_xy: (2, 2) iris centres (x, y) of the image-left and image-right eye in strip
-    coordinates where pixel j spans [j, j + 1). head_cm: (3,) world head position."""
+    coordinates where pixel j spans [j, j + 1). head_cm: (3,) world head position. head_pose: the head's
+    true (yaw, pitch, roll) in the world, degrees; pose: what the camera measures of it (camera_pose plus
+    pose noise), the features written to labels.csv."""
 
     image: np.ndarray
     face: tuple
@@ -327,6 +366,8 @@ class Sample:
     gaze: tuple
     iris_xy: np.ndarray
     head_cm: np.ndarray
+    head_pose: tuple
+    pose: tuple
     blink: bool
     lapse: bool
 
@@ -350,9 +391,10 @@ def _ramp(d, s):
 
 
 def render_sample(subject: SubjectParams, target_row: float, target_col: float, rng: np.random.Generator,
-                  *, config: SynthConfig = DEFAULT_CONFIG) -> Sample:
+                  *, config: SynthConfig = DEFAULT_CONFIG, head_pose=None) -> Sample:
     """Render one frame of `subject` asked to look at (target_row, target_col). Every random number is
-    drawn from rng in a fixed order whatever the config, so turning a nuisance off changes nothing else."""
+    drawn from rng in a fixed order whatever the config, so turning a nuisance off changes nothing else.
+    head_pose: (yaw, pitch, roll) degrees to use instead of the drawn one (the draw still happens)."""
     cfg, sp, s = config, subject, config.supersample
     if not (grid.in_grid(target_row, target_col)):
         raise ValueError(f"target ({target_row}, {target_col}) is outside the {grid.ROWS}x{grid.COLS} grid")
@@ -365,6 +407,11 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
     blink = bool(rng.random() < cfg.blink_rate)
     closure = rng.uniform(0.85, 1.0)
     head = np.array([0.0, 0.0, cfg.distance_cm]) + rng.uniform(-1, 1, 3) * np.asarray(cfg.head_range_cm)
+    lim = np.asarray(cfg.head_rotation_deg, float)
+    drawn_pose = np.clip(rng.standard_normal(3) * np.asarray(cfg.head_rotation_sd_deg, float), -lim, lim)
+    head_pose = drawn_pose if head_pose is None else np.asarray(head_pose, float)
+    rot = head_rotation(*head_pose)
+    pose = np.asarray(camera_pose(rot, cfg)) + rng.standard_normal(3) * cfg.pose_noise_deg
 
     # --- face box in the camera frame, with detector jitter
     fx, fy, fw, fh = face_box(head, sp.face_w_cm, cfg)
@@ -374,8 +421,9 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
     dw = fw * box_noise[2] * cfg.face_box_noise_px / 100.0   # ~1.5% size jitter at the default
     face = (fx - dw / 2, fy - dw / 2, fw + dw, fh + dw)
 
-    # --- eyeball rotation: each eye's own line of sight (vergence)
-    dirs = eye_directions(head, sp.iod_cm, screen_point_cm(gaze[0], gaze[1], cfg))
+    # --- eyeball rotation: each eye's own line of sight (vergence), in the head's axes (the strip follows
+    # the eye corners, which turn with the head)
+    dirs = eye_directions(head, sp.iod_cm, screen_point_cm(gaze[0], gaze[1], cfg), rot) @ rot
     limbus = math.sqrt(sp.eyeball_radius ** 2 - sp.iris_radius ** 2)   # iris plane's distance from the centre
     iris_off = limbus * dirs[:, :2]                      # (2, 2) canonical strip px; mirrored view: x = world x
     cos_t = np.clip(-dirs[:, 2], 1e-3, 1.0)              # foreshortening of the iris disc
@@ -508,7 +556,8 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
 
     iris_xy = (ball_c + iris_off - c0) @ fwd.T + c0 + shift
     return Sample(image=image, face=face, frame=(cfg.frame_w, cfg.frame_h), gaze=(float(gaze[0]), float(gaze[1])),
-                  iris_xy=iris_xy, head_cm=head, blink=blink, lapse=lapse)
+                  iris_xy=iris_xy, head_cm=head, head_pose=tuple(float(v) for v in head_pose),
+                  pose=tuple(float(v) for v in pose), blink=blink, lapse=lapse)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -561,7 +610,7 @@ def _render_subject(job):
         images[k] = smp.image
         records.append(dict(name=f"{subject_name(i)}_{SESSION}_{cell:03d}_{rep}.png", row=row, col=col,
                             face=smp.face, frame=smp.frame, gaze=smp.gaze, blink=smp.blink,
-                            lapse=smp.lapse, head=smp.head_cm))
+                            lapse=smp.lapse, head=smp.head_cm, head_pose=smp.head_pose, pose=smp.pose))
     return sp.to_dict(), images, records
 
 
@@ -627,8 +676,9 @@ def _render_into(root: Path, n_subjects, frames_per_cell, seed, config, workers,
                 meta["subjects"][name] = sp
                 for img, rec in zip(images, records, strict=True):
                     rel = wr.add(img, rec["row"], rec["col"], subject=name, session=SESSION,
-                                 name=rec["name"], face=rec["face"], frame=rec["frame"])
-                    truth.append((rel, *rec["gaze"], int(rec["blink"]), int(rec["lapse"]), *rec["head"]))
+                                 name=rec["name"], face=rec["face"], frame=rec["frame"], pose=rec["pose"])
+                    truth.append((rel, *rec["gaze"], int(rec["blink"]), int(rec["lapse"]), *rec["head"],
+                                  *rec["head_pose"]))
                 sheet_parts.append((images, records))
                 bar.update(len(records))
     finally:
@@ -639,9 +689,11 @@ def _render_into(root: Path, n_subjects, frames_per_cell, seed, config, workers,
     atomic_write_text(root / "meta.json", json.dumps(meta, indent=2))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "gaze_row", "gaze_col", "blink", "lapse", "head_x_cm", "head_y_cm", "head_z_cm"])
-    for rel, gr, gc, b, la, hx, hy, hz in truth:
-        w.writerow([rel, f"{gr:.4f}", f"{gc:.4f}", b, la, f"{hx:.3f}", f"{hy:.3f}", f"{hz:.3f}"])
+    w.writerow(["path", "gaze_row", "gaze_col", "blink", "lapse", "head_x_cm", "head_y_cm", "head_z_cm",
+                "head_yaw", "head_pitch", "head_roll"])
+    for rel, gr, gc, b, la, hx, hy, hz, ya, pi, ro in truth:
+        w.writerow([rel, f"{gr:.4f}", f"{gc:.4f}", b, la, f"{hx:.3f}", f"{hy:.3f}", f"{hz:.3f}",
+                    f"{ya:.2f}", f"{pi:.2f}", f"{ro:.2f}"])
     atomic_write_text(root / "truth.csv", buf.getvalue())
     if contact_sheet:
         write_contact_sheet(root / "contact_sheet.png", sheet_parts, frames_per_cell)

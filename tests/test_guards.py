@@ -35,7 +35,7 @@ def test_repulsion_is_bounded_and_zero_beyond_margin():
 def test_one_negative_step_increases_distance_to_w():
     torch.manual_seed(0)
     m = create_model("mlp")
-    x, face = torch.randn(4, 3, 32, 96), torch.zeros(4, 4)
+    x, face = torch.randn(4, 3, 32, 96), torch.zeros(4, 7)
     w = torch.tensor([[[2.0, 11.0]]]).expand(4, 1, 2)
     opt = torch.optim.SGD(m.parameters(), lr=0.0)
     before = (m(x, face)[:, None, :] - w).norm(dim=-1).mean()
@@ -49,7 +49,7 @@ def test_one_negative_step_increases_distance_to_w():
 
 def test_combined_loss_and_literal_step_agree_under_sgd():
     torch.manual_seed(0)
-    x, face = torch.randn(16, 3, 32, 96), torch.zeros(16, 4)
+    x, face = torch.randn(16, 3, 32, 96), torch.zeros(16, 7)
     y = torch.rand(16, 2) * torch.tensor([8.0, 15.0])
     w = (y + torch.tensor([2.0, 0.0]))[:, None, :]
     lam, lr = 0.3, 1e-4
@@ -119,7 +119,7 @@ def test_watchdog_restores_twice_from_one_snapshot_which_stays_unchanged():
     torch.manual_seed(0)
     m = create_model("mlp")
     opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
-    x, face, y = torch.randn(8, 3, 32, 96), torch.zeros(8, 4), torch.rand(8, 2) * 8
+    x, face, y = torch.randn(8, 3, 32, 96), torch.zeros(8, 7), torch.rand(8, 2) * 8
 
     def steps(n):
         for _ in range(n):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from gazeneg import grid
-from gazeneg.data import IMAGE_H, IMAGE_W
+from gazeneg.data import FACE_FEATURES, IMAGE_H, IMAGE_W
 from gazeneg.models import MODELS, RidgeBaseline, create_model, eye_patch_features, predict
 
 
@@ -13,7 +13,7 @@ def test_every_model_shape_finite_and_gradients(name, head):
     torch.manual_seed(0)
     m = create_model(name, head=head)
     x = torch.randn(3, 3, IMAGE_H, IMAGE_W)
-    f = torch.randn(3, 4) * 0.1
+    f = torch.randn(3, FACE_FEATURES) * 0.1
     out = m(x, f)
     assert out.shape == ((3, 2) if head == "regression" else (3, grid.N_CELLS))
     assert torch.isfinite(out).all()
@@ -42,7 +42,7 @@ def test_overfit_tiny_batch():
     torch.manual_seed(0)
     m = create_model("gazecnn")
     x = torch.randn(8, 3, IMAGE_H, IMAGE_W)
-    f = torch.zeros(8, 4)
+    f = torch.zeros(8, FACE_FEATURES)
     y = torch.tensor(grid.cell_centres()[[0, 17, 43, 60, 77, 99, 120, 143]], dtype=torch.float32)
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
     losses = []
@@ -58,10 +58,10 @@ def test_overfit_tiny_batch():
 def test_predict_uint8_and_ridge():
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 255, (5, IMAGE_H, IMAGE_W, 3), dtype=np.uint8)
-    out = predict(create_model("mlp"), imgs, np.zeros((5, 4), np.float32))
+    out = predict(create_model("mlp"), imgs, np.zeros((5, FACE_FEATURES), np.float32))
     assert out.shape == (5, 2) and np.isfinite(out).all()
-    feats = eye_patch_features(imgs, np.zeros((5, 4)))
-    assert feats.shape == (5, 124)
+    feats = eye_patch_features(imgs, np.zeros((5, FACE_FEATURES)))
+    assert feats.shape == (5, 120 + FACE_FEATURES)
     # Ridge recovers a linear map of its features.
     x = rng.normal(size=(200, 10))
     y = x @ rng.normal(size=(10, 2)) + 3
