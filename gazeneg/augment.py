@@ -1,6 +1,6 @@
 """Training augmentation: albumentations for photometric and small geometric jitter, and a
-label-aware horizontal flip (the image mirrors, the two eyes swap sides, col -> 15 - col and the face
-box's horizontal offset changes sign)."""
+label-aware horizontal flip (the image mirrors, the two eyes swap sides, col -> 15 - col, and the face
+box's horizontal offset, the head's yaw and its roll change sign: strip.mirror_face_features)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from . import grid
 from .data import PIXEL_MEAN, PIXEL_STD
+from .strip import mirror_face_features
 
 
 def build_transform(seed: int) -> A.Compose:
@@ -47,7 +48,7 @@ def augment_epoch(images: np.ndarray, targets: np.ndarray, face: np.ndarray, *, 
         out = out.copy() if out is images else out
         out[m] = out[m][:, :, ::-1]
         targets[m, 1] = grid.COL_MAX - targets[m, 1]
-        face[m, 0] = -face[m, 0]
+        face[m] = mirror_face_features(face[m])
     return out, targets, face
 
 
@@ -111,5 +112,5 @@ class DeviceAugment:
             m = self._p(n, 0.5)
             x = torch.where(per_image(m), x.flip(3), x)
             targets[m, 1] = grid.COL_MAX - targets[m, 1]
-            face[m, 0] = -face[m, 0]
+            face[m] = mirror_face_features(face[m])
         return x.sub_(PIXEL_MEAN).div_(PIXEL_STD), targets, face

@@ -46,6 +46,19 @@ def face_features(face_x, face_y, face_w, face_h, frame_w, frame_h, yaw=0.0, pit
     return feats.astype(np.float32)
 
 
+# A horizontal mirror of the strip (the training flip) changes the sign of these face features: the box's
+# horizontal offset, yaw and roll (see selfie_pose: mirroring negates yaw and roll, not pitch).
+MIRROR_SIGNS = np.array([-1.0, 1.0, 1.0, 1.0, -1.0, 1.0, -1.0], np.float32)
+
+
+def mirror_face_features(face):
+    """The face features of the mirrored view ((..., FACE_FEATURES) numpy array or torch tensor, a new one):
+    what the training flip must hand the model along with the mirrored strip and col -> COL_MAX - col."""
+    if hasattr(face, "new_tensor"):
+        return face * face.new_tensor(MIRROR_SIGNS)
+    return np.asarray(face) * MIRROR_SIGNS
+
+
 # ----------------------------------------------------------------------------------------------
 # Head pose. One convention for the model's pose features, shared by the renderer and the webcam crop:
 # the selfie view, in which x grows to the person's right (screen right, the mirrored camera image's right),

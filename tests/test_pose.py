@@ -158,3 +158,38 @@ def test_a_checkpoint_from_before_the_pose_features_says_retrain(tmp_path):
     for load in (load_checkpoint, lambda p: init_state(p, "mlp", {})):
         with pytest.raises(CheckpointError, match=r"old\.pt: was trained on 4 face features.*Retrain"):
             load(path)
+
+
+def test_the_training_flip_mirrors_yaw_and_roll_with_the_strip():
+    """A flipped strip is the mirrored person: col -> 15 - col, and the face features' box x, yaw and roll
+    change sign. Checked against the renderer: a head turned right looking at col 5 is the mirror image of a
+    head turned left looking at col 10 (iris positions and recorded pose), and both augment paths agree."""
+    from gazeneg.augment import DeviceAugment, augment_epoch
+    from gazeneg.data import IMAGE_W
+    from gazeneg.strip import mirror_face_features
+
+    f = face_features(200, 150, 100, 100, 640, 480, 6.0, -20.0, 3.0)
+    m = mirror_face_features(f)
+    assert m.tolist() == pytest.approx([-f[0], f[1], f[2], f[3], -f[4], f[5], -f[6]])
+    assert mirror_face_features(torch.from_numpy(f)).numpy().tolist() == pytest.approx(m.tolist())
+
+    cfg = DEFAULT_CONFIG.noiseless()
+    sp = sample_subject(np.random.default_rng(5), cfg)
+    a = render_sample(sp, 3.0, 5.0, np.random.default_rng(0), config=cfg, head_pose=(6.0, 2.0, 4.0))
+    b = render_sample(sp, 3.0, 15.0 - 5.0, np.random.default_rng(0), config=cfg, head_pose=(-6.0, 2.0, -4.0))
+    assert IMAGE_W - a.iris_xy[::-1, 0] == pytest.approx(b.iris_xy[:, 0], abs=0.05)
+    assert a.iris_xy[::-1, 1] == pytest.approx(b.iris_xy[:, 1], abs=0.05)
+    fa = face_features(0, 0, 1, 1, 1, 1, *a.pose)
+    fb = face_features(0, 0, 1, 1, 1, 1, *b.pose)
+    assert mirror_face_features(fa)[4:] == pytest.approx(fb[4:], abs=1e-6)
+
+    imgs = np.stack([a.image] * 64)
+    targets = np.tile(np.array([[3.0, 5.0]], np.float32), (64, 1))
+    face = np.tile(fa, (64, 1))
+    _, t1, f1 = augment_epoch(imgs, targets, face, seed=0, photometric=False, flip=True)
+    _, t2, f2 = DeviceAugment(0, "cpu", photometric=False, flip=True)(
+        torch.from_numpy(imgs), torch.from_numpy(targets), torch.from_numpy(face))
+    for t, ff in ((t1, f1), (t2.numpy(), f2.numpy())):
+        flipped = t[:, 1] == 10.0
+        assert 0 < flipped.sum() < 64
+        assert np.allclose(ff[flipped], mirror_face_features(fa)) and np.allclose(ff[~flipped], fa)
