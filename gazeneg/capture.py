@@ -39,7 +39,7 @@ import numpy as np
 
 from . import grid
 from .data import DatasetError, DatasetWriter, atomic_write_bytes, atomic_write_text, new_meta
-from .face import FaceEyeDetector, crop_eyes, detection_pose, eyes_closed, make_detector, mirror_box
+from .face import FaceEyeDetector, crop_eyes, eyes_closed, face_columns, make_detector
 from .runfiles import lock_folder
 
 # The frame sources, the window and the frame loop live in webcam.py (shared with live.py); these names
@@ -358,8 +358,7 @@ class CaptureSession:
         target = self.current
         W, H = frame_bgr.shape[1], frame_bgr.shape[0]
         # The mirrored box and the selfie pose: their data.face_features are the features crop_eyes gives the model.
-        item = (strip, mirror_box(det.face, W), (W, H), detection_pose(det), now,
-                frame_bgr if self.raw_dir is not None else None)
+        item = (strip, *face_columns(det, W, H), now, frame_bgr if self.raw_dir is not None else None)
         if target.arrow is not None:
             self.buffer.append(item)
         else:

@@ -94,10 +94,8 @@ def _check_face_inputs(path, state: dict) -> None:
     """A model whose face MLP takes another number of face features than this gazeneg computes (4, the face
     box alone, before the head pose joined them) cannot be used: say so, and how to get a new one."""
     for k, v in state.items():
-        if not k.startswith("face_mlp."):
-            continue
-        n = int(v.shape[1]) if k.endswith(".weight") and v.ndim == 2 else None   # the Linear's inputs
-        if n is not None and n != FACE_FEATURES:
+        n = int(v.shape[1]) if k.startswith("face_mlp.") and v.ndim == 2 else FACE_FEATURES  # the Linear's inputs
+        if n != FACE_FEATURES:
             raise CheckpointError(
                 f"{path}: was trained on {n} face features; this gazeneg gives the model {FACE_FEATURES} "
                 f"(face box and head pose). Retrain it on data with head pose "

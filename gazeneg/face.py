@@ -430,7 +430,15 @@ def crop_eyes(frame_bgr: np.ndarray, det: Detection) -> tuple[np.ndarray, np.nda
     else:
         strip = _warp_to(frame_bgr, eye_alignment(det.left_eye, det.right_eye, W), IMAGE_W, IMAGE_H)
     strip = cv2.cvtColor(strip, cv2.COLOR_BGR2RGB) if strip.ndim == 3 else cv2.cvtColor(strip, cv2.COLOR_GRAY2RGB)
-    return strip, face_features(*mirror_box(det.face, W), W, H, *detection_pose(det))
+    box, frame_wh, pose = face_columns(det, W, H)
+    return strip, face_features(*box, *frame_wh, *pose)
+
+
+def face_columns(det: Detection, frame_w: int, frame_h: int) -> tuple[tuple, tuple, tuple]:
+    """What a labels.csv row records of a detection, in the mirrored view the strip is cut in: the face box
+    (x, y, w, h), the frame (W, H) and the head pose (detection_pose). data.face_features of these is what
+    crop_eyes hands the model, so capture and import write them."""
+    return mirror_box(det.face, frame_w), (frame_w, frame_h), detection_pose(det)
 
 
 def detection_pose(det: Detection) -> tuple[float, float, float]:

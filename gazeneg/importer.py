@@ -35,7 +35,7 @@ import PIL.Image
 
 from . import grid
 from .data import IMAGE_H, IMAGE_W, DatasetError, DatasetWriter, _fail, _parse_float, load_dataset, new_meta
-from .face import FaceEyeDetector, crop_eyes, detection_pose, mirror_box
+from .face import FaceEyeDetector, crop_eyes, face_columns
 
 CROPS = ("auto", "face", "resize", "eye")
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -269,9 +269,8 @@ def import_photos(photos_dir, csv_path, out_dir, *, subject: str = "user", sessi
                     summary.skipped["no face and eyes found (crop face)"] += 1
                     continue
                 strip, _feats = crop_eyes(img, det)
-                # crop_eyes mirrors (a selfie view, as the renderer draws); so must the face box.
-                face, frame = mirror_box(det.face, img.shape[1]), (img.shape[1], img.shape[0])
-                pose = detection_pose(det)
+                # crop_eyes mirrors (a selfie view, as the renderer draws); so must the face box and pose.
+                face, frame, pose = face_columns(det, img.shape[1], img.shape[0])
             elif mode == "eye":
                 strip = eye_strip(img)
             else:

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from .models_cache import model_path
-from .strip import face_box_from_eyes
+from .strip import face_box_from_eyes, pose_angles
 
 DETECTOR_FILE = "face_detection_short_range.tflite"
 MESH_FILE = "face_landmark.tflite"
@@ -249,12 +249,9 @@ def head_pose(points_2d: np.ndarray, frame_w: int, frame_h: int) -> tuple[float,
     if not ok:
         return (float("nan"),) * 3
     R, _ = cv2.Rodrigues(rvec)
-    # R = Rz(roll) Ry(-yaw) Rx(-pitch) in OpenCV's camera axes (x right, y down, z forward), with the
-    # textbook right-handed Rx, Ry, Rz: pitch first, then yaw, then roll in the image plane.
-    yaw = math.degrees(math.asin(float(np.clip(R[2, 0], -1.0, 1.0))))
-    pitch = -math.degrees(math.atan2(R[2, 1], R[2, 2]))
-    roll = math.degrees(math.atan2(R[1, 0], R[0, 0]))
-    return yaw, pitch, roll
+    # R = Rz(roll) Ry(-yaw) Rx(-pitch) in OpenCV's camera axes (x right, y down, z forward): the
+    # decomposition strip.head_rotation builds and strip.pose_angles inverts.
+    return pose_angles(R)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -38,17 +38,17 @@ def face_features(face_x, face_y, face_w, face_h, frame_w, frame_h, yaw=0.0, pit
     as fractions of the frame; then the head pose in the selfie convention (selfie_pose, degrees) divided
     by POSE_SCALE_DEG. A face without a pose (Haar, imported crops, old data sets) has zeros there.
     Works on scalars or arrays; returns (..., FACE_FEATURES) float32."""
-    fx, fy, fw, fh, w, h, ya, pi, ro = (np.asarray(v, dtype=np.float64) for v in
-                                        (face_x, face_y, face_w, face_h, frame_w, frame_h, yaw, pitch, roll))
-    fx, fy, fw, fh, w, h, ya, pi, ro = np.broadcast_arrays(fx, fy, fw, fh, w, h, ya, pi, ro)
+    fx, fy, fw, fh, w, h, *pose = np.broadcast_arrays(
+        *(np.asarray(v, np.float64) for v in (face_x, face_y, face_w, face_h, frame_w, frame_h, yaw, pitch, roll)))
     feats = np.stack([(fx + fw / 2) / w - 0.5, (fy + fh / 2) / h - 0.5, fw / w, fh / h,
-                      ya / POSE_SCALE_DEG, pi / POSE_SCALE_DEG, ro / POSE_SCALE_DEG], axis=-1)
+                      *(p / POSE_SCALE_DEG for p in pose)], axis=-1)
     return feats.astype(np.float32)
 
 
-# A horizontal mirror of the strip (the training flip) changes the sign of these face features: the box's
-# horizontal offset, yaw and roll (see selfie_pose: mirroring negates yaw and roll, not pitch).
-MIRROR_SIGNS = np.array([-1.0, 1.0, 1.0, 1.0, -1.0, 1.0, -1.0], np.float32)
+# A horizontal mirror (x -> -x) changes the sign of yaw and roll, not of pitch (selfie_pose says why), and
+# of the face box's horizontal offset: what the training flip and the camera-to-selfie mapping both apply.
+POSE_MIRROR_SIGNS = (-1.0, 1.0, -1.0)
+MIRROR_SIGNS = np.array([-1.0, 1.0, 1.0, 1.0, *POSE_MIRROR_SIGNS], np.float32)
 
 
 def mirror_face_features(face):
@@ -111,7 +111,7 @@ def selfie_pose(camera_pose) -> tuple[float, float, float]:
     yaw, pitch, roll = (float(v) for v in camera_pose)
     if not all(math.isfinite(v) for v in (yaw, pitch, roll)):
         return 0.0, 0.0, 0.0
-    return -yaw, pitch, -roll
+    return tuple(s * v for s, v in zip(POSE_MIRROR_SIGNS, (yaw, pitch, roll), strict=True))
 
 
 def face_box_from_eyes(left_eye, right_eye) -> tuple[float, float, float, float]:
