@@ -1,12 +1,22 @@
 """Shared fixtures: a tiny dataset whose images encode the gaze point as a dark disc, so training
 tests run in seconds without the renderer."""
 
+import csv
+
 import cv2
 import numpy as np
 import pytest
 
 from gazeneg import grid
 from gazeneg.data import IMAGE_H, IMAGE_W, DatasetWriter, new_meta
+
+
+def rewrite_labels(ds_dir, fn):
+    """Replace a dataset's labels.csv rows (header included) by fn(rows): how tests corrupt or age a file."""
+    path = ds_dir / "labels.csv"
+    rows = fn(list(csv.reader(open(path, newline=""))))
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
 
 
 def make_tiny_dataset(root, *, subjects=6, cells=None, frames=1, seed=0):

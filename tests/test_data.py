@@ -1,4 +1,3 @@
-import csv
 import json
 
 import cv2
@@ -7,20 +6,12 @@ import pytest
 
 from gazeneg.data import DatasetError, DatasetWriter, face_features, load_dataset, new_meta
 from gazeneg.importer import import_photos
-from tests.conftest import make_tiny_dataset
+from tests.conftest import make_tiny_dataset, rewrite_labels
 
 
 @pytest.fixture
 def ds_dir(tmp_path):
     return make_tiny_dataset(tmp_path / "ds", subjects=2, cells=[0, 43, 100])
-
-
-def _rewrite_labels(ds_dir, fn):
-    path = ds_dir / "labels.csv"
-    rows = list(csv.reader(open(path)))
-    rows = fn(rows)
-    with open(path, "w", newline="") as f:
-        csv.writer(f).writerows(rows)
 
 
 def test_loads_valid_dataset(ds_dir):
@@ -48,7 +39,7 @@ def test_nan_row(ds_dir):
     def bad(rows):
         rows[2][1] = "nan"
         return rows
-    _rewrite_labels(ds_dir, bad)
+    rewrite_labels(ds_dir, bad)
     with pytest.raises(DatasetError, match=r"line 3: column 'row' is 'nan'"):
         load_dataset(ds_dir)
 
@@ -57,7 +48,7 @@ def test_out_of_range_col(ds_dir):
     def bad(rows):
         rows[4][2] = "16.5"
         return rows
-    _rewrite_labels(ds_dir, bad)
+    rewrite_labels(ds_dir, bad)
     with pytest.raises(DatasetError, match=r"line 5: col 16.5 is off the screen \(cols -0.5..15.5\)"):
         load_dataset(ds_dir)
 
@@ -66,7 +57,7 @@ def test_duplicate_path(ds_dir):
     def bad(rows):
         rows[3][0] = rows[2][0]
         return rows
-    _rewrite_labels(ds_dir, bad)
+    rewrite_labels(ds_dir, bad)
     with pytest.raises(DatasetError, match=r"line 4: duplicate path 'images/s00_043_0\.png' \(first on line 3\)"):
         load_dataset(ds_dir)
 
@@ -74,13 +65,13 @@ def test_duplicate_path(ds_dir):
 def test_missing_column(ds_dir):
     def bad(rows):
         return [r[:3] + r[4:] for r in rows]  # drop "subject"
-    _rewrite_labels(ds_dir, bad)
+    rewrite_labels(ds_dir, bad)
     with pytest.raises(DatasetError, match=r"labels\.csv line 1: missing column\(s\) subject"):
         load_dataset(ds_dir)
 
 
 def test_empty_set(ds_dir):
-    _rewrite_labels(ds_dir, lambda rows: rows[:1])
+    rewrite_labels(ds_dir, lambda rows: rows[:1])
     with pytest.raises(DatasetError, match="no data rows: the dataset is empty"):
         load_dataset(ds_dir)
 

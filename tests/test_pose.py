@@ -13,7 +13,7 @@ import torch
 from gazeneg.data import FACE_FEATURES, DatasetError, DatasetWriter, load_dataset, new_meta
 from gazeneg.strip import POSE_SCALE_DEG, face_features, head_rotation, pose_angles, selfie_pose
 from gazeneg.synth import DEFAULT_CONFIG, camera_pose, render_dataset, render_sample, sample_subject
-from tests.conftest import make_tiny_dataset
+from tests.conftest import make_tiny_dataset, rewrite_labels
 
 NOSE = np.array([0.0, 0.0, -1.0])   # a head at rest looks along -z, at the screen
 
@@ -91,11 +91,11 @@ def test_rendered_labels_hold_the_pose_the_model_gets(tmp_path):
 
 
 def _labels_without_pose(ds_dir):
-    path = ds_dir / "labels.csv"
-    rows = list(csv.reader(open(path)))
-    keep = [i for i, c in enumerate(rows[0]) if c not in ("yaw", "pitch", "roll")]
-    with open(path, "w", newline="") as f:
-        csv.writer(f).writerows([[r[i] for i in keep] for r in rows])
+    def drop(rows):
+        keep = [i for i, c in enumerate(rows[0]) if c not in ("yaw", "pitch", "roll")]
+        return [[r[i] for i in keep] for r in rows]
+
+    rewrite_labels(ds_dir, drop)
 
 
 def test_labels_without_pose_columns_load_with_zero_pose_and_a_warning(tmp_path):
@@ -129,18 +129,14 @@ def test_pose_columns_round_trip_and_bad_values_name_the_line(tmp_path):
         ds = load_dataset(tmp_path / "p")
     assert (ds.face[0, 4:] * POSE_SCALE_DEG).tolist() == pytest.approx([5, -25.5, 2])
     assert (ds.face[1, 4:] == 0).all()        # empty pose cells: no pose for that row
-    path = tmp_path / "p" / "labels.csv"
-    rows = list(csv.reader(open(path)))
-    rows[1][rows[0].index("pitch")] = "400"
-    with open(path, "w", newline="") as f:
-        csv.writer(f).writerows(rows)
-    with pytest.raises(DatasetError, match=r"labels\.csv line 2: head pose .* not in degrees"):
-        load_dataset(tmp_path / "p")
-    rows[1][rows[0].index("pitch")] = "up"
-    with open(path, "w", newline="") as f:
-        csv.writer(f).writerows(rows)
-    with pytest.raises(DatasetError, match=r"labels\.csv line 2: .*pitch"):
-        load_dataset(tmp_path / "p")
+    for value, match in (("400", r"labels\.csv line 2: head pose .* not in degrees"), ("up", r"labels\.csv line 2: .*pitch")):
+        def set_pitch(rows, value=value):
+            rows[1][rows[0].index("pitch")] = value
+            return rows
+
+        rewrite_labels(tmp_path / "p", set_pitch)
+        with pytest.raises(DatasetError, match=match):
+            load_dataset(tmp_path / "p")
 
 
 def test_a_checkpoint_from_before_the_pose_features_says_retrain(tmp_path):
