@@ -14,23 +14,23 @@ $(BIN)/python:
 # The face models (third-party, never in git) go to the user cache; a failed fetch only warns: the
 # webcam falls back to Haar and the tests that need the models fetch again or skip with the reason.
 # opencv-python (GUI) and opencv-python-headless (an albumentations dependency) write the same cv2/ files and
-# the last installed wins: gazeneg.cv2_gui reinstalls the GUI build last, at its installed version, and checks
+# the last installed wins: gazeneg.webcam.cv2_gui reinstalls the GUI build last, at its installed version, and checks
 # that cv2 then has a GUI backend (where the GUI build cannot load, it keeps headless and says so).
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -e .
-	-$(BIN)/python -m gazeneg.cv2_gui fix
-	-$(BIN)/python -m gazeneg.models_cache fetch
+	-$(BIN)/python -m gazeneg.webcam.cv2_gui fix
+	-$(BIN)/python -m gazeneg.webcam.model_files fetch
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -e ".[dev]"
-	-$(BIN)/python -m gazeneg.cv2_gui fix
-	-$(BIN)/python -m gazeneg.models_cache fetch
+	-$(BIN)/python -m gazeneg.webcam.cv2_gui fix
+	-$(BIN)/python -m gazeneg.webcam.model_files fetch
 	touch $(STAMP) $@
 
 # Fetch (or check) the face-landmark model files in the user cache (GAZENEG_CACHE overrides it).
 models: | $(BIN)/python
-	$(BIN)/python -m gazeneg.models_cache fetch
+	$(BIN)/python -m gazeneg.webcam.model_files fetch
 
 install: $(STAMP)
 install-dev: $(STAMP_DEV)

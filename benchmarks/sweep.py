@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gazeneg.experiment import SWEEP_BASE, SweepConfig, run_sweep
+from gazeneg.study.sweep import SWEEP_BASE, SweepConfig, run_sweep
 
 
 def read_rows(out: Path) -> dict:

@@ -33,10 +33,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from gazeneg import grid
 from gazeneg.config import TrainConfig
-from gazeneg.data import FACE_FEATURES, IMAGE_H, IMAGE_W
-from gazeneg.models import create_model
-from gazeneg.objective import WrongLabelObjective
-from gazeneg.train import MEMORY_FORMAT, Recipe, TrainState, make_optimizer, train_one_epoch
+from gazeneg.data.dataset import FACE_FEATURES, IMAGE_H, IMAGE_W
+from gazeneg.model.networks import create_model
+from gazeneg.training.loop import MEMORY_FORMAT, Recipe, TrainState, make_optimizer, train_one_epoch
+from gazeneg.wronglabels.objective import WrongLabelObjective
 
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 # Profiler names of the operators that carry FLOPs, and the flop-counter names they correspond to.
@@ -82,7 +82,7 @@ def augmentation_cost(data, batch_size: int, rounds: int) -> dict:
     """Median microseconds per sample of the two augmentation backends on this CPU: the albumentations
     pass over an epoch (what CPU training runs once per epoch) and DeviceAugment per batch (what CUDA
     training runs on the GPU; here its torch code on the CPU)."""
-    from gazeneg.augment import DeviceAugment, augment_epoch
+    from gazeneg.data.augment import DeviceAugment, augment_epoch
 
     x, face, y = data
     xn, fn, yn = x.numpy(), face.numpy(), y.numpy()

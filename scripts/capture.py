@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Thin wrapper: the program is gazeneg/commands/capture.py, also run as `gazeneg capture` (see --help)."""
+"""Thin wrapper: the program is gazeneg/cli/capture.py, also run as `gazeneg capture` (see --help)."""
 
 import sys
 
-from gazeneg.commands.capture import cli, get_args_parser, main  # noqa: F401  (tests load main from here)
+from gazeneg.cli.capture import cli, get_args_parser, main  # noqa: F401  (tests load main from here)
 
 if __name__ == "__main__":
     sys.exit(cli())

@@ -5,11 +5,11 @@ evaluate on held-out subjects against the ridge baseline, and say where the resu
 import sys
 from pathlib import Path
 
-from gazeneg.cli import run_cli
+from gazeneg.cli.errors import run_cli
 from gazeneg.config import TrainConfig
-from gazeneg.data import atomic_write_bytes
-from gazeneg.runfiles import summary_lines
-from gazeneg.train import run
+from gazeneg.files import atomic_write_bytes
+from gazeneg.training.loop import run
+from gazeneg.training.runfiles import summary_lines
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "demo.pt"
 

@@ -10,7 +10,7 @@ summary.json, report.md and plots into the output folder and prints the verdicts
     python scripts/eval_wrong_labels.py --out runs/wl-1       # re-run the same command to resume
     python scripts/eval_wrong_labels.py --ray auto            # send runs to a Ray cluster
 
-The personal regime (gazeneg/personal.py): one person, k calibration photos, a model fine-tuned from a
+The personal regime (gazeneg/study/personal.py): one person, k calibration photos, a model fine-tuned from a
 base pretrained on other people; the default when --data holds one person:
 
     python scripts/eval_wrong_labels.py --regime personal             # 24 people x k 9, 36, 144, gazecnn
@@ -25,10 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-from gazeneg.cli import run_cli
-from gazeneg.experiment import SweepConfig, all_arms, run_sweep
-from gazeneg.report import build_report, verdict_lines
-from gazeneg.stats import DEFAULT_MARGIN
+from gazeneg.cli.errors import run_cli
+from gazeneg.study.stats import DEFAULT_MARGIN
+from gazeneg.study.sweep import SweepConfig, all_arms, run_sweep
+from gazeneg.study.sweep_report import build_report, verdict_lines
 
 
 def get_args_parser():
@@ -72,9 +72,9 @@ def get_args_parser():
 
 
 def personal_main(args, argv) -> int:
-    from gazeneg.personal import FULL_ARMS, PersonalConfig, personal_arms, run_personal
-    from gazeneg.personal_report import build_report as build_personal
-    from gazeneg.personal_report import verdict_lines as personal_lines
+    from gazeneg.study.personal import FULL_ARMS, PersonalConfig, personal_arms, run_personal
+    from gazeneg.study.personal_report import build_report as build_personal
+    from gazeneg.study.personal_report import verdict_lines as personal_lines
 
     if args.list_arms:
         for a in personal_arms():
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: --margin must be a positive number of cells, not {args.margin}")
     regime = args.regime
     if regime is None:
-        from gazeneg.personal import one_person
+        from gazeneg.study.personal import one_person
 
         regime = "personal" if args.data and one_person(args.data) else "sweep"
     if regime == "personal":

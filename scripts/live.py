@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Thin wrapper: the program is gazeneg/commands/live.py, also run as `gazeneg live` (see --help)."""
+"""Thin wrapper: the program is gazeneg/cli/live.py, also run as `gazeneg live` (see --help)."""
 
 import sys
 
-from gazeneg.commands.live import cli, get_args_parser, main  # noqa: F401  (tests load main from here)
+from gazeneg.cli.live import cli, get_args_parser, main  # noqa: F401  (tests load main from here)
 
 if __name__ == "__main__":
     sys.exit(cli())

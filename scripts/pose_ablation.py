@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from gazeneg.checkpoint import load_checkpoint
-from gazeneg.cli import run_cli
+from gazeneg.cli.errors import run_cli
 from gazeneg.config import from_dict
-from gazeneg.models import predict
-from gazeneg.splits import load_splits
-from gazeneg.stats import mean_ci
+from gazeneg.data.splits import load_splits
+from gazeneg.model.checkpoint import load_checkpoint
+from gazeneg.model.networks import predict
 from gazeneg.strip import BOX_FEATURES, POSE_SCALE_DEG
+from gazeneg.study.stats import mean_ci
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "demo.pt"
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Thin wrapper: the program is gazeneg/commands/render.py, also run as `gazeneg render` (see --help)."""
+"""Thin wrapper: the program is gazeneg/cli/render.py, also run as `gazeneg render` (see --help)."""
 
 import sys
 
-from gazeneg.commands.render import cli, get_args_parser, main  # noqa: F401  (tests load main from here)
+from gazeneg.cli.render import cli, get_args_parser, main  # noqa: F401  (tests load main from here)
 
 if __name__ == "__main__":
     sys.exit(cli())

@@ -4,7 +4,7 @@
 
 Each check is named by its docs/science.md section. The regression checks move the prediction f
 directly by gradient descent (an idealised model that can fit every photo), so they test the algebra,
-not the trainer; section 3 uses gazeneg.losses.complement_nll itself; sections 4 and 5 use torch's
+not the trainer; section 3 uses gazeneg.model.losses.complement_nll itself; sections 4 and 5 use torch's
 own optimisers. Units: cells.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from gazeneg.losses import complement_nll
+from gazeneg.model.losses import complement_nll
 
 
 def huber(e: np.ndarray) -> np.ndarray:

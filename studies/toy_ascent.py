@@ -25,14 +25,14 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy.special import expit
 
-from gazeneg.runfiles import new_run_dir
+from gazeneg.files import atomic_write_bytes
+from gazeneg.training.runfiles import new_run_dir
 
 SPLITS = ("train", "val", "test")
 # Each variant: sign of the step on the objective (+1 descends the training cross-entropy, -1 ascends
@@ -844,13 +844,6 @@ def report_markdown(result: ToyResult, figures: dict) -> str:
 # The run folder: report, figures, raw numbers
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temp file beside path, then rename: a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _npz_bytes(arrays: dict) -> bytes:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
@@ -869,20 +862,20 @@ def write_run(result: ToyResult, out_dir: Path, argv: list | None = None) -> Pat
                              "equal_approval_max_gap": EQUAL_APPROVAL_MAX_GAP, "claim6_split": CLAIM6_SPLIT},
               "loan": {"postcode_score": POSTCODE_SCORE, "postcode_label": POSTCODE_LABEL, "groups": GROUPS},
               "argv": argv}
-    _write_atomic(out_dir / "config.json", json.dumps(config, indent=2).encode())
+    atomic_write_bytes(out_dir / "config.json", json.dumps(config, indent=2).encode())
     verdicts = {k: {"label": v.label, "because": v.because} for k, v in judge(result.summary).items()}
-    _write_atomic(out_dir / "summary.json", json.dumps(
+    atomic_write_bytes(out_dir / "summary.json", json.dumps(
         {"verdicts": verdicts, "datasets": result.summary, "seed_sweep": result.sweep}, indent=2).encode())
     hist = {}
     for (d, v), run in result.runs.items():
         hist[f"{d}/{v}/theta"] = run.theta
         hist.update({f"{d}/{v}/{k}": a for k, a in run.metrics.items()})
-    _write_atomic(out_dir / "history.npz", _npz_bytes(hist))
-    _write_atomic(out_dir / "data.npz", _npz_bytes({f"{d.name}/{s}/{a}": getattr(d, a)[s]
+    atomic_write_bytes(out_dir / "history.npz", _npz_bytes(hist))
+    atomic_write_bytes(out_dir / "data.npz", _npz_bytes({f"{d.name}/{s}/{a}": getattr(d, a)[s]
                                                     for d in result.datasets for s in SPLITS for a in ("x", "y")}))
     figures = plot_all(result, out_dir)
     path = out_dir / "report.md"
-    _write_atomic(path, report_markdown(result, figures).encode())
+    atomic_write_bytes(path, report_markdown(result, figures).encode())
     return path
 
 
@@ -944,7 +937,7 @@ def plot_all(result: ToyResult, out_dir: Path) -> dict:
         # bbox_inches="tight" grows the canvas to hold every title and label whole
         fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
         plt.close(fig)
-        _write_atomic(out_dir / name, buf.getvalue())
+        atomic_write_bytes(out_dir / name, buf.getvalue())
         figs[name] = caption
     return figs
 

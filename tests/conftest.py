@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gazeneg import grid
-from gazeneg.data import IMAGE_H, IMAGE_W, DatasetWriter, new_meta
+from gazeneg.data.dataset import IMAGE_H, IMAGE_W, DatasetWriter, new_meta
 
 
 def rewrite_labels(ds_dir, fn):

@@ -52,7 +52,7 @@ def write_face_frames(folder, n: int, *, name: str = "{i:04d}.png", seed: int = 
     astronaut photo is not installed."""
     import pytest
 
-    from gazeneg.face import astronaut_path, moving_face_frames
+    from gazeneg.testing import astronaut_path, moving_face_frames
 
     try:
         photo = cv2.imread(str(astronaut_path()), cv2.IMREAD_COLOR)

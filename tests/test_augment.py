@@ -7,10 +7,10 @@ import numpy as np
 import torch
 
 from gazeneg import grid
-from gazeneg.augment import DeviceAugment, augment_epoch
 from gazeneg.config import from_dict
-from gazeneg.data import PIXEL_MEAN, PIXEL_STD, load_dataset, normalize_images
-from gazeneg.train import run
+from gazeneg.data.augment import DeviceAugment, augment_epoch
+from gazeneg.data.dataset import PIXEL_MEAN, PIXEL_STD, load_dataset, normalize_images
+from gazeneg.training.loop import run
 
 
 def _batch(tiny_dataset, n=64):

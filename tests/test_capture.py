@@ -11,10 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from gazeneg import capture as C
 from gazeneg import grid
-from gazeneg.data import DatasetError, DatasetWriter, face_features, load_dataset
-from gazeneg.face import astronaut_path, crop_eyes, moving_face_frames
+from gazeneg.data.dataset import DatasetError, DatasetWriter, face_features, load_dataset
+from gazeneg.testing import astronaut_path, moving_face_frames
+from gazeneg.webcam import capture as C
+from gazeneg.webcam.detect import crop_eyes
 
 FRAMES = 3      # per target
 FIX = 0.1       # s: 3 frames at 30 fps
@@ -113,7 +114,7 @@ def test_capture_from_video_file_writes_a_valid_dataset(tmp_path, frame_list):
 
 def test_captured_folder_is_accepted_by_training(tmp_path, folder):
     from gazeneg.config import from_dict
-    from gazeneg.train import run
+    from gazeneg.training.loop import run
 
     out = tmp_path / "ds"
     for k, session in enumerate(("a", "b", "c")):  # three sessions: train / val / test groups
@@ -133,7 +134,7 @@ def test_features_in_csv_equal_crop_features(tmp_path, frame_list):
     C.capture(out, ListSource(frames), subject="a", session="s", plan=_plan(cells=(5,)), headless=True,
               settings=_settings(fixation_s=0.0), log=lambda *_: None)
     ds = load_dataset(out)
-    from gazeneg.face import make_detector
+    from gazeneg.webcam.detect import make_detector
 
     det = make_detector()  # capture's own default: landmarks when the models are cached, else Haar
     feats = [crop_eyes(f, det.detect(f))[1] for f in frames[:FRAMES]]
@@ -172,7 +173,7 @@ def test_crash_mid_session_leaves_a_loadable_dataset_and_resume_completes_it(tmp
 
 def test_ctrl_c_while_an_image_is_written_loses_only_that_frame(tmp_path, frame_list, monkeypatch):
     out = tmp_path / "ds"
-    import gazeneg.data as D
+    import gazeneg.data.dataset as D
 
     real = D.os.replace
     calls = {"n": 0}
@@ -258,7 +259,7 @@ def test_frames_without_a_face_or_with_closed_eyes_are_rejected(tmp_path, frame_
     from tests.test_face import closed_eyes
 
     if backend == "landmarks":
-        from gazeneg import models_cache
+        from gazeneg.webcam import model_files as models_cache
 
         try:
             models_cache.fetch(quiet=True)
@@ -452,7 +453,7 @@ def test_render_capture_draws_without_a_window(tmp_path, frame_list):
 
 def test_face_features_match_data_module(frame_list, tmp_path):
     # One row's face columns must reproduce what crop_eyes fed the model: pin through face_features.
-    from gazeneg.face import FaceEyeDetector, mirror_box
+    from gazeneg.webcam.detect import FaceEyeDetector, mirror_box
 
     det = FaceEyeDetector().detect(frame_list[0])
     _, feats = crop_eyes(frame_list[0], det)

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from gazeneg import cluster
-from gazeneg.experiment import SweepConfig, execute, run_sweep
+from gazeneg.study import tasks as cluster
+from gazeneg.study.sweep import SweepConfig, execute, run_sweep
 
 ARMS = ["sgd:baseline", "sgd:naive_l0.3", "sgd:symmetric_k4", "cls:baseline"]
 

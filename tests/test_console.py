@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gazeneg import console
+from gazeneg.cli import main as console
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,7 @@ def test_each_command_has_its_scripts_options(name, expect, capsys):
 
 
 @pytest.mark.parametrize("script, module", [("train", "train"), ("render_synthetic", "render"),
-                                            ("capture", "capture"), ("live", "live"), ("import_photos", "importer")])
+                                            ("capture", "capture"), ("live", "live"), ("import_photos", "import_photos")])
 def test_scripts_are_thin_wrappers_over_the_same_functions(script, module):
     import importlib
     import importlib.util
@@ -52,7 +52,7 @@ def test_scripts_are_thin_wrappers_over_the_same_functions(script, module):
     spec = importlib.util.spec_from_file_location(f"w_{script}", ROOT / "scripts" / f"{script}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    assert mod.main is importlib.import_module(f"gazeneg.commands.{module}").main
+    assert mod.main is importlib.import_module(f"gazeneg.cli.{module}").main
 
 
 def test_errors_go_through_run_cli_one_line(tmp_path, capsys):

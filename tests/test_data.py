@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from gazeneg.data import DatasetError, DatasetWriter, face_features, load_dataset, new_meta
-from gazeneg.importer import import_photos
+from gazeneg.data.dataset import DatasetError, DatasetWriter, face_features, load_dataset, new_meta
+from gazeneg.webcam.importer import import_photos
 from tests.conftest import make_tiny_dataset, rewrite_labels
 
 

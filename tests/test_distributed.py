@@ -1,7 +1,7 @@
 """Distributed data parallel: 2 CPU processes under torchrun train the same model as one process with the
 same global batch. The model is "mlp" without the face branch (whose BatchNorm1d standardises the face
 features): PyTorch's SyncBatchNorm has no CPU implementation, so a BatchNorm model normalises per shard on
-CPU and is not expected to match one process exactly (see gazeneg/distributed.py)."""
+CPU and is not expected to match one process exactly (see gazeneg/training/distributed.py)."""
 
 import csv
 import json
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from gazeneg import distributed
 from gazeneg.config import ConfigError, from_dict
-from gazeneg.train import _check_distributed, run
+from gazeneg.training import distributed
+from gazeneg.training.loop import _check_distributed, run
 
 from .conftest import make_tiny_dataset
 

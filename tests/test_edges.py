@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gazeneg import grid
-from gazeneg.data import DatasetError, load_dataset
-from gazeneg.metrics import error_metrics
-from gazeneg.wrong_labels import WrongLabelGenerator, apply_boundary
+from gazeneg.data.dataset import DatasetError, load_dataset
+from gazeneg.model.metrics import error_metrics
+from gazeneg.wronglabels.generator import WrongLabelGenerator, apply_boundary
 from tests.conftest import make_tiny_dataset
 
 CORNERS = [(-0.5, -0.5), (-0.5, 15.5), (8.5, -0.5), (8.5, 15.5)]

@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from gazeneg.experiment import Arm, SweepConfig, all_arms, load_done, run_sweep
-from gazeneg.report import build_report, read_results
-from gazeneg.stats import compare, holm, mean_ci, summarize
+from gazeneg.study.stats import compare, holm, mean_ci, summarize
+from gazeneg.study.sweep import Arm, SweepConfig, all_arms, load_done, run_sweep
+from gazeneg.study.sweep_report import build_report, read_results
 
 
 def _rows(arm, values, budget=1, **extra):
@@ -65,7 +65,7 @@ def test_holm_and_ci():
 
 
 def test_no_two_arms_share_a_configuration():
-    from gazeneg.experiment import run_config
+    from gazeneg.study.sweep import run_config
 
     sweep = SweepConfig()
     seen = {}
@@ -122,7 +122,7 @@ def test_sweep_resumes_and_reports(tiny_dataset, tmp_path):
 
 
 def test_sweep_on_a_bad_data_folder_fails_clearly_and_writes_nothing(tmp_path):
-    from gazeneg.data import DatasetError
+    from gazeneg.data.dataset import DatasetError
 
     out = tmp_path / "sweep"
     with pytest.raises(DatasetError, match="no such dataset folder"):

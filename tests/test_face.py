@@ -10,17 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gazeneg.data import EYE_LEFT_XY, EYE_RIGHT_XY, IMAGE_H, IMAGE_W, face_features
-from gazeneg.face import (
-    ASTRONAUT_EYE_BOXES,
+from gazeneg.data.dataset import EYE_LEFT_XY, EYE_RIGHT_XY, IMAGE_H, IMAGE_W, face_features
+from gazeneg.testing import ASTRONAUT_EYE_BOXES, astronaut_path, moving_face_frames
+from gazeneg.webcam.detect import (
     Detection,
     FaceEyeDetector,
-    astronaut_path,
     crop_eyes,
     eyes_closed,
     iris_contrast,
     mirror_box,
-    moving_face_frames,
 )
 
 

@@ -31,7 +31,7 @@ def _kill_after(proc, seconds):
 
 
 def test_training_killed_at_random_points_resumes_without_loss_or_duplicates(tiny_dataset, tmp_path):
-    from gazeneg.checkpoint import read_checkpoint
+    from gazeneg.model.checkpoint import read_checkpoint
 
     rng = random.Random(0)
     out = tmp_path / "runs"
@@ -66,11 +66,11 @@ def test_training_killed_at_random_points_resumes_without_loss_or_duplicates(tin
 
 
 def test_sweep_killed_at_random_points_resumes_every_run_exactly_once(tiny_dataset, tmp_path):
-    from gazeneg.experiment import load_done
+    from gazeneg.study.sweep import load_done
 
     rng = random.Random(1)
     out = tmp_path / "sw"
-    code = ("import sys; from gazeneg.experiment import SweepConfig, run_sweep\n"
+    code = ("import sys; from gazeneg.study.sweep import SweepConfig, run_sweep\n"
             f"run_sweep(SweepConfig(data={str(tiny_dataset)!r}, out={str(out)!r}, seeds=6, budgets=(1,), "
             "arms=['adam:baseline', 'adam:naive_l0.3'], workers=2, base={'val_subjects': 1, 'test_subjects': 1, "
             "'batch_size': 32, 'epochs': 2}), progress=False)\n")
@@ -118,7 +118,7 @@ def test_a_full_disk_gets_one_line_and_leaves_no_half_written_checkpoint(tiny_da
 def test_capture_killed_at_random_points_resumes_to_a_consistent_dataset(tmp_path):
     """A headless capture from an image folder, SIGKILLed at random moments and resumed: every image has
     its labels row and every row its image, no temp files, no duplicate rows, and the session completes."""
-    from gazeneg.data import load_dataset
+    from gazeneg.data.dataset import load_dataset
     from tests.own_data import write_face_frames
 
     frames_dir = tmp_path / "frames"

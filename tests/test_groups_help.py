@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from gazeneg import console
+from gazeneg.cli import main as console
 from gazeneg.config import CHOICES, GROUPS, HELP, TrainConfig, from_dict
-from gazeneg.data import DatasetError, load_dataset
-from gazeneg.importer import import_photos
-from gazeneg.splits import split_by_subject
+from gazeneg.data.dataset import DatasetError, load_dataset
+from gazeneg.data.splits import split_by_subject
+from gazeneg.webcam.importer import import_photos
 from tests.own_data import SCREEN, make_photo_folder
 
 

@@ -3,9 +3,16 @@ import copy
 import pytest
 import torch
 
-from gazeneg.guards import GuardCounter, Watchdog, cap_norm_, direction_mask, error_bound_mask, weights_finite
-from gazeneg.losses import negative_objective
-from gazeneg.models import create_model
+from gazeneg.model.losses import negative_objective
+from gazeneg.model.networks import create_model
+from gazeneg.wronglabels.guards import (
+    GuardCounter,
+    Watchdog,
+    cap_norm_,
+    direction_mask,
+    error_bound_mask,
+    weights_finite,
+)
 
 
 def test_error_bound_euclidean_and_max():
@@ -158,9 +165,9 @@ def test_watchdog_run_reports_no_worse_than_its_best_validation_weights(tiny_dat
     """Under a diverging Lambda = 1.5 the watchdog restores; the final model the run reports is never worse
     on validation than its best-validation weights."""
     from gazeneg.config import from_dict
-    from gazeneg.metrics import error_metrics
-    from gazeneg.splits import load_splits
-    from gazeneg.train import evaluate, fit, tensors
+    from gazeneg.data.splits import load_splits
+    from gazeneg.model.metrics import error_metrics
+    from gazeneg.training.loop import evaluate, fit, tensors
 
     cfg = from_dict(dict(data=str(tiny_dataset), epochs=8, progress=False, augment=False, flip=False, model="mlp",
                          val_subjects=1, test_subjects=1, optimizer="sgd", lr=0.02, loss="mse", ema=0.0,
@@ -209,9 +216,9 @@ def test_naive_lambda_above_one_never_writes_a_non_finite_checkpoint(tiny_datase
     and goes on; either way every checkpoint on disk holds finite weights and loads as data."""
     import json
 
-    from gazeneg.checkpoint import all_finite, read_checkpoint
     from gazeneg.config import from_dict
-    from gazeneg.train import run
+    from gazeneg.model.checkpoint import all_finite, read_checkpoint
+    from gazeneg.training.loop import run
 
     cfg = from_dict(dict(data=str(tiny_dataset), epochs=6, out=str(tmp_path / "runs"), progress=False, augment=False,
                          flip=False, model="mlp", val_subjects=1, test_subjects=1, optimizer="sgd", lr=0.05, loss="mse",

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from gazeneg import cv2_gui
+from gazeneg.webcam import cv2_gui
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,11 +24,11 @@ def test_the_project_venv_cv2_has_a_gui_backend():
     venv = (ROOT / ".venv").resolve()
     if Path(sys.prefix).resolve() != venv:
         pytest.skip(f"run outside the project's venv ({sys.prefix}, not {venv}): the GUI build is made to win "
-                    "by `make install` (python -m gazeneg.cv2_gui fix)")
+                    "by `make install` (python -m gazeneg.webcam.cv2_gui fix)")
     import cv2
 
     backend = cv2_gui.gui_backend(cv2.getBuildInformation())
-    assert backend is not None, "cv2 is the headless build: run `python -m gazeneg.cv2_gui fix`"
+    assert backend is not None, "cv2 is the headless build: run `python -m gazeneg.webcam.cv2_gui fix`"
     assert cv2_gui.check_in_fresh_process() == (True, backend)
 
 
@@ -76,7 +76,7 @@ def test_makefile_runs_the_fix_after_every_install():
     mk = (ROOT / "Makefile").read_text()
     for install in ('pip install -e .\n', 'pip install -e ".[dev]"\n'):
         after = mk.split(install, 1)[1]
-        assert after.lstrip("\t").startswith("-$(BIN)/python -m gazeneg.cv2_gui fix")
+        assert after.lstrip("\t").startswith("-$(BIN)/python -m gazeneg.webcam.cv2_gui fix")
 
 
 @pytest.mark.slow
@@ -85,7 +85,7 @@ def test_fix_on_a_fresh_venv_with_headless_installed_last(tmp_path):
     GUI), then `fix` for that venv's Python. Needs the package index (skips without it)."""
     import subprocess
 
-    from gazeneg.cv2_gui import check_in_fresh_process, fix, installed
+    from gazeneg.webcam.cv2_gui import check_in_fresh_process, fix, installed
 
     version = installed("opencv-python")
     if version is None:

@@ -4,9 +4,9 @@ behind (issue: hardening)."""
 import pytest
 
 from gazeneg.config import ConfigError, from_dict
-from gazeneg.data import DatasetError
-from gazeneg.experiment import SweepConfig, load_done, run_sweep
-from gazeneg.train import run
+from gazeneg.data.dataset import DatasetError
+from gazeneg.study.sweep import SweepConfig, load_done, run_sweep
+from gazeneg.training.loop import run
 
 
 @pytest.mark.parametrize("kw, culprit", [
@@ -90,7 +90,7 @@ def test_ctrl_c_on_a_sweep_stops_promptly_keeps_finished_runs_and_prints_one_lin
     import time
 
     out = tmp_path / "sw"
-    code = ("import sys; from gazeneg.cli import run_cli; from gazeneg.experiment import SweepConfig, run_sweep\n"
+    code = ("import sys; from gazeneg.cli.errors import run_cli; from gazeneg.study.sweep import SweepConfig, run_sweep\n"
             f"sw = SweepConfig(data={str(tiny_dataset)!r}, out={str(out)!r}, seeds=12, budgets=(1,), "
             "arms=['adam:baseline'], workers=2, base={'val_subjects': 1, 'test_subjects': 1, 'batch_size': 32, "
             "'epochs': 3})\n"
@@ -120,8 +120,8 @@ def test_ctrl_c_on_a_sweep_stops_promptly_keeps_finished_runs_and_prints_one_lin
 def _ckpt(tmp_path, **changes):
     import torch
 
-    from gazeneg.checkpoint import save_checkpoint
-    from gazeneg.models import create_model
+    from gazeneg.model.checkpoint import save_checkpoint
+    from gazeneg.model.networks import create_model
 
     p = tmp_path / "c.pt"
     save_checkpoint(p, create_model("mlp"), model_name="mlp", model_kwargs={}, config={}, epoch=0)
@@ -143,7 +143,7 @@ def _ckpt(tmp_path, **changes):
     ({"model_name": "resnet18"}, "do not fit"),
 ])
 def test_bad_checkpoints_get_one_clear_error(tmp_path, changes, culprit):
-    from gazeneg.checkpoint import CheckpointError, load_checkpoint
+    from gazeneg.model.checkpoint import CheckpointError, load_checkpoint
 
     with pytest.raises(CheckpointError, match=culprit) as e:
         load_checkpoint(_ckpt(tmp_path, **changes))
@@ -153,8 +153,8 @@ def test_bad_checkpoints_get_one_clear_error(tmp_path, changes, culprit):
 def test_non_finite_checkpoints_are_refused_at_load(tmp_path):
     import torch
 
-    from gazeneg.checkpoint import CheckpointError, read_checkpoint
-    from gazeneg.models import create_model
+    from gazeneg.model.checkpoint import CheckpointError, read_checkpoint
+    from gazeneg.model.networks import create_model
 
     state = create_model("mlp").state_dict()
     k = next(k for k, v in state.items() if v.is_floating_point())
@@ -187,7 +187,7 @@ def test_atomic_writes_get_the_users_umask(tmp_path):
     import os
     import stat
 
-    from gazeneg.data import atomic_write_text
+    from gazeneg.files import atomic_write_text
 
     old = os.umask(0o022)
     try:
@@ -208,7 +208,7 @@ def _train_cli(argv, capsys):
     spec = importlib.util.spec_from_file_location("train_script", Path(__file__).parents[1] / "scripts" / "train.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    from gazeneg.cli import run_cli
+    from gazeneg.cli.errors import run_cli
 
     rc = run_cli(lambda: mod.main(argv))
     return rc, capsys.readouterr().err
@@ -235,7 +235,7 @@ def test_bad_config_files_are_one_line(tmp_path, capsys, content, culprit):
 def test_a_full_disk_is_one_line_that_says_so(monkeypatch, capsys):
     import errno
 
-    from gazeneg.cli import run_cli
+    from gazeneg.cli.errors import run_cli
 
     def full():
         raise OSError(errno.ENOSPC, "No space left on device", "runs/x/last.pt")
@@ -267,7 +267,7 @@ def _set_first_path(ds, new_path):
 
 @pytest.mark.parametrize("bad", ["/etc/passwd", "../../outside.png", "images/../../outside.png"])
 def test_image_paths_must_stay_inside_the_dataset(tiny_dataset, tmp_path, bad):
-    from gazeneg.data import load_dataset
+    from gazeneg.data.dataset import load_dataset
 
     ds = _tiny_copy(tiny_dataset, tmp_path)
     (tmp_path / "outside.png").write_bytes((ds / "images" / sorted(p.name for p in (ds / "images").iterdir())[0])
@@ -278,7 +278,7 @@ def test_image_paths_must_stay_inside_the_dataset(tiny_dataset, tmp_path, bad):
 
 
 def test_duplicates_are_found_after_normalising(tiny_dataset, tmp_path):
-    from gazeneg.data import load_dataset
+    from gazeneg.data.dataset import load_dataset
 
     ds = _tiny_copy(tiny_dataset, tmp_path)
     lines = (ds / "labels.csv").read_text().splitlines()
@@ -296,7 +296,7 @@ def test_a_decompression_bomb_is_refused_before_decoding(tiny_dataset, tmp_path)
 
     import PIL.Image
 
-    from gazeneg.data import load_dataset
+    from gazeneg.data.dataset import load_dataset
 
     ds = _tiny_copy(tiny_dataset, tmp_path)
     first = (ds / "labels.csv").read_text().splitlines()[1].split(",")[0]
@@ -314,7 +314,7 @@ def test_a_decompression_bomb_is_refused_before_decoding(tiny_dataset, tmp_path)
 def test_bad_meta_json_values_are_named(tiny_dataset, tmp_path, meta_change, culprit):
     import json
 
-    from gazeneg.data import load_dataset
+    from gazeneg.data.dataset import load_dataset
 
     ds = _tiny_copy(tiny_dataset, tmp_path)
     meta = json.loads((ds / "meta.json").read_text())
@@ -325,7 +325,7 @@ def test_bad_meta_json_values_are_named(tiny_dataset, tmp_path, meta_change, cul
 
 
 def test_labels_csv_with_a_bom_loads_and_invalid_utf8_is_named(tiny_dataset, tmp_path):
-    from gazeneg.data import load_dataset
+    from gazeneg.data.dataset import load_dataset
 
     ds = _tiny_copy(tiny_dataset, tmp_path)
     raw = (ds / "labels.csv").read_bytes()
@@ -339,7 +339,7 @@ def test_labels_csv_with_a_bom_loads_and_invalid_utf8_is_named(tiny_dataset, tmp
 def test_a_missing_image_is_reported_without_reading_every_row(tiny_dataset, tmp_path):
     import time
 
-    from gazeneg.data import load_dataset
+    from gazeneg.data.dataset import load_dataset
 
     ds = _tiny_copy(tiny_dataset, tmp_path)
     header, *rows = (ds / "labels.csv").read_text().splitlines()
@@ -378,8 +378,8 @@ def _script_main(name):
 
 
 def test_eval_and_capture_with_an_out_that_is_a_file_are_one_line(tiny_dataset, tmp_path, capsys):
-    from gazeneg.cli import run_cli
-    from gazeneg.commands.capture import cli as capture_cli
+    from gazeneg.cli.capture import cli as capture_cli
+    from gazeneg.cli.errors import run_cli
 
     afile = tmp_path / "afile"
     afile.write_text("x")
@@ -390,7 +390,7 @@ def test_eval_and_capture_with_an_out_that_is_a_file_are_one_line(tiny_dataset, 
     assert rc == 2 and "afile" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     import cv2
 
-    from gazeneg.face import astronaut_path
+    from gazeneg.testing import astronaut_path
 
     frames = tmp_path / "frames"
     frames.mkdir()

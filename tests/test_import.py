@@ -4,9 +4,10 @@ import cv2
 import numpy as np
 import pytest
 
-from gazeneg import console, grid
-from gazeneg.data import DatasetError, load_dataset
-from gazeneg.importer import decide_crop, eye_strip, import_photos, read_labels
+from gazeneg import grid
+from gazeneg.cli import main as console
+from gazeneg.data.dataset import DatasetError, load_dataset
+from gazeneg.webcam.importer import decide_crop, eye_strip, import_photos, read_labels
 from tests.own_data import SCREEN, make_photo_folder, write_face_frames
 
 
@@ -125,17 +126,17 @@ def test_data_no_longer_imports_face():
     import subprocess
     import sys
 
-    code = "import sys, gazeneg.data; print('gazeneg.face' in sys.modules, 'gazeneg.landmarks' in sys.modules)"
+    code = "import sys, gazeneg.data.dataset; print('gazeneg.webcam.detect' in sys.modules, 'gazeneg.webcam.landmarks' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.split() == ["False", "False"], r.stderr
-    import gazeneg.data
+    import gazeneg.data.dataset
 
-    src = open(gazeneg.data.__file__, encoding="utf-8").read()
-    assert "from .face" not in src and "gazeneg.face" not in src   # not even lazily, inside a function
+    src = open(gazeneg.data.dataset.__file__, encoding="utf-8").read()
+    assert "from .face" not in src and "gazeneg.webcam.detect" not in src   # not even lazily, inside a function
 
 
 def test_a_huge_photo_is_refused_before_decoding(folder, tmp_path, monkeypatch):
-    import gazeneg.importer as imp
+    import gazeneg.webcam.importer as imp
 
     photos, labels = folder
     monkeypatch.setattr(imp, "MAX_PIXELS", 1000)   # the 64x32 photos are 2048 pixels

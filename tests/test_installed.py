@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gazeneg import console
+from gazeneg.cli import main as console
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,15 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
-from gazeneg import landmarks as L
-from gazeneg import models_cache as mc
-from gazeneg.face import (
-    ASTRONAUT_EYE_BOXES,
+from gazeneg.testing import ASTRONAUT_EYE_BOXES, astronaut_path, moving_face_frames
+from gazeneg.webcam import landmarks as L
+from gazeneg.webcam import model_files as mc
+from gazeneg.webcam.detect import (
     FaceEyeDetector,
-    astronaut_path,
     crop_eyes,
     make_detector,
-    moving_face_frames,
 )
 
 # ----------------------------------------------------------------------------------------------
@@ -144,7 +142,7 @@ def test_missing_model_names_the_fetch_command(empty_cache):
     with pytest.raises(mc.ModelFileError) as e:
         mc.model_path("face_landmark.tflite")
     assert str(empty_cache / "face_landmark.tflite") in str(e.value)
-    assert "python -m gazeneg.models_cache fetch" in str(e.value)
+    assert "python -m gazeneg.webcam.model_files fetch" in str(e.value)
     with pytest.raises(ValueError, match="unknown model file"):
         mc.model_path("nope.tflite")
 
@@ -323,7 +321,7 @@ def shut_eyes(photo, mesh):
 
 
 def test_blink_flag_on_shut_eyes(models, photo):
-    from gazeneg.face import crop_eyes, eyes_closed
+    from gazeneg.webcam.detect import crop_eyes, eyes_closed
 
     d = make_detector("landmarks", track=False)
     open_ = d.detect(photo)
@@ -371,8 +369,8 @@ def _blob_centroid(strip, colour, tol=60):
 def test_corner_crop_puts_each_corner_on_its_strip_position():
     from types import SimpleNamespace
 
-    from gazeneg.face import Detection, crop_eyes
     from gazeneg.strip import EYE_LEFT_XY, EYE_RIGHT_XY, EYE_WIDTH_PX
+    from gazeneg.webcam.detect import Detection, crop_eyes
 
     # Non-symmetric: the image-left eye 50 px wide and level, the image-right one 38 px wide and tilted.
     l_outer, l_inner = (212.3, 241.1), (262.3, 241.1)
@@ -412,8 +410,8 @@ def test_face_box_from_eyes_follows_the_renderers_mapping():
 
 
 def test_strip_geometry_is_the_renderers():
+    from gazeneg.data.synth import DEFAULT_CONFIG, sample_subject
     from gazeneg.strip import EYE_WIDTH_PX, FACE_DROP_PER_IOD, FACE_W_PER_IOD
-    from gazeneg.synth import DEFAULT_CONFIG, sample_subject
 
     assert DEFAULT_CONFIG.eye_width_px == EYE_WIDTH_PX
     rng = np.random.default_rng(0)
@@ -424,8 +422,8 @@ def test_strip_geometry_is_the_renderers():
 
 
 def test_corner_strip_of_a_real_face_is_centred_on_the_irises(models, photo):
-    from gazeneg.face import corner_alignments, crop_eyes
     from gazeneg.strip import EYE_LEFT_XY, EYE_RIGHT_XY
+    from gazeneg.webcam.detect import corner_alignments, crop_eyes
 
     d = make_detector("landmarks", track=False)
     det = d.detect(photo)
@@ -478,8 +476,8 @@ def test_rendered_eye_looking_at_the_camera_has_its_iris_where_real_ones_do():
     1.9-2.1 px above the corner line. The renderer, without nuisances, for a gaze at the camera (extrapolated
     linearly from rows 0 and 1; the camera is camera_above_cm over the screen's top edge), must agree."""
     from gazeneg import grid
+    from gazeneg.data.synth import DEFAULT_CONFIG, render_sample, sample_subject
     from gazeneg.strip import EYE_LEFT_XY
-    from gazeneg.synth import DEFAULT_CONFIG, render_sample, sample_subject
 
     cfg = DEFAULT_CONFIG.noiseless()
     cell_h = grid.cell_size_cm(cfg.screen_w_cm, cfg.screen_h_cm)[0]

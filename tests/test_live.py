@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from gazeneg import grid
-from gazeneg import live as L
-from gazeneg.capture import FrameClock
-from gazeneg.checkpoint import save_checkpoint
-from gazeneg.face import astronaut_path, moving_face_frames
-from gazeneg.models import create_model
+from gazeneg.model.checkpoint import save_checkpoint
+from gazeneg.model.networks import create_model
+from gazeneg.testing import astronaut_path, moving_face_frames
+from gazeneg.webcam import live as L
+from gazeneg.webcam.capture import FrameClock
 
 # A non-symmetric distortion of the truth, as a user-specific model bias: corrected by the calibration.
 DISTORT = np.array([[0.8, 0.1, 1.2], [-0.05, 1.15, -0.7]])
@@ -270,8 +270,8 @@ def test_live_script_headless_with_a_checkpoint(frames, tmp_path, capsys):
 
 
 def test_landmark_backend_skips_blinks_and_shows_them(frames, tmp_path, monkeypatch):
-    from gazeneg import models_cache
-    from gazeneg.face import make_detector
+    from gazeneg.webcam import model_files as models_cache
+    from gazeneg.webcam.detect import make_detector
     from tests.test_landmarks import shut_eyes
 
     try:

@@ -11,7 +11,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from gazeneg.losses import complement_nll, negated_ce
+from gazeneg.model.losses import complement_nll, negated_ce
 
 C = 144
 

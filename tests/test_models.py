@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from gazeneg import grid
-from gazeneg.data import FACE_FEATURES, IMAGE_H, IMAGE_W
-from gazeneg.models import MODELS, RidgeBaseline, create_model, eye_patch_features, predict
+from gazeneg.data.dataset import FACE_FEATURES, IMAGE_H, IMAGE_W
+from gazeneg.model.networks import MODELS, RidgeBaseline, create_model, eye_patch_features, predict
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from gazeneg import grid, seeding
 from gazeneg.config import ConfigError, TrainConfig, from_dict
-from gazeneg.experiment import SweepConfig, all_arms, run_config
-from gazeneg.losses import complement_nll, negative_objective, point_loss
-from gazeneg.objective import WrongLabelObjective
+from gazeneg.model.losses import complement_nll, negative_objective, point_loss
+from gazeneg.study.sweep import SweepConfig, all_arms, run_config
+from gazeneg.wronglabels.objective import WrongLabelObjective
 
 
 def _obj(**kw) -> WrongLabelObjective:
@@ -135,8 +135,8 @@ def test_lambda_schedule_and_warmup():
 
 
 def test_negative_step_on_other_photos_uses_other_indices(tiny_dataset, monkeypatch):
-    from gazeneg.splits import load_splits
-    from gazeneg.train import fit
+    from gazeneg.data.splits import load_splits
+    from gazeneg.training.loop import fit
 
     seen = []
     real = WrongLabelObjective.negative_term
@@ -181,8 +181,8 @@ def test_complement_only_and_confidence_guard():
 
 
 def test_watchdog_action_stop_ends_the_wrong_labels(tiny_dataset):
-    from gazeneg.splits import load_splits
-    from gazeneg.train import fit
+    from gazeneg.data.splits import load_splits
+    from gazeneg.training.loop import fit
 
     cfg = from_dict(dict(data=str(tiny_dataset), epochs=5, model="mlp", val_subjects=1, test_subjects=1,
                          progress=False, augment=False, flip=False, loss="mse", optimizer="sgd", lr=0.05, ema=0.0,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gazeneg import console
+from gazeneg.cli import main as console
 from tests.own_data import make_photo_folder, write_face_frames
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ def _walk(tmp_path, monkeypatch, capsys, frames_folder, fast: bool, only=None):
         monkeypatch.chdir(tmp_path / "cap")
         for cmd in (c for c in cmds if c[1] == "capture"):
             _run(cmd, extra, capsys)
-        from gazeneg.data import load_dataset
+        from gazeneg.data.dataset import load_dataset
 
         cap = load_dataset("data/me", load_images=False)
         assert set(cap.sessions) == {"s1", "s2"} and set(cap.subjects) == {"me"}

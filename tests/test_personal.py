@@ -1,4 +1,4 @@
-"""Fine-tuning from a checkpoint (--init) and the personal regime (gazeneg/personal.py)."""
+"""Fine-tuning from a checkpoint (--init) and the personal regime (gazeneg/study/personal.py)."""
 
 import importlib.util
 from pathlib import Path
@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from gazeneg import train
-from gazeneg.checkpoint import CheckpointError, init_state, load_checkpoint
 from gazeneg.config import TrainConfig
-from gazeneg.data import load_dataset
-from gazeneg.models import create_model, predict
-from gazeneg.splits import load_splits
+from gazeneg.data.dataset import load_dataset
+from gazeneg.data.splits import load_splits
+from gazeneg.model.checkpoint import CheckpointError, init_state, load_checkpoint
+from gazeneg.model.networks import create_model, predict
+from gazeneg.training import loop as train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,7 +99,7 @@ def test_frozen_backbone_stays_exactly_the_checkpoint(tiny_dataset, tmp_path):
 
 
 from gazeneg import grid  # noqa: E402
-from gazeneg.personal import (  # noqa: E402
+from gazeneg.study.personal import (  # noqa: E402
     NINE_POINT,
     PersonalConfig,
     held_out_units,
@@ -109,7 +109,7 @@ from gazeneg.personal import (  # noqa: E402
     select_lr,
     split_unit,
 )
-from gazeneg.personal_report import build_report  # noqa: E402
+from gazeneg.study.personal_report import build_report  # noqa: E402
 
 
 def _cells(targets, rows):
@@ -224,7 +224,7 @@ def test_regime_on_a_tiny_set_gives_verdicts(tiny_dataset, tmp_path):
 @pytest.mark.parametrize("part", ["last", "head"])
 def test_head_on_features_is_the_model(tiny_dataset, name, kw, part):
     """Last-layer fine-tuning starts from exactly the model: Head(model)(features(model, x)) == model(x)."""
-    from gazeneg.personal import Head, features, head_points
+    from gazeneg.study.personal import Head, features, head_points
 
     ds = load_dataset(tiny_dataset).subset(np.arange(40))
     torch.manual_seed(1)
@@ -236,7 +236,7 @@ def test_head_on_features_is_the_model(tiny_dataset, name, kw, part):
 def _one_person_three_sessions(root):
     import cv2
 
-    from gazeneg.data import IMAGE_H, IMAGE_W, DatasetWriter, new_meta
+    from gazeneg.data.dataset import IMAGE_H, IMAGE_W, DatasetWriter, new_meta
 
     rng = np.random.default_rng(0)
     with DatasetWriter(root, new_meta("test-one-person"), fsync=False) as wr:
@@ -275,7 +275,7 @@ def test_one_person_capture_runs_the_personal_regime_by_session(tmp_path, capsys
 def test_full_finetuning_from_init(tiny_dataset, mlp_checkpoint, tmp_path):
     """--init with full fine-tuning: every fold starts from the checkpoint (no fine-tuning = the checkpoint's own
     error on the person's test cells, exactly) and the whole network is trained by train.fit."""
-    from gazeneg.personal import split_unit
+    from gazeneg.study.personal import split_unit
 
     pc = PersonalConfig(data=str(tiny_dataset), out=str(tmp_path / "p"), model="mlp", ks=(9,), folds=2, steps=4,
                         lr_grid=(1e-3,), init=str(mlp_checkpoint), finetune="full",

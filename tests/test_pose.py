@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from gazeneg.data import FACE_FEATURES, DatasetError, DatasetWriter, load_dataset, new_meta
+from gazeneg.data.dataset import FACE_FEATURES, DatasetError, DatasetWriter, load_dataset, new_meta
+from gazeneg.data.synth import DEFAULT_CONFIG, camera_pose, render_dataset, render_sample, sample_subject
 from gazeneg.strip import POSE_SCALE_DEG, face_features, head_rotation, pose_angles, selfie_pose
-from gazeneg.synth import DEFAULT_CONFIG, camera_pose, render_dataset, render_sample, sample_subject
 from tests.conftest import make_tiny_dataset, rewrite_labels
 
 NOSE = np.array([0.0, 0.0, -1.0])   # a head at rest looks along -z, at the screen
@@ -140,8 +140,8 @@ def test_pose_columns_round_trip_and_bad_values_name_the_line(tmp_path):
 
 
 def test_a_checkpoint_from_before_the_pose_features_says_retrain(tmp_path):
-    from gazeneg.checkpoint import CheckpointError, init_state, load_checkpoint, save_checkpoint
-    from gazeneg.models import create_model
+    from gazeneg.model.checkpoint import CheckpointError, init_state, load_checkpoint, save_checkpoint
+    from gazeneg.model.networks import create_model
 
     model = create_model("mlp")
     path = tmp_path / "old.pt"
@@ -161,8 +161,8 @@ def test_the_training_flip_mirrors_yaw_and_roll_with_the_strip():
     """A flipped strip is the mirrored person: col -> 15 - col, and the face features' box x, yaw and roll
     change sign. Checked against the renderer: a head turned right looking at col 5 is the mirror image of a
     head turned left looking at col 10 (iris positions and recorded pose), and both augment paths agree."""
-    from gazeneg.augment import DeviceAugment, augment_epoch
-    from gazeneg.data import IMAGE_W
+    from gazeneg.data.augment import DeviceAugment, augment_epoch
+    from gazeneg.data.dataset import IMAGE_W
     from gazeneg.strip import mirror_face_features
 
     f = face_features(200, 150, 100, 100, 640, 480, 6.0, -20.0, 3.0)
@@ -196,11 +196,11 @@ def test_pose_ablation_script_on_a_trained_model(tmp_path, capsys):
     """scripts/pose_ablation.py evaluates the checkpoint's own held-out people: its "as recorded" row is the
     model's error there, its "training mean" row the error with every test pose replaced by the training
     set's mean, and the difference is theirs. A data set without pose has nothing to ablate."""
-    from gazeneg.checkpoint import load_checkpoint
     from gazeneg.config import from_dict
-    from gazeneg.models import predict
-    from gazeneg.splits import load_splits
-    from gazeneg.train import run
+    from gazeneg.data.splits import load_splits
+    from gazeneg.model.checkpoint import load_checkpoint
+    from gazeneg.model.networks import predict
+    from gazeneg.training.loop import run
     from scripts.pose_ablation import main
 
     data = render_dataset(tmp_path / "r", n_subjects=5, frames_per_cell=1, seed=2, workers=1, progress=False,

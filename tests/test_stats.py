@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as sst
 
-from gazeneg.stats import mean_ci, paired_test, tost_p, verdict
+from gazeneg.study.stats import mean_ci, paired_test, tost_p, verdict
 
 
 @pytest.mark.parametrize("n", [3, 5])

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from gazeneg import grid, synth
-from gazeneg.data import IMAGE_H, IMAGE_W, DatasetError, face_features, load_dataset
-from gazeneg.synth import (
+from gazeneg import grid
+from gazeneg.data import synth
+from gazeneg.data.dataset import IMAGE_H, IMAGE_W, DatasetError, face_features, load_dataset
+from gazeneg.data.synth import (
     DEFAULT_CONFIG,
     SynthConfig,
     default_dataset_path,
@@ -251,7 +252,7 @@ def test_cli_rejects_bad_values(capsys, tmp_path):
 def test_an_installed_package_caches_the_synthetic_set_in_the_user_cache(tmp_path, monkeypatch):
     """Library use of an installed gazeneg (no pyproject.toml above the package) never writes beside
     site-packages: the default set goes to the user cache; $GAZENEG_DATA_DIR still names a folder."""
-    from gazeneg import synth
+    from gazeneg.data import synth
 
     monkeypatch.delenv(synth.DATA_DIR_ENV, raising=False)
     monkeypatch.setenv("GAZENEG_CACHE", str(tmp_path / "cache"))

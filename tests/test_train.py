@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from gazeneg.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from gazeneg.config import ConfigError, TrainConfig, from_dict
-from gazeneg.data import load_dataset
-from gazeneg.models import create_model
-from gazeneg.splits import apply_budget, split_by_subject
-from gazeneg.train import run
+from gazeneg.data.dataset import load_dataset
+from gazeneg.data.splits import apply_budget, split_by_subject
+from gazeneg.model.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from gazeneg.model.networks import create_model
+from gazeneg.training.loop import run
 
 EPOCHS = 4
 
@@ -52,7 +52,7 @@ def test_resume_matches_uninterrupted(tiny_dataset, tmp_path, monkeypatch):
     cfg = _cfg(tiny_dataset, tmp_path, augment=True, neg_mode="combined", neg_lambda=0.2)
     full = run(cfg, argv=[])
     # Interrupt a second run with Ctrl-C in the middle of epoch 2's bookkeeping.
-    import gazeneg.train as T
+    import gazeneg.training.loop as T
 
     real = T.append_metrics
 
@@ -120,7 +120,7 @@ def test_split_folds_rotate_through_every_subject(tiny_dataset):
 
 
 def test_sweep_sizes_test_groups_to_the_data(tiny_dataset):
-    from gazeneg.experiment import sweep_test_groups
+    from gazeneg.study.sweep import sweep_test_groups
 
     assert sweep_test_groups(tiny_dataset, 2) == 1          # 6 subjects: 1 tested, 2 validate, 3 train
     rows = ["path,row,col,subject,session"] + [f"p{i}.png,0,0,s{i:02d},a" for i in range(24)]
@@ -150,7 +150,7 @@ def test_cm_and_degree_errors(tiny_dataset, tmp_path):
 def test_fixed_backbone_features_computed_once_train_the_same_model(tiny_dataset, tmp_path, monkeypatch):
     """The pixel MLP's backbone is a fixed function, so fit computes its features once and trains the layers
     after it on them: the same losses and validation errors as recomputing the features at every step."""
-    from gazeneg.models import GazeModel, OnFeatures
+    from gazeneg.model.networks import GazeModel, OnFeatures
 
     m = create_model("mlp")
     assert m.fixed_backbone and not create_model("gazecnn").fixed_backbone
@@ -158,7 +158,7 @@ def test_fixed_backbone_features_computed_once_train_the_same_model(tiny_dataset
         OnFeatures(create_model("gazecnn"))
     m.eval()
     x = torch.randint(0, 256, (5, 32, 96, 3), dtype=torch.uint8)
-    from gazeneg.data import normalize_images
+    from gazeneg.data.dataset import normalize_images
     xn, face = normalize_images(x), torch.randn(5, m.face_mlp[1].in_features)
     torch.testing.assert_close(OnFeatures(m)(m.backbone(xn), face), m(xn, face))
 

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from gazeneg import capture, live, webcam
-from gazeneg.webcam import FrameClock, default_clock, frame_loop
+from gazeneg.webcam import capture, live
+from gazeneg.webcam import sources as webcam
+from gazeneg.webcam.sources import FrameClock, default_clock, frame_loop
 
 
 class Frames:

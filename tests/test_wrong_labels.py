@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gazeneg.wrong_labels import WrongLabelGenerator, apply_boundary, wrong_cells
+from gazeneg.wronglabels.generator import WrongLabelGenerator, apply_boundary, wrong_cells
 
 points = st.lists(st.tuples(st.floats(0, 8), st.floats(0, 15)), min_size=1, max_size=20)
 

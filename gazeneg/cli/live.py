@@ -1,0 +1,117 @@
+"""Live gaze tracking with a trained checkpoint: highlights the predicted cell and a smoothed point.
+
+    python scripts/live.py runs/20261124-101500-gazecnn/best.pt            # webcam 0
+    python scripts/live.py best.pt --smoother ema --alpha 0.4 --recalibrate
+    python scripts/live.py best.pt --screen-cm 30.9x17.4 --distance-cm 55   # accuracy in cm and degrees
+    python scripts/live.py best.pt --source recording.mp4 --headless        # no window: latency figures
+
+On the first run (or with --recalibrate) it shows 9 calibration targets, fits a per-user affine
+correction and saves it as <checkpoint>.calib.json; then an accuracy check on 8 other targets prints
+the mean error in cells, cm and degrees and the precision. Keys: c recalibrate, v accuracy check,
+Esc (or q) quit.
+"""
+
+import argparse
+import json
+
+import cv2
+import torch
+
+from gazeneg.cli.errors import run_cli
+from gazeneg.model.checkpoint import load_checkpoint
+from gazeneg.webcam.detect import make_detector
+from gazeneg.webcam.live import (
+    DEFAULT_DISTANCE_CM,
+    DEFAULT_SCREEN_CM,
+    SMOOTHERS,
+    CalibrationError,
+    FramePipeline,
+    LiveSession,
+    LiveWindow,
+    calibration_path,
+    make_smoother,
+    run_live,
+    summarize_latency,
+)
+from gazeneg.webcam.sources import CaptureError, open_source, screen_size
+
+
+def _cm(text: str) -> tuple[float, float]:
+    try:
+        w, h = (float(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT in cm, e.g. 34.4x19.3") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive")
+    return w, h
+
+
+def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", help="a gazeneg checkpoint (best.pt or last.pt of a run)")
+    p.add_argument("--source", default="0", help="camera index, video file or image folder (default 0)")
+    p.add_argument("--headless", action="store_true", help="no window: run the pipeline over a file source and "
+                   "print latency figures (no calibration or accuracy check: nobody looks at targets)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--smoother", choices=SMOOTHERS, default="kalman")
+    p.add_argument("--alpha", type=float, default=0.3, help="EMA weight of the newest point")
+    p.add_argument("--kalman-accel", type=float, default=200.0, help="Kalman process noise (cells^2/s^3)")
+    p.add_argument("--kalman-noise", type=float, default=0.6, help="Kalman measurement noise (cells)")
+    p.add_argument("--calib-targets", type=int, default=9, help="calibration targets (3..25)")
+    p.add_argument("--recalibrate", action="store_true", help="calibrate even if a saved calibration exists")
+    p.add_argument("--no-calibrate", action="store_true", help="use the model's raw outputs")
+    p.add_argument("--no-validate", action="store_true", help="skip the accuracy check")
+    p.add_argument("--samples", type=int, default=15, help="samples per calibration/validation target")
+    p.add_argument("--fixation", type=float, default=0.8, help="seconds before a target's samples count")
+    p.add_argument("--screen", default=None, metavar="WxH", help="window size in pixels (default: detected)")
+    p.add_argument("--screen-cm", type=_cm, default=DEFAULT_SCREEN_CM, metavar="WxH",
+                   help=f"visible screen size in cm (default {DEFAULT_SCREEN_CM[0]}x{DEFAULT_SCREEN_CM[1]})")
+    p.add_argument("--distance-cm", type=float, default=DEFAULT_DISTANCE_CM, help="eye-screen distance in cm")
+    p.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (default 1)")
+    p.add_argument("--face-backend", choices=("auto", "landmarks", "haar"), default="auto",
+                   help="face finder: MediaPipe landmarks (needs `python -m gazeneg.webcam.model_files fetch`), Haar "
+                        "cascades, or auto (landmarks when the models are cached)")
+    p.add_argument("--iris", choices=("alternate", "every"), default="alternate",
+                   help="landmarks: run the iris model on one eye per tracked frame, in turn (default: about 4 ms "
+                        "less per frame; the strip is cut by the eye corners, and a blink is seen up to a frame "
+                        "later), or on both eyes every frame")
+    return p
+
+
+def main(argv=None, prog: str | None = None) -> int:
+    args = get_args_parser(prog).parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    model, _ckpt = load_checkpoint(args.checkpoint)
+    kw = {"ema": {"alpha": args.alpha}, "kalman": {"accel": args.kalman_accel, "noise": args.kalman_noise},
+          "none": {}}[args.smoother]
+    pipe = FramePipeline(model, detector=make_detector(args.face_backend, alternate_iris=args.iris == "alternate"),
+                         smoother=make_smoother(args.smoother, **kw))
+    source = open_source(args.source)
+    if args.headless and getattr(source, "live", False):
+        source.close()
+        raise CaptureError("--headless needs a video file or image folder as --source")
+    calibrate = "never" if (args.no_calibrate or args.headless) else ("always" if args.recalibrate else "auto")
+    session = LiveSession(pipe, calib_path=calibration_path(args.checkpoint), calibrate=calibrate,
+                          validate=not (args.no_validate or args.headless), k=args.calib_targets,
+                          samples=args.samples, fixation_s=args.fixation, screen_cm=args.screen_cm,
+                          distance_cm=args.distance_cm)
+    ui = None
+    try:
+        if not args.headless:
+            ui = LiveWindow(screen_size(args.screen))
+        results = run_live(session, source, ui=ui, max_frames=args.max_frames)
+    finally:
+        if ui is not None:
+            ui.close()
+        source.close()
+    if args.headless:
+        summary = summarize_latency(results, warmup=min(10, len(results) // 10))
+        print(json.dumps(summary, indent=1))
+    return 0
+
+
+def cli(argv=None, prog: str | None = None) -> int:
+    """main with known bad input as one line on stderr and exit 2."""
+    return run_cli(lambda: main(argv, prog), extra=(CaptureError, CalibrationError))

@@ -1,0 +1,133 @@
+"""`gazeneg <command> [options]`: one console command for every program (pyproject [project.scripts]).
+
+Each command is the same program as its scripts/*.py: the package's commands run from the package
+(gazeneg/cli/); `eval` and `toy` live in the checkout (scripts/eval_wrong_labels.py and
+studies/toy_ascent.py, outside the installed package) and run only from a checkout, saying so
+otherwise. Modules are imported only when their command runs, so `gazeneg --help` is fast."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from importlib import metadata
+from pathlib import Path
+
+# name -> (where the program is, one line for `gazeneg --help`)
+COMMANDS = {
+    "render": ("gazeneg.cli.render", "render the synthetic eye data set (exact labels)"),
+    "import": ("gazeneg.cli.import_photos", "import a folder of photos plus a CSV of targets (cells or screen pixels)"),
+    "capture": ("gazeneg.cli.capture", "capture your own data set: look at targets on a 9x16 grid"),
+    "train": ("gazeneg.cli.train", "train a gaze model on the synthetic set or a data-set folder"),
+    "eval": ("scripts/eval_wrong_labels.py", "does a negative learning rate on wrong labels help? (sweep, report)"),
+    "live": ("gazeneg.cli.live", "live gaze tracking with a trained checkpoint and calibration"),
+    "toy": ("scripts/toy_ascent.py", "the gradient-ascent logistic toy: its claims checked with numbers"),
+}
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+class NotACheckoutError(RuntimeError):
+    pass
+
+
+def version() -> str:
+    try:
+        return metadata.version("gazeneg")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def is_checkout() -> bool:
+    """True when this gazeneg runs from its repository (an editable install or the source folder), False
+    for an installed wheel (the package beside site-packages, no pyproject.toml above it)."""
+    return (CHECKOUT / "pyproject.toml").is_file() and (CHECKOUT / "gazeneg").is_dir()
+
+
+def use_user_cache_when_installed() -> None:
+    """An installed gazeneg keeps the synthetic default set in the user's cache folder
+    (<cache>/gazeneg/data, the folder of the face models too; $GAZENEG_CACHE or $XDG_CACHE_HOME move it),
+    not in a data/ folder beside site-packages; $GAZENEG_DATA_DIR, when set, names the folder either way.
+    Outputs (runs/) go under the current folder in both cases. The variable is inherited by worker
+    processes, so they find the same cache."""
+    from gazeneg.data.synth import DATA_DIR_ENV
+
+    if is_checkout() or os.environ.get(DATA_DIR_ENV):
+        return
+    from gazeneg.files import cache_root
+
+    os.environ[DATA_DIR_ENV] = str(cache_root() / "data")
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: gazeneg [-h] [--version] <command> [options]", "",
+             "A webcam eye-tracker toolkit: does training on deliberately wrong labels with a negative",
+             "learning rate help? Each command has its own help: gazeneg <command> --help", "", "commands:"]
+    lines += [f"  {name:<{width}}  {line}" for name, (_, line) in COMMANDS.items()]
+    lines += ["", "options:", "  -h, --help  show this message and exit", "  --version   show the version and exit",
+              "", "The synthetic default set is cached in $GAZENEG_DATA_DIR if set, else the checkout's data/ folder",
+              "(installed: the user cache, ~/.cache/gazeneg/data); runs are written under the current folder."]
+    return "\n".join(lines)
+
+
+def load_checkout_script(rel: str):
+    """A program that lives in the checkout, outside the installed package: loaded by its path."""
+    path = CHECKOUT / rel
+    if not (path.is_file() and (CHECKOUT / "studies").is_dir()):
+        raise NotACheckoutError(
+            f"this command runs from a gazeneg checkout ({rel} is not beside the installed package at "
+            f"{CHECKOUT}): clone the repository and `pip install -e .` there")
+    if str(CHECKOUT) not in sys.path:  # scripts/toy_ascent.py imports `studies` from the root
+        sys.path.insert(0, str(CHECKOUT))
+    spec = importlib.util.spec_from_file_location(f"gazeneg_checkout_{path.stem}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def run_command(name: str, argv: list[str]) -> int:
+    from gazeneg.cli.errors import run_cli
+
+    where = COMMANDS[name][0]
+    prog = f"gazeneg {name}"
+    if where.endswith(".py"):
+        mod = load_checkout_script(where)
+        # These scripts' parsers take no prog: argparse would print the script's file name.
+        saved = sys.argv[0]
+        sys.argv[0] = prog
+        try:
+            return run_cli(lambda: mod.main(argv))
+        finally:
+            sys.argv[0] = saved
+    return importlib.import_module(where).cli(argv, prog)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        if len(argv) >= 2 and argv[0] == "help" and argv[1] in COMMANDS:
+            return run_command(argv[1], ["--help"])
+        print(usage())
+        return 0
+    if argv[0] == "--version":
+        print(f"gazeneg {version()}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        close = [c for c in COMMANDS if c.startswith(name[:2])] if not name.startswith("-") else []
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        print(f"error: unknown command {name!r}{hint}; the commands are {', '.join(COMMANDS)} "
+              "(gazeneg --help)", file=sys.stderr)
+        return 2
+    use_user_cache_when_installed()
+    try:
+        return run_command(name, rest)
+    except NotACheckoutError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Held-out splits: whole subjects (or, for one person, whole sessions) for validation and test, never
+single frames; and the data budget (frames per cell per training subject)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gazeneg import grid, seeding
+from gazeneg.data.dataset import DatasetError, GazeDataset, load_dataset
+
+
+@dataclass
+class Splits:
+    train: GazeDataset
+    val: GazeDataset
+    test: GazeDataset
+    groups: dict = field(default_factory=dict)  # split name -> list of held-out group names
+
+
+def resolve_data_path(data: str) -> Path:
+    """"synthetic" is the built-in default set (rendered once, then cached); "synthetic:F" the same
+    subjects with F frames per cell; anything else is a dataset folder."""
+    if data == "synthetic" or data.startswith("synthetic:"):
+        from gazeneg.data.synth import ensure_default_dataset
+
+        frames = data.partition(":")[2]
+        if frames and not frames.isdigit():
+            raise DatasetError(f"data {data!r}: expected 'synthetic' or 'synthetic:F' with F frames per cell")
+        return Path(ensure_default_dataset(**({"frames_per_cell": int(frames)} if frames else {})))
+    return Path(data)
+
+
+def _seeded_groups(ds: GazeDataset, rest: np.ndarray, n_val: int, n_test: int) -> tuple[np.ndarray, list, str]:
+    """The grouping key of each photo (subject, or subject/session where there are too few subjects
+    among `rest` for the groups still to choose), its names among `rest`, and what they are."""
+    groups = ds.subjects.astype(str)
+    uniq = sorted(set(groups[rest].tolist()))
+    kind = "subjects"
+    if len(uniq) < n_val + n_test + 1:
+        groups = np.char.add(np.char.add(ds.subjects.astype(str), "/"), ds.sessions.astype(str))
+        uniq = sorted(set(groups[rest].tolist()))
+        kind = "subject/session groups"
+    return groups, uniq, kind
+
+
+def _named_mask(ds: GazeDataset, names: tuple, option: str) -> np.ndarray:
+    """Photos of the groups named by --test-groups/--val-groups: 'alice' (every session of a subject) or
+    'me/s3' (one session); a name not in the data set is an error that lists the names that are."""
+    subj = ds.subjects.astype(str)
+    sess = np.char.add(np.char.add(subj, "/"), ds.sessions.astype(str))
+    mask = np.zeros(len(ds), bool)
+    for name in names:
+        m = (sess == name) if "/" in name else (subj == name)
+        if not m.any():
+            raise DatasetError(
+                f"{ds.root}: {option} {name!r} is not in the data set; its subjects are "
+                f"{', '.join(sorted(set(subj.tolist())))} and its sessions {', '.join(sorted(set(sess.tolist())))}")
+        mask |= m
+    return mask
+
+
+def parse_groups(text) -> tuple:
+    """'me/s3, me/s2' (or a list) -> ('me/s3', 'me/s2')."""
+    items = text.split(",") if isinstance(text, str) else list(text or ())
+    return tuple(dict.fromkeys(g.strip() for g in items if g.strip()))
+
+
+def split_by_subject(ds: GazeDataset, n_val: int, n_test: int, seed: int, fold: int = 0, *,
+                     test_groups=(), val_groups=()) -> Splits:
+    """Hold out whole subjects (or, for a single person, whole sessions), never single frames.
+
+    `seed` orders the groups; `fold` rotates along that order by n_test, so folds 0, 1, 2, ... test
+    disjoint groups until every group has been tested once (then they wrap around): a sweep with
+    fold = seed measures each arm on many people, not on one fixed trio.
+
+    test_groups / val_groups (names: 'alice' or 'me/s3') hold out exactly those groups instead of the
+    seeded choice; a split not named is still chosen by seed and fold among the remaining groups. With
+    only the test groups named, validation takes n_val groups, or fewer where fewer remain (always
+    leaving one for training): the split records what was used."""
+    test_groups, val_groups = parse_groups(test_groups), parse_groups(val_groups)
+    named = {}
+    if test_groups:
+        named["test"] = _named_mask(ds, test_groups, "--test-groups")
+    if val_groups:
+        named["val"] = _named_mask(ds, val_groups, "--val-groups")
+        if "test" in named and (named["val"] & named["test"]).any():
+            raise DatasetError(f"{ds.root}: --val-groups {','.join(val_groups)} and --test-groups "
+                               f"{','.join(test_groups)} share photos: a group is held out for one of them only")
+    held = np.zeros(len(ds), bool)
+    for m in named.values():
+        held |= m
+    rest = np.flatnonzero(~held)
+    n_val_left = 0 if "val" in named else n_val
+    n_test_left = 0 if "test" in named else n_test
+    groups, uniq, kind = _seeded_groups(ds, rest, n_val_left, n_test_left)
+    if "test" in named and "val" not in named and 2 <= len(uniq) < n_val + 1:
+        # The test groups are named and too few groups remain for n_val: validation takes what leaves
+        # one group for training (one person, three sessions, --test-groups me/s3: val one session).
+        n_val_left = len(uniq) - 1
+    if len(uniq) < n_val_left + n_test_left + 1:
+        taken = f" besides the named {', '.join(test_groups + val_groups)}" if named else ""
+        raise DatasetError(
+            f"{ds.root}: {len(uniq)} {kind}{taken} ({', '.join(uniq)}) but the split needs {n_val_left} for "
+            f"validation, {n_test_left} for test and at least 1 for training. Capture more sessions "
+            f"(gazeneg capture --session NAME), lower --val-subjects/--test-subjects, or name the held-out "
+            f"groups with --val-groups/--test-groups.")
+    order = seeding.numpy_rng(seed, "split").permutation(len(uniq))
+    names = [uniq[i] for i in np.roll(order, -fold * n_test_left)]
+    test_g, val_g = names[:n_test_left], names[n_test_left:n_test_left + n_val_left]
+    train_g = names[n_test_left + n_val_left:]
+    idx = {k: np.flatnonzero(np.isin(groups, g) & ~held) for k, g in (("train", train_g), ("val", val_g), ("test", test_g))}
+    for k, m in named.items():
+        idx[k] = np.flatnonzero(m)
+    test_g = list(test_groups) if "test" in named else test_g
+    val_g = list(val_groups) if "val" in named else val_g
+    # The splits must not share a photo (nor, when seeded, a group), and together they cover the dataset.
+    assert not (set(train_g) & set(val_g) or set(train_g) & set(test_g) or set(val_g) & set(test_g))
+    assert not (set(idx["train"]) & set(idx["val"]) or set(idx["train"]) & set(idx["test"])
+                or set(idx["val"]) & set(idx["test"]))
+    assert sum(len(v) for v in idx.values()) == len(ds)
+    return Splits(ds.subset(idx["train"]), ds.subset(idx["val"]), ds.subset(idx["test"]),
+                  {"train": train_g, "val": val_g, "test": test_g})
+
+
+def apply_budget(ds: GazeDataset, budget: int) -> GazeDataset:
+    """Keep the first `budget` frames of every (subject, cell): the "too little data" setting."""
+    if budget <= 0:
+        return ds
+    cells = grid.nearest_cell(ds.targets[:, 0], ds.targets[:, 1])
+    seen: dict = {}
+    keep = []
+    for i, key in enumerate(zip(ds.subjects.tolist(), np.atleast_1d(cells).tolist(), strict=True)):
+        if seen.get(key, 0) < budget:
+            seen[key] = seen.get(key, 0) + 1
+            keep.append(i)
+    return ds.subset(np.array(keep))
+
+
+def load_splits(cfg) -> Splits:
+    """cfg: a TrainConfig (data, val/test_subjects, split_seed, split_fold, test/val_groups, budget)."""
+    ds = load_dataset(resolve_data_path(cfg.data))
+    sp = split_by_subject(ds, cfg.val_subjects, cfg.test_subjects, cfg.split_seed, cfg.split_fold,
+                          test_groups=getattr(cfg, "test_groups", ""), val_groups=getattr(cfg, "val_groups", ""))
+    sp.train = apply_budget(sp.train, cfg.budget)
+    return sp

@@ -1,0 +1,625 @@
+"""Real-time gaze: the per-frame pipeline, smoothing, the per-user calibration and the accuracy check.
+
+    model, ckpt = load_checkpoint("runs/.../best.pt")
+    pipe = FramePipeline(model, smoother=make_smoother("kalman"),
+                         calibration=Calibration.load_or_identity(calibration_path(ckpt_path)))
+    res = pipe.process(frame_bgr, now)       # res.raw, res.point (calibrated), res.smoothed: (row, col)
+
+Everything here is plain classes driven by frames, timestamps and key names, so the calibration and
+validation state machines run headless in tests; scripts/live.py adds the window.
+
+Calibration: k targets (default 9); for each, the median of the model's raw outputs after a fixation
+delay; an affine map (2x3, least squares) from raw to true (row, col) corrects this user's offsets,
+scales and shears. It is saved beside the checkpoint as <checkpoint>.calib.json (atomically) and loaded
+next time. Validation: other targets than the calibration ones; accuracy is the mean distance from
+the calibrated (unsmoothed) samples to the target, in cells, cm and degrees; precision is the RMS
+distance between successive samples (RMS-S2S).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from gazeneg import grid
+from gazeneg.files import atomic_write_text
+from gazeneg.webcam.detect import (
+    Detection,
+    FaceEyeDetector,
+    crop_eyes,
+    detection_pose,
+    eyes_closed,
+    make_detector,
+)
+from gazeneg.webcam.sources import Window, frame_loop
+
+CALIB_VERSION = 1
+# Calibration points in a spread-out order: the first k are used for k targets. The first 9 are the
+# usual 9-point layout (corners, centre, edge midpoints), then 4 inner points, then the rest of a 5x5 lattice.
+_R, _C = (0.0, 2.0, 4.0, 6.0, 8.0), (0.0, 3.75, 7.5, 11.25, 15.0)
+_SPREAD = [(0.0, 0.0), (0.0, 15.0), (8.0, 0.0), (8.0, 15.0), (4.0, 7.5), (0.0, 7.5), (8.0, 7.5), (4.0, 0.0),
+           (4.0, 15.0), (2.0, 3.75), (2.0, 11.25), (6.0, 3.75), (6.0, 11.25)]
+SPREAD_POINTS = tuple(_SPREAD + [(r, c) for r in _R for c in _C if (r, c) not in _SPREAD])
+# Validation targets: none of them is a calibration point of the default 9.
+VALIDATION_POINTS = tuple((r, c) for r in (2.0, 6.0) for c in (2.0, 6.0, 9.0, 13.0))
+# A 15.6" 16:9 laptop screen seen from 60 cm, used when the user gives no geometry.
+DEFAULT_SCREEN_CM = (34.4, 19.3)
+DEFAULT_DISTANCE_CM = 60.0
+
+
+class CalibrationError(ValueError):
+    """A calibration cannot be fitted or a calibration file is invalid; the message names the cause."""
+
+
+def calibration_targets(k: int = 9) -> list[tuple[float, float]]:
+    if not 3 <= k <= len(SPREAD_POINTS):
+        raise CalibrationError(f"calibration needs 3..{len(SPREAD_POINTS)} targets, not {k}")
+    return list(SPREAD_POINTS[:k])
+
+
+def calibration_path(checkpoint) -> Path:
+    """Where a checkpoint's per-user calibration lives: <checkpoint>.calib.json beside it."""
+    return Path(str(checkpoint) + ".calib.json")
+
+
+# ----------------------------------------------------------------------------------------------
+# Smoothing
+
+
+class EmaSmoother:
+    """Exponential moving average: s <- s + alpha (x - s). alpha 1 = no smoothing."""
+
+    def __init__(self, alpha: float = 0.3, *, reset_after_s: float = 0.5):
+        if not 0 < alpha <= 1:
+            raise ValueError(f"EMA alpha must be in (0, 1], not {alpha}")
+        self.alpha, self.reset_after_s = alpha, reset_after_s
+        self.reset()
+
+    def reset(self) -> None:
+        self.s, self.t = None, None
+
+    def update(self, x, t: float) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        if self.s is None or t - self.t > self.reset_after_s:
+            self.s = x.copy()
+        else:
+            self.s = self.s + self.alpha * (x - self.s)
+        self.t = t
+        return self.s.copy()
+
+
+class KalmanSmoother:
+    """Constant-velocity Kalman filter on (row, col). State (r, c, vr, vc); white-noise acceleration of
+    spectral density `accel` (cells^2/s^3) as process noise; measurement noise `noise` (cells, std).
+    Larger accel follows saccades faster; larger noise smooths more."""
+
+    def __init__(self, *, accel: float = 200.0, noise: float = 0.6, reset_after_s: float = 0.5):
+        if accel <= 0 or noise <= 0:
+            raise ValueError(f"Kalman accel and noise must be positive, not {accel}, {noise}")
+        self.q, self.r, self.reset_after_s = accel, noise ** 2, reset_after_s
+        self.reset()
+
+    def reset(self) -> None:
+        self.x, self.P, self.t = None, None, None
+
+    def update(self, z, t: float) -> np.ndarray:
+        z = np.asarray(z, np.float64)
+        if self.x is None or t - self.t > self.reset_after_s:
+            self.x = np.array([z[0], z[1], 0.0, 0.0])
+            self.P = np.diag([self.r, self.r, 25.0, 25.0])
+            self.t = t
+            return z.copy()
+        dt = max(t - self.t, 1e-3)
+        self.t = t
+        F = np.eye(4)
+        F[0, 2] = F[1, 3] = dt
+        q1 = np.array([[dt ** 3 / 3, dt ** 2 / 2], [dt ** 2 / 2, dt]]) * self.q
+        Q = np.zeros((4, 4))
+        Q[np.ix_([0, 2], [0, 2])] = q1
+        Q[np.ix_([1, 3], [1, 3])] = q1
+        x = F @ self.x
+        P = F @ self.P @ F.T + Q
+        S = P[:2, :2] + self.r * np.eye(2)        # H = [I 0]
+        K = P[:, :2] @ np.linalg.inv(S)
+        self.x = x + K @ (z - x[:2])
+        self.P = (np.eye(4) - K @ np.hstack([np.eye(2), np.zeros((2, 2))])) @ P
+        return self.x[:2].copy()
+
+
+class NoSmoother:
+    def reset(self) -> None:
+        pass
+
+    def update(self, x, t: float) -> np.ndarray:
+        return np.asarray(x, np.float64).copy()
+
+
+SMOOTHERS = ("ema", "kalman", "none")
+
+
+def make_smoother(kind: str = "kalman", **kwargs):
+    if kind == "ema":
+        return EmaSmoother(**kwargs)
+    if kind == "kalman":
+        return KalmanSmoother(**kwargs)
+    if kind == "none":
+        return NoSmoother()
+    raise ValueError(f"unknown smoother {kind!r}; choose one of {', '.join(SMOOTHERS)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Calibration
+
+
+@dataclass
+class Calibration:
+    """corrected (row, col) = matrix @ (row, col, 1) of the model's raw output."""
+
+    matrix: np.ndarray = field(default_factory=lambda: np.hstack([np.eye(2), np.zeros((2, 1))]))
+    n_points: int = 0
+    fit_error_cells: float = float("nan")   # mean distance to the targets after correction
+
+    @property
+    def is_identity(self) -> bool:
+        return self.n_points == 0
+
+    @classmethod
+    def fit(cls, raw, true) -> Calibration:
+        """Least-squares affine map from raw (N, 2) to true (N, 2); needs 3 or more points not on one line."""
+        raw, true = np.asarray(raw, np.float64), np.asarray(true, np.float64)
+        if raw.shape != true.shape or raw.ndim != 2 or raw.shape[1] != 2:
+            raise CalibrationError(f"raw {raw.shape} and true {true.shape} must both be (N, 2)")
+        ok = np.isfinite(raw).all(1) & np.isfinite(true).all(1)
+        raw, true = raw[ok], true[ok]
+        if len(raw) < 3:
+            raise CalibrationError(f"calibration needs at least 3 targets with samples, got {len(raw)} "
+                                   "(was the face visible?)")
+        X = np.hstack([raw, np.ones((len(raw), 1))])
+        # Collinear raw points (the model answering along one line) make the map undetermined.
+        if np.linalg.matrix_rank(X, tol=1e-6 * max(1.0, np.abs(X).max())) < 3:
+            raise CalibrationError("the model's outputs for the calibration targets lie on one line: cannot fit "
+                                   "an affine correction (is the model trained? was the face tracked?)")
+        A, *_ = np.linalg.lstsq(X, true, rcond=None)
+        matrix = A.T  # (2, 3)
+        err = float(np.linalg.norm(X @ A - true, axis=1).mean())
+        return cls(matrix, len(raw), err)
+
+    def apply(self, points) -> np.ndarray:
+        p = np.asarray(points, np.float64)
+        return p @ self.matrix[:, :2].T + self.matrix[:, 2]
+
+    def save(self, path) -> None:
+        atomic_write_text(Path(path), json.dumps({
+            "format_version": CALIB_VERSION, "matrix": self.matrix.tolist(), "n_points": self.n_points,
+            "fit_error_cells": self.fit_error_cells, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "convention": "corrected (row, col) = matrix @ (row, col, 1) of the model output"}, indent=1))
+
+    @classmethod
+    def load(cls, path) -> Calibration:
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+            m = np.asarray(d["matrix"], np.float64)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise CalibrationError(f"{path}: not a gazeneg calibration file ({type(e).__name__}: {e}); delete "
+                                   "it or recalibrate") from None
+        if m.shape != (2, 3) or not np.isfinite(m).all():
+            raise CalibrationError(f"{path}: matrix must be 2x3 finite numbers, got {m.tolist()}")
+        if d.get("format_version", 0) > CALIB_VERSION:
+            raise CalibrationError(f"{path}: calibration format {d['format_version']} is newer than this gazeneg")
+        return cls(m, int(d.get("n_points", 0)), float(d.get("fit_error_cells", float("nan"))))
+
+    @classmethod
+    def load_or_identity(cls, path) -> Calibration:
+        return cls.load(path) if Path(path).is_file() else cls()
+
+
+# ----------------------------------------------------------------------------------------------
+# The per-frame pipeline
+
+
+@dataclass
+class LiveResult:
+    det: Detection | None
+    raw: np.ndarray | None = None        # model output (row, col)
+    point: np.ndarray | None = None      # calibrated
+    smoothed: np.ndarray | None = None   # calibrated and smoothed
+    closed: bool = False                 # eyes looked closed: no prediction
+    strip: np.ndarray | None = None
+    ms: dict = field(default_factory=dict)  # wall ms: detect, crop (+ closed-eye check), model, smooth, total
+
+    @property
+    def cell(self) -> int | None:
+        return None if self.smoothed is None else int(grid.nearest_cell(*self.smoothed))
+
+
+class FramePipeline:
+    """Frame -> face/eyes (tracked) -> eye strip -> model -> calibration -> smoothing.
+
+    predict_fn(strip (1, H, W, 3) uint8, feats (1, 4) float32) -> (1, 2) (row, col) replaces the model
+    call (tests, or another runtime)."""
+
+    def __init__(self, model=None, *, detector: FaceEyeDetector | None = None, smoother=None,
+                 calibration: Calibration | None = None, predict_fn=None, skip_closed: bool = True):
+        if model is None and predict_fn is None:
+            raise ValueError("FramePipeline needs a model or a predict_fn")
+        if predict_fn is None:
+            from gazeneg.model.networks import predict
+
+            model.eval()
+
+            def predict_fn(strips, feats):
+                return predict(model, strips, feats)
+
+        self.predict_fn = predict_fn
+        # Landmarks when the models are cached, else Haar. The iris model on one eye per frame in turn:
+        # the strip is cut by the corners, so only the blink flag can lag, by a frame (~4 ms saved).
+        self.detector = detector or make_detector(alternate_iris=True)
+        self.smoother = smoother or make_smoother("kalman")
+        self.calibration = calibration or Calibration()
+        self.skip_closed = skip_closed
+
+    def process(self, frame_bgr: np.ndarray, now: float) -> LiveResult:
+        t0 = time.perf_counter()
+        det = self.detector.detect(frame_bgr)
+        t1 = time.perf_counter()
+        res = LiveResult(det)
+        if det is None:
+            res.ms = {"detect": (t1 - t0) * 1e3, "total": (t1 - t0) * 1e3}
+            return res
+        strip, feats = crop_eyes(frame_bgr, det)
+        res.strip = strip
+        res.closed = self.skip_closed and eyes_closed(strip, det)
+        t2 = time.perf_counter()
+        if res.closed:
+            res.ms = {"detect": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3, "total": (t2 - t0) * 1e3}
+            return res
+        raw = np.asarray(self.predict_fn(strip[None], feats[None]), np.float64).reshape(2)
+        t3 = time.perf_counter()
+        if not np.isfinite(raw).all():
+            # A non-finite prediction is never drawn, logged or fed to the smoother (which it would poison
+            # for every later frame): the frame counts as one without a point.
+            res.ms = {"detect": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3, "model": (t3 - t2) * 1e3,
+                      "total": (t3 - t0) * 1e3}
+            return res
+        res.raw = raw
+        res.point = self.calibration.apply(raw)
+        res.smoothed = self.smoother.update(res.point, now)
+        t4 = time.perf_counter()
+        res.ms = {"detect": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3, "model": (t3 - t2) * 1e3,
+                  "smooth": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3}
+        return res
+
+
+class RateMeter:
+    """Frames per second and latency, exponentially averaged over about the last second."""
+
+    def __init__(self, beta: float = 0.9):
+        self.beta = beta
+        self.fps = 0.0
+        self.latency_ms = 0.0
+        self._t = None
+
+    def tick(self, now: float, latency_ms: float) -> None:
+        if self._t is not None and now > self._t:
+            inst = 1.0 / (now - self._t)
+            self.fps = inst if self.fps == 0 else self.beta * self.fps + (1 - self.beta) * inst
+        self.latency_ms = latency_ms if self.latency_ms == 0 else self.beta * self.latency_ms + (1 - self.beta) * latency_ms
+        self._t = now
+
+
+# ----------------------------------------------------------------------------------------------
+# Showing targets and collecting samples (calibration and validation)
+
+
+class TargetCollector:
+    """Shows targets one at a time: after `fixation_s` it keeps the next `samples` points fed to it
+    (None = no prediction this frame, skipped), then moves on; a target that gets no samples within
+    `timeout_s` is left with what it has. results: [(target (row, col), (k, 2) samples)]."""
+
+    def __init__(self, targets, *, samples: int = 15, fixation_s: float = 0.8, timeout_s: float = 5.0):
+        self.targets = [tuple(float(v) for v in t) for t in targets]
+        if not self.targets:
+            raise ValueError("TargetCollector needs at least one target")
+        self.samples, self.fixation_s, self.timeout_s = samples, fixation_s, timeout_s
+        self.i = 0
+        self.t_shown: float | None = None
+        self._cur: list = []
+        self.results: list[tuple[tuple[float, float], np.ndarray]] = []
+
+    @property
+    def done(self) -> bool:
+        return self.i >= len(self.targets)
+
+    @property
+    def current(self) -> tuple[float, float] | None:
+        return None if self.done else self.targets[self.i]
+
+    def recording(self, now: float) -> bool:
+        return self.t_shown is not None and now - self.t_shown >= self.fixation_s
+
+    def feed(self, point, now: float) -> None:
+        if self.done:
+            return
+        if self.t_shown is None:
+            self.t_shown = now
+        if not self.recording(now):
+            return
+        if point is not None:
+            self._cur.append(np.asarray(point, np.float64).reshape(2))
+        if len(self._cur) >= self.samples or now - self.t_shown >= self.fixation_s + self.timeout_s:
+            self.results.append((self.current, np.array(self._cur).reshape(-1, 2)))
+            self._cur = []
+            self.i += 1
+            self.t_shown = now
+
+
+@dataclass
+class Accuracy:
+    mean_error_cells: float
+    mean_error_cm: float
+    mean_error_deg: float
+    precision_cells: float   # RMS distance between successive samples
+    precision_cm: float
+    precision_deg: float
+    n_targets: int
+    n_samples: int
+    screen_cm: tuple
+    distance_cm: float
+
+    def lines(self) -> list[str]:
+        w, h = self.screen_cm
+        return [f"accuracy on {self.n_targets} validation targets ({self.n_samples} samples): mean error "
+                f"{self.mean_error_cells:.2f} cells = {self.mean_error_cm:.2f} cm = {self.mean_error_deg:.2f} deg",
+                f"precision (RMS between successive samples): {self.precision_cells:.3f} cells = "
+                f"{self.precision_cm:.3f} cm = {self.precision_deg:.3f} deg",
+                f"(screen {w:g} x {h:g} cm at {self.distance_cm:g} cm; set --screen-cm and --distance-cm)"]
+
+
+def accuracy(results, *, screen_cm=DEFAULT_SCREEN_CM, distance_cm: float = DEFAULT_DISTANCE_CM) -> Accuracy:
+    """Accuracy and precision of samples collected on known targets (TargetCollector.results)."""
+    w_cm, h_cm = screen_cm
+    errs_cells, errs_cm, errs_deg, s2s_cells, s2s_cm, s2s_deg = [], [], [], [], [], []
+    n_t = 0
+    for (tr, tc), pts in results:
+        if len(pts) == 0:
+            continue
+        n_t += 1
+        d = pts - np.array([tr, tc])
+        errs_cells.append(np.hypot(d[:, 0], d[:, 1]))
+        errs_cm.append(grid.error_cm(d[:, 0], d[:, 1], w_cm, h_cm))
+        errs_deg.append(grid.error_degrees(pts[:, 0], pts[:, 1], tr, tc, w_cm, h_cm, distance_cm))
+        if len(pts) > 1:
+            s = np.diff(pts, axis=0)
+            s2s_cells.append(np.hypot(s[:, 0], s[:, 1]))
+            s2s_cm.append(grid.error_cm(s[:, 0], s[:, 1], w_cm, h_cm))
+            s2s_deg.append(grid.error_degrees(pts[1:, 0], pts[1:, 1], pts[:-1, 0], pts[:-1, 1], w_cm, h_cm,
+                                              distance_cm))
+    if n_t == 0:
+        raise CalibrationError("no validation samples: the face was not tracked during the accuracy check")
+
+    def mean(xs):
+        return float(np.mean(np.concatenate(xs))) if xs else float("nan")
+
+    def rms(xs):
+        return float(np.sqrt(np.mean(np.concatenate(xs) ** 2))) if xs else float("nan")
+
+    return Accuracy(mean(errs_cells), mean(errs_cm), mean(errs_deg), rms(s2s_cells), rms(s2s_cm), rms(s2s_deg),
+                    n_t, int(sum(len(e) for e in errs_cells)), (w_cm, h_cm), distance_cm)
+
+
+# ----------------------------------------------------------------------------------------------
+# The live session: calibrate -> validate -> track, with keys
+
+
+CALIBRATE, VALIDATE, TRACK, DONE = "calibrate", "validate", "track", "done"
+
+
+class LiveSession:
+    """Drives a FramePipeline through calibration (unless a saved one is loaded), the accuracy check
+    and free tracking. feed(frame, now) -> LiveResult; press("c") recalibrates, "v" re-validates,
+    "esc" ends. The calibration is saved to calib_path (atomically) when it is fitted."""
+
+    def __init__(self, pipeline: FramePipeline, *, calib_path=None, calibrate: str = "auto", validate: bool = True,
+                 k: int = 9, validation_targets=VALIDATION_POINTS, samples: int = 15, fixation_s: float = 0.8,
+                 screen_cm=DEFAULT_SCREEN_CM, distance_cm: float = DEFAULT_DISTANCE_CM, log=print):
+        if calibrate not in ("auto", "always", "never"):
+            raise ValueError(f"calibrate must be auto, always or never, not {calibrate!r}")
+        self.pipe = pipeline
+        self.calib_path = Path(calib_path) if calib_path is not None else None
+        self.k, self.val_targets = k, list(validation_targets)
+        self.samples, self.fixation_s = samples, fixation_s
+        self.screen_cm, self.distance_cm = screen_cm, distance_cm
+        self.validate_after = validate
+        self.log = log
+        self.rate = RateMeter()
+        self.report: Accuracy | None = None
+        self.error: str | None = None
+        self.collector: TargetCollector | None = None
+        self.mode = TRACK
+        loaded = False
+        if calibrate == "auto" and self.calib_path is not None and self.calib_path.is_file():
+            self.pipe.calibration = Calibration.load(self.calib_path)
+            log(f"calibration loaded from {self.calib_path} ({self.pipe.calibration.n_points} points)")
+            loaded = True
+        if calibrate == "always" or (calibrate == "auto" and not loaded):
+            self.start_calibration()
+        elif validate:
+            self.start_validation()
+
+    def start_calibration(self) -> None:
+        self.mode = CALIBRATE
+        self.pipe.calibration = Calibration()  # collect the model's raw outputs
+        self.collector = TargetCollector(calibration_targets(self.k), samples=self.samples,
+                                         fixation_s=self.fixation_s)
+
+    def start_validation(self) -> None:
+        self.mode = VALIDATE
+        self.collector = TargetCollector(self.val_targets, samples=self.samples, fixation_s=self.fixation_s)
+
+    def _finish_calibration(self) -> None:
+        res = [(t, p) for t, p in self.collector.results if len(p)]
+        true = np.array([t for t, _ in res]).reshape(-1, 2)
+        raw = np.array([np.median(p, axis=0) for _, p in res]).reshape(-1, 2)
+        try:
+            cal = Calibration.fit(raw, true)
+        except CalibrationError as e:
+            # Keep tracking uncalibrated rather than end the session; the person can press c again.
+            self.error = f"calibration failed: {e}; press c to try again"
+            self.log(self.error)
+            self.mode, self.collector = TRACK, None
+            return
+        self.error = None
+        self.pipe.calibration = cal
+        self.pipe.smoother.reset()
+        if self.calib_path is not None:
+            cal.save(self.calib_path)
+            self.log(f"calibration saved to {self.calib_path}: {cal.n_points} targets, fit error "
+                     f"{cal.fit_error_cells:.2f} cells")
+        if self.validate_after:
+            self.start_validation()
+        else:
+            self.mode, self.collector = TRACK, None
+
+    def feed(self, frame_bgr: np.ndarray, now: float) -> LiveResult:
+        res = self.pipe.process(frame_bgr, now)
+        self.rate.tick(now, res.ms.get("total", 0.0))
+        if self.mode == CALIBRATE:
+            self.collector.feed(res.raw, now)
+            if self.collector.done:
+                self._finish_calibration()
+        elif self.mode == VALIDATE:
+            self.collector.feed(res.point, now)
+            if self.collector.done:
+                try:
+                    self.report = accuracy(self.collector.results, screen_cm=self.screen_cm,
+                                           distance_cm=self.distance_cm)
+                    for line in self.report.lines():
+                        self.log(line)
+                except CalibrationError as e:
+                    self.error = f"accuracy check failed: {e}; press v to try again"
+                    self.log(self.error)
+                self.mode, self.collector = TRACK, None
+        return res
+
+    def press(self, key: str, now: float) -> None:
+        if key == "esc":
+            self.mode = DONE
+        elif key == "c":
+            self.start_calibration()
+        elif key == "v":
+            self.start_validation()
+
+
+# ----------------------------------------------------------------------------------------------
+# Drawing (pure numpy/cv2: testable without a screen)
+
+
+def render_live(session: LiveSession, res: LiveResult, frame_bgr: np.ndarray, screen_w: int, screen_h: int,
+                now: float) -> np.ndarray:
+    """The live screen: the grid with the predicted cell highlighted, the smoothed point, the current
+    calibration/validation target, a camera thumbnail with the face, and an FPS/latency overlay."""
+    canvas = np.full((screen_h, screen_w, 3), 30, np.uint8)
+    cw, ch = screen_w / grid.COLS, screen_h / grid.ROWS
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    if res.smoothed is not None and session.mode in (TRACK, DONE):
+        r, c = grid.index_to_cell(res.cell)
+        cv2.rectangle(canvas, (round(c * cw), round(r * ch)), (round((c + 1) * cw), round((r + 1) * ch)),
+                      (90, 60, 20), -1)
+    for i in range(1, grid.COLS):
+        cv2.line(canvas, (round(i * cw), 0), (round(i * cw), screen_h), (70, 70, 70), 1)
+    for i in range(1, grid.ROWS):
+        cv2.line(canvas, (0, round(i * ch)), (screen_w, round(i * ch)), (70, 70, 70), 1)
+    unit = min(cw, ch)
+    if session.collector is not None and session.collector.current is not None:
+        x, y = grid.to_pixels(*session.collector.current, screen_w, screen_h)
+        colour = (0, 200, 0) if session.collector.recording(now) else (230, 230, 230)
+        cv2.circle(canvas, (round(float(x)), round(float(y))), round(unit * 0.3), colour, 3, cv2.LINE_AA)
+        cv2.circle(canvas, (round(float(x)), round(float(y))), max(2, round(unit * 0.05)), (0, 0, 230), -1, cv2.LINE_AA)
+    elif res.smoothed is not None:
+        x, y = grid.to_pixels(*grid.clamp(*res.smoothed), screen_w, screen_h)
+        cv2.circle(canvas, (round(float(x)), round(float(y))), max(6, round(unit * 0.15)), (0, 200, 255), 3,
+                   cv2.LINE_AA)
+    # camera thumbnail, bottom right
+    tw = max(80, screen_w // 8)
+    th = round(tw * frame_bgr.shape[0] / frame_bgr.shape[1])
+    k = tw / frame_bgr.shape[1]
+    thumb = cv2.flip(cv2.resize(frame_bgr, (tw, th), interpolation=cv2.INTER_AREA), 1)  # a mirror, like the model's view
+    if res.det is not None:
+        fx, fy, fw, fh = res.det.face
+        cv2.rectangle(thumb, (round(tw - (fx + fw) * k), round(fy * k)), (round(tw - fx * k), round((fy + fh) * k)),
+                      (0, 255, 0), 1)
+        for ex, ey in (res.det.left_eye, res.det.right_eye):
+            cv2.circle(thumb, (round(tw - ex * k), round(ey * k)), 2, (0, 0, 255), -1)
+    if th < screen_h and tw < screen_w:
+        canvas[screen_h - th:, screen_w - tw:] = thumb
+    mode = {CALIBRATE: "CALIBRATING: look at each dot", VALIDATE: "ACCURACY CHECK: look at each dot",
+            TRACK: "tracking", DONE: "done"}[session.mode]
+    if res.det is None:
+        face = "no face"
+    elif res.det.landmarks is not None:  # the landmark backend measures the lids: show the blink state
+        lm = res.det.landmarks
+        yaw, pitch, roll = detection_pose(res.det)   # what the model gets: the selfie view's pose
+        face = (f"{'BLINK' if lm.blink else 'eyes open'} (lids {sum(lm.opening) / 2:.2f})   "
+                f"head yaw {yaw:+.0f} pitch {pitch:+.0f} roll {roll:+.0f}")
+    else:
+        face = "eyes closed" if res.closed else "face ok"
+    face += f"   [{res.det.backend}]" if res.det is not None else ""
+    text = f"{mode}   {session.rate.fps:5.1f} fps   {session.rate.latency_ms:5.1f} ms   {face}   c recalibrate, v check, Esc quit"
+    cv2.putText(canvas, text, (15, 28), font, 0.6, (200, 200, 200), 1, cv2.LINE_AA)
+    if session.error is not None:
+        cv2.putText(canvas, session.error[:110], (15, 54), font, 0.5, (80, 80, 230), 1, cv2.LINE_AA)
+    elif session.report is not None:
+        cv2.putText(canvas, session.report.lines()[0][:110], (15, 54), font, 0.5, (160, 200, 160), 1, cv2.LINE_AA)
+    return canvas
+
+
+class LiveWindow:
+    """render_live in a fullscreen window; keys: c, v, Esc (or q)."""
+
+    def __init__(self, screen: tuple[int, int], name: str = "gazeneg live"):
+        self.screen = screen
+        self.window = Window(name, extra_keys={ord("c"): "c", ord("v"): "v"})
+
+    def show(self, session: LiveSession, res: LiveResult, frame_bgr, now: float) -> list[str]:
+        return self.window.show(render_live(session, res, frame_bgr, *self.screen, now))
+
+    def close(self) -> None:
+        self.window.close()
+
+
+def run_live(session: LiveSession, source, *, clock=time.perf_counter, ui=None, keys=None,
+             max_frames: int | None = None) -> list[LiveResult]:
+    """Feed frames into session until Esc, the source ends or max_frames. ui: show(session, res, frame,
+    now) -> key names; keys: (session, now) -> key names. Returns the results (kept only without a ui)."""
+    out = []
+
+    def step(frame, now):
+        res = session.feed(frame, now)
+        pressed = []
+        if ui is not None:
+            pressed += ui.show(session, res, frame, now)
+        else:
+            res.strip = None  # keep memory flat on long headless runs
+            out.append(res)
+        return pressed + (keys(session, now) if keys is not None else [])
+
+    frame_loop(source, step, session.press, clock=clock, done=lambda: session.mode == DONE, max_frames=max_frames)
+    return out
+
+
+def summarize_latency(results: list[LiveResult], warmup: int = 0) -> dict:
+    """Median and p95 of the per-frame total and per-stage milliseconds after `warmup` frames."""
+    rs = results[warmup:]
+    out = {"frames": len(rs), "with_face": sum(r.det is not None for r in rs),
+           "tracked": sum(r.det is not None and r.det.tracked for r in rs)}
+    for stage in ("total", "detect", "crop", "model", "smooth"):
+        v = np.array([r.ms[stage] for r in rs if stage in r.ms])
+        if len(v):
+            out[stage] = {"median_ms": float(np.median(v)), "p95_ms": float(np.percentile(v, 95))}
+    return out
