@@ -1,4 +1,5 @@
 import copy
+import math
 
 import pytest
 import torch
@@ -235,3 +236,88 @@ def test_naive_lambda_above_one_never_writes_a_non_finite_checkpoint(tiny_datase
         assert m["watchdog_events"][0]["lambda_after"] == 1.5
     else:
         assert m["diverged"] and "non-finite" in m["stop_reason"]
+
+
+def _const_model(value: float):
+    m = create_model("mlp")
+    with torch.no_grad():
+        for p in m.parameters():
+            p.fill_(value)
+    return m
+
+
+def _weights_equal(m, sd) -> bool:
+    return all(torch.equal(v, sd[k]) for k, v in m.state_dict().items())
+
+
+def test_watchdog_first_snapshot_carries_the_initial_error_so_a_runaway_epoch_is_never_best():
+    """The sgd:guard_watchdog failure: 4.81 cells at the start, 15.51 after epoch 0. The run-away epoch
+    must not become the best state the restores go back to; the initial weights are."""
+    m = _const_model(0.01)
+    init = copy.deepcopy(m.state_dict())
+    wd = Watchdog(pct=50, patience=1, absolute=6.0)
+    wd.snapshot(m, 4.81)
+    assert wd.best_err == 4.81
+    with torch.no_grad():
+        next(m.parameters()).add_(1.0)      # the run-away epoch's weights
+    wd.observe(15.51, m)
+    assert wd.best_err == 4.81 and _weights_equal(_const_model(0.01), wd.best_weights)
+    reason = wd.should_trigger(15.51, False)
+    assert reason
+    wd.restore(m, [], epoch=0, reason=reason, lam=1.5)
+    assert _weights_equal(m, init)
+
+
+def test_watchdog_never_accepts_an_epoch_worse_than_the_centre_guess():
+    m = _const_model(0.01)
+    wd = Watchdog(pct=50, patience=2, absolute=5.0)
+    wd.snapshot(m, math.inf)                # a fresh initialisation: no usable starting error
+    with torch.no_grad():
+        next(m.parameters()).add_(1.0)
+    wd.observe(5.5, m)                      # worse than always guessing the centre: not a best
+    assert wd.best_err == math.inf and _weights_equal(_const_model(0.01), wd.best_weights)
+    wd.observe(4.0, m)
+    assert wd.best_err == 4.0 and _weights_equal(m, wd.best_weights)
+
+
+def test_watchdog_falls_back_to_the_initial_weights_when_one_state_fails_twice():
+    m = _const_model(0.01)
+    init = copy.deepcopy(m.state_dict())
+    wd = Watchdog(pct=50, patience=1, absolute=5.0)
+    wd.snapshot(m, 3.0)
+    with torch.no_grad():
+        next(m.parameters()).add_(1.0)
+    wd.observe(2.0, m)                      # a better state S
+    s_state = copy.deepcopy(m.state_dict())
+    wd.restore(m, [], epoch=3, reason="x", lam=1.0)       # S fails once: back to S
+    assert _weights_equal(m, s_state) and wd.events[-1]["restored_to"] == "best"
+    with torch.no_grad():
+        next(m.parameters()).add_(5.0)
+    wd.restore(m, [], epoch=4, reason="x", lam=0.5)       # S fails twice: back to the initial weights
+    assert _weights_equal(m, init) and wd.events[-1]["restored_to"] == "initial"
+    assert wd.best_err == 3.0
+
+
+def test_watchdog_fine_tune_run_away_reports_no_worse_than_its_start(tiny_dataset):
+    """A fine-tune that runs away in its first epoch (SGD, literal Lambda = 1.5 at a large LR) with the
+    watchdog on reports a final model no worse on validation than the weights it started from."""
+    from gazeneg.config import from_dict
+    from gazeneg.data.splits import load_splits
+    from gazeneg.model.metrics import error_metrics
+    from gazeneg.training.loop import evaluate, fit, tensors
+
+    base = dict(data=str(tiny_dataset), progress=False, augment=False, flip=False, model="mlp", val_subjects=1,
+                test_subjects=1, loss="mse", ema=0.0, save_checkpoints=False)
+    cfg0 = from_dict(dict(base, epochs=6, optimizer="adamw", lr=2e-3))
+    sp = load_splits(cfg0)
+    start = fit(cfg0, sp, log=lambda *_: None)
+    init = copy.deepcopy(start.model.state_dict())
+    val = tensors(sp.val)
+    init_err = error_metrics(evaluate(start.model, val, torch.device("cpu")), sp.val.targets)["mean_error_cells"]
+    cfg = from_dict(dict(base, epochs=5, optimizer="sgd", lr=0.2, neg_mode="literal", neg_policy="random",
+                         neg_lambda=1.5, watchdog=True, watchdog_patience=1))
+    res = fit(cfg, sp, log=lambda *_: None, init_state=init)
+    final = copy.deepcopy(res.model)
+    final.load_state_dict(res.final_state)
+    err = error_metrics(evaluate(final, val, torch.device("cpu")), sp.val.targets)["mean_error_cells"]
+    assert err <= init_err + 1e-6

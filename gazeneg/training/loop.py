@@ -385,7 +385,12 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
         data = backbone_features(model, data, device)
     aug_src = (splits.train.images, splits.train.targets, splits.train.face)
     if watchdog is not None:
-        watchdog.snapshot(model)
+        # The first snapshot carries the starting weights' own validation error: an epoch that runs away
+        # from a good start must not become the state every restore goes back to (guards.Watchdog).
+        init_err = error_metrics(evaluate(eval_model, val_data, device), val_targets)["mean_error_cells"]
+        watchdog.snapshot(model, init_err)
+        if resume_ckpt is None and math.isfinite(init_err) and init_err <= centre_err:
+            state.best_err = init_err
     t0 = time.perf_counter()
     seen = 0
     bar = tqdm(total=(cfg.epochs - state.epoch) * len(splits.train), unit="img",
@@ -442,7 +447,7 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
                "samples_per_second": len(splits.train) / dt, "seconds": time.perf_counter() - t0,
                "guard_counts": json.dumps(state.guards.as_dict()), "event": event, **row_extra}
         state.history.append(row)
-        if math.isfinite(val_err) and val_err < state.best_err:
+        if math.isfinite(val_err) and val_err < state.best_err and (watchdog is None or val_err <= centre_err):
             state.best_err, state.best_epoch = val_err, epoch
             best_state = _state_copy(_eval_weights(model, ema))
             if write and cfg.save_checkpoints:

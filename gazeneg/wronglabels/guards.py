@@ -90,10 +90,20 @@ class Watchdog:
     so a best epoch that is itself near chance cannot disarm it). `restore` then loads the best weights
     with FRESH optimizer moments and halves lambda (or stops the wrong labels).
 
+    What counts as "best":
+      - the first snapshot (the weights training starts from) carries their own validation error, so an
+        epoch that runs away from a good start never becomes the best (a best error that started at
+        infinity made the first epoch, however bad, the state every restore went back to);
+      - an epoch worse than the absolute level (the centre guess) is never accepted as best;
+      - a state that failed twice (two triggers while it was the best) is given up: the next restore
+        goes back to the initial weights instead.
+
     Two things the restore must not do: keep live references into the snapshot (load_state_dict on an
     optimizer adopts the given tensors, which later in-place updates then rewrite), and bring back
     optimizer moments captured while the run was running away (they carry its velocity). So the
     snapshot is a copy of the weights only, and the optimizers are reset."""
+
+    MAX_FAILURES = 2   # triggers a best state may cause before the watchdog falls back to the initial weights
 
     def __init__(self, *, pct: float = 50.0, patience: int = 2, action: str = "halve", absolute: float = math.inf):
         if action not in ("halve", "stop"):
@@ -101,17 +111,29 @@ class Watchdog:
         self.pct, self.patience, self.action, self.absolute = pct, patience, action, absolute
         self.best_err = math.inf
         self.best_weights: dict | None = None
+        self.initial_weights: dict | None = None
+        self.initial_err = math.inf
+        self.failures = 0          # triggers since the current best state was taken
         self.bad_epochs = 0
         self.events: list[dict] = []
 
-    def snapshot(self, model) -> None:
+    def snapshot(self, model, val_err: float = math.inf) -> None:
+        """The first snapshot: the weights training starts from, with their validation error (inf when
+        unknown). It is the best state until an epoch beats it, and the fallback of a state that failed
+        twice. An initial error worse than the absolute level does not count as a best error."""
         self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.initial_weights = self.best_weights
+        ok = math.isfinite(val_err) and val_err <= self.absolute
+        self.best_err = self.initial_err = val_err if ok else math.inf
+        self.failures = 0
 
     def observe(self, val_err: float, model) -> None:
-        """Record a healthy epoch's validation error (keeps the best weights)."""
-        if math.isfinite(val_err) and val_err < self.best_err:
+        """Record a healthy epoch's validation error (keeps the best weights). An epoch worse than the
+        absolute level (always guessing the centre) is never the best."""
+        if math.isfinite(val_err) and val_err < self.best_err and val_err <= self.absolute:
             self.best_err = val_err
-            self.snapshot(model)
+            self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            self.failures = 0
 
     def should_trigger(self, val_err: float, nonfinite: bool, runaway: float = math.inf) -> str | None:
         """runaway: a validation error above it triggers at once (the trainer passes the screen's diagonal:
@@ -137,14 +159,23 @@ class Watchdog:
 
     def restore(self, model, optimizers, *, epoch: int, reason: str, lam: float) -> float:
         """Load the best weights (copied into the model's own tensors; the snapshot stays as it was),
-        reset every optimizer's state, record the event; return the new lambda."""
+        reset every optimizer's state, record the event; return the new lambda. The trigger counts as a
+        failure of the current best state; at the second, the watchdog gives that state up and goes back
+        to the initial weights."""
+        self.failures += 1
+        fallback = (self.failures >= self.MAX_FAILURES and self.initial_weights is not None
+                    and self.best_weights is not self.initial_weights)
+        if fallback:
+            self.best_weights, self.best_err, self.failures = self.initial_weights, self.initial_err, 0
         if self.best_weights is not None:
             model.load_state_dict(self.best_weights)
         for o in optimizers:
             o.state.clear()
         new_lam = lam / 2 if self.action == "halve" else 0.0
         self.events.append({"epoch": epoch, "reason": reason, "lambda_before": lam, "lambda_after": new_lam,
-                            "restored": self.best_weights is not None})
+                            "restored": self.best_weights is not None,
+                            "restored_to": "initial" if self.best_weights is self.initial_weights else "best",
+                            "restored_error": self.best_err if math.isfinite(self.best_err) else None})
         self.bad_epochs = 0
         return new_lam
 
