@@ -34,6 +34,8 @@ from gazeneg.webcam.live import (
     summarize_latency,
 )
 from gazeneg.webcam.sources import CaptureError, open_source, screen_size
+from gazeneg.webcam.tracker import add_args as tracker_args
+from gazeneg.webcam.tracker import attach as attach_outputs
 
 
 def _cm(text: str) -> tuple[float, float]:
@@ -76,6 +78,7 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="landmarks: run the iris model on one eye per tracked frame, in turn (default: about 4 ms "
                         "less per frame; the strip is cut by the eye corners, and a blink is seen up to a frame "
                         "later), or on both eyes every frame")
+    tracker_args(p)  # recording, streaming, replay: gazeneg/webcam/tracker.py
     return p
 
 
@@ -97,6 +100,7 @@ def main(argv=None, prog: str | None = None) -> int:
                           validate=not (args.no_validate or args.headless), k=args.calib_targets,
                           samples=args.samples, fixation_s=args.fixation, screen_cm=args.screen_cm,
                           distance_cm=args.distance_cm)
+    session = attach_outputs(session, args, source)  # the samples to files and streams (tracker.py)
     ui = None
     try:
         if not args.headless:
@@ -105,6 +109,7 @@ def main(argv=None, prog: str | None = None) -> int:
     finally:
         if ui is not None:
             ui.close()
+        session.close()
         source.close()
     if args.headless:
         summary = summarize_latency(results, warmup=min(10, len(results) // 10))

@@ -1,0 +1,202 @@
+"""The tracker as a library, and the outputs `gazeneg live` gains from it.
+
+    from gazeneg.webcam.tracker import Tracker
+
+    with Tracker("runs/.../best.pt", source=0) as tracker:       # camera 0, or a video file / image folder
+        for sample in tracker:                                    # record.GazeSample, one per frame
+            if sample.valid:
+                print(sample.t_mono, sample.row, sample.col, sample.x_px, sample.y_px)
+            tracker.mark("trial 3 start")                         # the next sample's event column
+
+Tracker runs what `gazeneg live` runs (live.FramePipeline inside a live.LiveSession, the same smoother and
+the per-user calibration saved beside the checkpoint by `gazeneg live`), headless: no window, no
+calibration targets shown. The outputs (a gaze file, streams, a recorded session) are the same objects
+live's options open (add_args / attach), so a program and the command write the same samples.
+
+SampleTap wraps a LiveSession: every frame it feeds turns into a GazeSample, handed to each sink
+(sink.write(sample, frame)), and kept as .last.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gazeneg.model.checkpoint import load_checkpoint
+from gazeneg.webcam.detect import make_detector
+from gazeneg.webcam.live import Calibration, FramePipeline, LiveSession, calibration_path, make_smoother
+from gazeneg.webcam.record import EventInbox, GazeRecorder, GazeSample, make_sample
+from gazeneg.webcam.sources import default_clock, open_source, screen_size
+
+
+class GazeFileSink:
+    """record.GazeRecorder as a sink."""
+
+    def __init__(self, path, *, fsync: bool = False):
+        self.recorder = GazeRecorder(path, fsync=fsync)
+
+    def write(self, sample: GazeSample, frame) -> None:
+        self.recorder.write(sample)
+
+    def close(self) -> None:
+        self.recorder.close()
+
+
+class SampleTap:
+    """A LiveSession that also turns each result into a GazeSample for its sinks. Everything else (press,
+    mode, collector, report...) is the session's own. screen: (w, h) pixels for x_px/y_px. source: when it
+    has a `timestamp` (a replayed session), that recorded time is the pipeline's clock, so a replay
+    smooths and times exactly as the recording did."""
+
+    def __init__(self, session: LiveSession, *, screen: tuple[int, int], sinks=(), events: EventInbox | None = None,
+                 source=None):
+        self.session = session
+        self.screen = screen
+        self.sinks = list(sinks)
+        self.events = events or EventInbox()
+        self.source = source
+        self.frame_index = 0
+        self.last: GazeSample | None = None
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+    def feed(self, frame_bgr, now: float):
+        ts = getattr(self.source, "timestamp", None)
+        if ts is not None:
+            now = ts
+        mode = self.session.mode
+        res = self.session.feed(frame_bgr, now)
+        sample = make_sample(res, frame=self.frame_index, now=now, screen=self.screen, mode=mode,
+                             event=self.events.take())
+        self.frame_index += 1
+        self.last = sample
+        for sink in self.sinks:
+            sink.write(sample, frame_bgr)
+        return res
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+        self.sinks = []
+
+
+# ----------------------------------------------------------------------------------------------
+# live's options (one hook in cli/live.py each: add_args(parser), attach(session, args, source))
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("outputs for other programs (docs/integration.md)")
+    g.add_argument("--record-gaze", action="append", default=[], metavar="FILE",
+                   help="append every sample to FILE (.csv or .jsonl; may be given twice), flushed per sample")
+    g.add_argument("--record-fsync", action="store_true",
+                   help="also force each sample to disk (survives a power cut; costs ~1 ms a sample)")
+    g.add_argument("--events-from", default=None, metavar="FILE",
+                   help="a file other programs append lines to: each new line is the next sample's event")
+
+
+def sinks_from_args(args) -> list:
+    return [GazeFileSink(path, fsync=args.record_fsync) for path in args.record_gaze]
+
+
+def attach(session: LiveSession, args, source=None) -> SampleTap:
+    """The session wrapped with the outputs live's options ask for; close() it at the end."""
+    screen = screen_size(getattr(args, "screen", None)) if getattr(args, "screen", None) else screen_size(None)
+    sinks = sinks_from_args(args)
+    return SampleTap(session, screen=screen, sinks=sinks, events=EventInbox(args.events_from), source=source)
+
+
+# ----------------------------------------------------------------------------------------------
+# The Python API
+
+
+def build_pipeline(checkpoint, *, smoother: str = "kalman", smoother_kwargs: dict | None = None,
+                   face_backend: str = "auto", iris: str = "alternate", calibration="auto") -> FramePipeline:
+    """live's FramePipeline for a checkpoint. calibration: "auto" (the saved <checkpoint>.calib.json if there
+    is one, else none), None (none), a path, or a live.Calibration."""
+    model, _ = load_checkpoint(checkpoint)
+    if calibration == "auto":
+        calibration = Calibration.load_or_identity(calibration_path(checkpoint))
+    elif calibration is None:
+        calibration = Calibration()
+    elif not isinstance(calibration, Calibration):
+        calibration = Calibration.load(calibration)
+    return FramePipeline(model, detector=make_detector(face_backend, alternate_iris=iris == "alternate"),
+                         smoother=make_smoother(smoother, **(smoother_kwargs or {})), calibration=calibration)
+
+
+class Tracker:
+    """for sample in Tracker(checkpoint, source=0): ... (see the module docstring).
+
+    source: camera index, video file, image folder, or any object with read() -> frame | None (and close()).
+    record_gaze: file(s) to append the samples to (.csv / .jsonl). screen: (w, h) pixels for x_px, y_px
+    (default: the screen's size, else 1920x1080). max_frames: stop after this many. sinks: more sinks
+    (objects with write(sample, frame) and close())."""
+
+    def __init__(self, checkpoint, source=0, *, smoother: str = "kalman", smoother_kwargs: dict | None = None,
+                 calibration="auto", face_backend: str = "auto", iris: str = "alternate", screen=None,
+                 record_gaze=(), events_from=None, max_frames: int | None = None, sinks=(), clock=None,
+                 pipeline: FramePipeline | None = None):
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.pipeline = pipeline or build_pipeline(checkpoint, smoother=smoother, smoother_kwargs=smoother_kwargs,
+                                                   face_backend=face_backend, iris=iris, calibration=calibration)
+        self.source = source if hasattr(source, "read") else open_source(str(source))
+        self.clock = clock or default_clock(self.source)
+        if isinstance(record_gaze, (str, Path)):
+            record_gaze = [record_gaze]
+        self.session = LiveSession(self.pipeline, calibrate="never", validate=False, log=lambda *_: None)
+        screen = tuple(screen) if screen is not None else screen_size(None)
+        self.tap = SampleTap(self.session, screen=screen,
+                             sinks=[*(GazeFileSink(p) for p in record_gaze), *sinks],
+                             events=EventInbox(events_from), source=self.source)
+        self.max_frames = max_frames
+        self.closed = False
+
+    @property
+    def calibration(self) -> Calibration:
+        return self.pipeline.calibration
+
+    def mark(self, event: str) -> None:
+        """Put `event` in the next sample's event column (thread-safe)."""
+        self.tap.events.put(event)
+
+    def add_sink(self, sink) -> None:
+        self.tap.sinks.append(sink)
+
+    def step(self) -> GazeSample | None:
+        """One frame through the pipeline: its sample, or None when the source has ended."""
+        if self.closed or (self.max_frames is not None and self.tap.frame_index >= self.max_frames):
+            return None
+        frame = self.source.read()
+        if frame is None:
+            return None
+        self.tap.feed(frame, self.clock())
+        return self.tap.last
+
+    def __iter__(self):
+        try:
+            while (sample := self.step()) is not None:
+                yield sample
+        finally:
+            self.close()
+
+    def run(self, callback) -> int:
+        """callback(sample) for every frame until the source ends or it returns False; the frames run."""
+        n = 0
+        for sample in self:
+            n += 1
+            if callback(sample) is False:
+                break
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.tap.close()
+            self.source.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
