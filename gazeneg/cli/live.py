@@ -20,6 +20,7 @@ import torch
 from gazeneg.cli.errors import run_cli
 from gazeneg.model.checkpoint import load_checkpoint
 from gazeneg.webcam.detect import make_detector
+from gazeneg.webcam.filters import DEFAULT_SMOOTHER
 from gazeneg.webcam.live import (
     DEFAULT_DISTANCE_CM,
     DEFAULT_SCREEN_CM,
@@ -56,7 +57,8 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--headless", action="store_true", help="no window: run the pipeline over a file source and "
                    "print latency figures (no calibration or accuracy check: nobody looks at targets)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-    p.add_argument("--smoother", choices=SMOOTHERS, default="kalman")
+    p.add_argument("--smoother", choices=SMOOTHERS, default=DEFAULT_SMOOTHER,
+                   help="gaze filter (default %(default)s, chosen by benchmarks/filters.py)")
     p.add_argument("--alpha", type=float, default=0.3, help="EMA weight of the newest point")
     p.add_argument("--kalman-accel", type=float, default=200.0, help="Kalman process noise (cells^2/s^3)")
     p.add_argument("--kalman-noise", type=float, default=0.6, help="Kalman measurement noise (cells)")
@@ -88,7 +90,7 @@ def main(argv=None, prog: str | None = None) -> int:
     cv2.setNumThreads(args.threads)
     model, _ckpt = load_checkpoint(args.checkpoint)
     kw = {"ema": {"alpha": args.alpha}, "kalman": {"accel": args.kalman_accel, "noise": args.kalman_noise},
-          "none": {}}[args.smoother]
+          "none": {}, "one_euro": {"mincutoff": args.mincutoff, "beta": args.beta}}[args.smoother]
     pipe = FramePipeline(model, detector=make_detector(args.face_backend, alternate_iris=args.iris == "alternate"),
                          smoother=make_smoother(args.smoother, **kw))
     source = open_source(args.source)

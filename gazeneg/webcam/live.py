@@ -36,6 +36,14 @@ from gazeneg.webcam.detect import (
     eyes_closed,
     make_detector,
 )
+from gazeneg.webcam.filters import (  # noqa: F401  (re-exported: the smoothers moved to filters.py)
+    SMOOTHERS,
+    EmaSmoother,
+    KalmanSmoother,
+    NoSmoother,
+    OneEuroFilter,
+    make_smoother,
+)
 from gazeneg.webcam.sources import Window, frame_loop
 
 CALIB_VERSION = 1
@@ -65,91 +73,6 @@ def calibration_targets(k: int = 9) -> list[tuple[float, float]]:
 def calibration_path(checkpoint) -> Path:
     """Where a checkpoint's per-user calibration lives: <checkpoint>.calib.json beside it."""
     return Path(str(checkpoint) + ".calib.json")
-
-
-# ----------------------------------------------------------------------------------------------
-# Smoothing
-
-
-class EmaSmoother:
-    """Exponential moving average: s <- s + alpha (x - s). alpha 1 = no smoothing."""
-
-    def __init__(self, alpha: float = 0.3, *, reset_after_s: float = 0.5):
-        if not 0 < alpha <= 1:
-            raise ValueError(f"EMA alpha must be in (0, 1], not {alpha}")
-        self.alpha, self.reset_after_s = alpha, reset_after_s
-        self.reset()
-
-    def reset(self) -> None:
-        self.s, self.t = None, None
-
-    def update(self, x, t: float) -> np.ndarray:
-        x = np.asarray(x, np.float64)
-        if self.s is None or t - self.t > self.reset_after_s:
-            self.s = x.copy()
-        else:
-            self.s = self.s + self.alpha * (x - self.s)
-        self.t = t
-        return self.s.copy()
-
-
-class KalmanSmoother:
-    """Constant-velocity Kalman filter on (row, col). State (r, c, vr, vc); white-noise acceleration of
-    spectral density `accel` (cells^2/s^3) as process noise; measurement noise `noise` (cells, std).
-    Larger accel follows saccades faster; larger noise smooths more."""
-
-    def __init__(self, *, accel: float = 200.0, noise: float = 0.6, reset_after_s: float = 0.5):
-        if accel <= 0 or noise <= 0:
-            raise ValueError(f"Kalman accel and noise must be positive, not {accel}, {noise}")
-        self.q, self.r, self.reset_after_s = accel, noise ** 2, reset_after_s
-        self.reset()
-
-    def reset(self) -> None:
-        self.x, self.P, self.t = None, None, None
-
-    def update(self, z, t: float) -> np.ndarray:
-        z = np.asarray(z, np.float64)
-        if self.x is None or t - self.t > self.reset_after_s:
-            self.x = np.array([z[0], z[1], 0.0, 0.0])
-            self.P = np.diag([self.r, self.r, 25.0, 25.0])
-            self.t = t
-            return z.copy()
-        dt = max(t - self.t, 1e-3)
-        self.t = t
-        F = np.eye(4)
-        F[0, 2] = F[1, 3] = dt
-        q1 = np.array([[dt ** 3 / 3, dt ** 2 / 2], [dt ** 2 / 2, dt]]) * self.q
-        Q = np.zeros((4, 4))
-        Q[np.ix_([0, 2], [0, 2])] = q1
-        Q[np.ix_([1, 3], [1, 3])] = q1
-        x = F @ self.x
-        P = F @ self.P @ F.T + Q
-        S = P[:2, :2] + self.r * np.eye(2)        # H = [I 0]
-        K = P[:, :2] @ np.linalg.inv(S)
-        self.x = x + K @ (z - x[:2])
-        self.P = (np.eye(4) - K @ np.hstack([np.eye(2), np.zeros((2, 2))])) @ P
-        return self.x[:2].copy()
-
-
-class NoSmoother:
-    def reset(self) -> None:
-        pass
-
-    def update(self, x, t: float) -> np.ndarray:
-        return np.asarray(x, np.float64).copy()
-
-
-SMOOTHERS = ("ema", "kalman", "none")
-
-
-def make_smoother(kind: str = "kalman", **kwargs):
-    if kind == "ema":
-        return EmaSmoother(**kwargs)
-    if kind == "kalman":
-        return KalmanSmoother(**kwargs)
-    if kind == "none":
-        return NoSmoother()
-    raise ValueError(f"unknown smoother {kind!r}; choose one of {', '.join(SMOOTHERS)}")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from gazeneg.model.checkpoint import load_checkpoint
 from gazeneg.webcam.detect import make_detector
+from gazeneg.webcam.filters import DEFAULT_PARAMS, DEFAULT_SMOOTHER
 from gazeneg.webcam.live import Calibration, FramePipeline, LiveSession, calibration_path, make_smoother
 from gazeneg.webcam.record import EventInbox, GazeRecorder, GazeSample, make_sample
 from gazeneg.webcam.sources import default_clock, open_source, screen_size
@@ -86,6 +87,11 @@ class SampleTap:
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("One Euro filter (--smoother one_euro)")
+    g.add_argument("--mincutoff", type=float, default=DEFAULT_PARAMS["one_euro"]["mincutoff"],
+                   help="cutoff at rest, Hz: lower = steadier fixations (default %(default)s)")
+    g.add_argument("--beta", type=float, default=DEFAULT_PARAMS["one_euro"]["beta"],
+                   help="cutoff rise per cell/s of speed: higher = less lag after a saccade (default %(default)s)")
     g = p.add_argument_group("outputs for other programs (docs/integration.md)")
     g.add_argument("--record-gaze", action="append", default=[], metavar="FILE",
                    help="append every sample to FILE (.csv or .jsonl; may be given twice), flushed per sample")
@@ -110,7 +116,7 @@ def attach(session: LiveSession, args, source=None) -> SampleTap:
 # The Python API
 
 
-def build_pipeline(checkpoint, *, smoother: str = "kalman", smoother_kwargs: dict | None = None,
+def build_pipeline(checkpoint, *, smoother: str = DEFAULT_SMOOTHER, smoother_kwargs: dict | None = None,
                    face_backend: str = "auto", iris: str = "alternate", calibration="auto") -> FramePipeline:
     """live's FramePipeline for a checkpoint. calibration: "auto" (the saved <checkpoint>.calib.json if there
     is one, else none), None (none), a path, or a live.Calibration."""
@@ -133,7 +139,7 @@ class Tracker:
     (default: the screen's size, else 1920x1080). max_frames: stop after this many. sinks: more sinks
     (objects with write(sample, frame) and close())."""
 
-    def __init__(self, checkpoint, source=0, *, smoother: str = "kalman", smoother_kwargs: dict | None = None,
+    def __init__(self, checkpoint, source=0, *, smoother: str = DEFAULT_SMOOTHER, smoother_kwargs: dict | None = None,
                  calibration="auto", face_backend: str = "auto", iris: str = "alternate", screen=None,
                  record_gaze=(), events_from=None, max_frames: int | None = None, sinks=(), clock=None,
                  pipeline: FramePipeline | None = None):
