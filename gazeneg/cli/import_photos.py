@@ -32,6 +32,11 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "(default): decide from the folder's photos and say why")
     p.add_argument("--resume", action="store_true", help="add to the data set in --out (photos already "
                    "imported are skipped)")
+    p.add_argument("--skip-offscreen", action="store_true", help="leave out rows whose target is off the screen "
+                   "(e.g. a click on a second monitor), counted and listed in the summary, instead of stopping")
+    p.add_argument("--face-backend", choices=("auto", "landmarks", "haar"), default="auto",
+                   help="crop face's face finder, as capture and live: landmarks when the models are cached (auto), "
+                        "or Haar cascades; named in meta.json")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -40,7 +45,8 @@ def main(argv=None, prog: str | None = None) -> int:
     args = get_args_parser(prog).parse_args(argv)
     screen = parse_screen(args.screen) if args.screen else None
     summary = import_photos(args.photos, args.labels, args.out, subject=args.subject, session=args.session,
-                            crop=args.crop, screen=screen, progress=not args.quiet, resume=args.resume)
+                            crop=args.crop, screen=screen, progress=not args.quiet, resume=args.resume,
+                            skip_offscreen=args.skip_offscreen, face_backend=args.face_backend)
     for line in summary.lines():
         print(line)
     return 0

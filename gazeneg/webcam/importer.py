@@ -17,12 +17,26 @@ How a photo becomes the model's 32x96 two-eye strip (`crop`):
   auto    decides once per folder from the photos' shape (and, for whole frames, whether faces are
           found in a sample), says what it decided and why, and refuses rather than skip every photo.
 
+Every photo is a first frame: the face finder (gazeneg.webcam.detect.make_detector, the same one capture
+and live use: landmarks when the model files are cached, else Haar; the backend is named in meta.json)
+runs without tracking, so no face box is carried from one separate photo to the next.
+
+Reliability. One import writes a folder at a time (a lock beside it, and the data set's own lock when
+adding to it). Every row is checked and every photo read, bounded (gazeneg.data.images) and cut before
+anything is written: a bad row anywhere is one error naming its line, and the folder is as it was. A new
+data set is built in a hidden folder beside --out and renamed to it at the end. --resume matches photos
+by source file and content (each image's name holds a hash of both), never by CSV line, so an edited CSV
+resumes correctly.
+
 This module, not data.py, holds the importer, so data.py never imports face.py (face -> landmarks ->
 models_cache would lead back to data)."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
+import os
 import re
 import shutil
 from collections import Counter
@@ -31,7 +45,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import PIL.Image
 
 from gazeneg import grid
 from gazeneg.data.dataset import (
@@ -44,7 +57,9 @@ from gazeneg.data.dataset import (
     new_meta,
     parse_float,
 )
-from gazeneg.webcam.detect import FaceEyeDetector, crop_eyes, face_columns
+from gazeneg.data.images import ImageFileError, read_image
+from gazeneg.files import lock_folder
+from gazeneg.webcam.detect import crop_eyes, face_columns, make_detector
 
 CROPS = ("auto", "face", "resize", "eye")
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -54,6 +69,8 @@ STRIP_ASPECT = IMAGE_W / IMAGE_H   # 3.0
 EYE_ASPECTS = (1.2, 2.6)  # width/height of a one-eye crop (an eye is about 2:1 with some margin)
 EYE_MAX_SIDE = 400        # px: a one-eye crop is small; a whole webcam frame at 2:1 is not an eye
 MAX_PIXELS = 64_000_000   # a photo beyond this (a 4K webcam frame is 8.3 MP) is refused before decoding
+STEM_CHARS = 40           # the part of a photo's file name kept in its image name (then its hash)
+LISTED = 20               # off-screen rows listed by line in the summary (then a count)
 
 
 @dataclass
@@ -64,6 +81,7 @@ class Entry:
     col: float
     subject: str
     session: str
+    offscreen: str = ""   # with skip_offscreen: why this row's target is off the screen (it is not imported)
 
 
 @dataclass
@@ -75,6 +93,8 @@ class ImportSummary:
     skipped: Counter = field(default_factory=Counter)       # reason -> count
     per_session: Counter = field(default_factory=Counter)   # "subject/session" -> imported
     edge_targets: int = 0           # targets in the half cell between the outer cell centres and the edge
+    offscreen: list = field(default_factory=list)           # "line N name: why" of the rows skipped off screen
+    face_backend: str = ""          # crop face: the face finder used
 
     def lines(self) -> list[str]:
         out = [f"imported {self.imported} photo(s) into {self.out}"
@@ -82,6 +102,11 @@ class ImportSummary:
                   if self.edge_targets else "")]
         for reason, n in sorted(self.skipped.items()):
             out.append(f"skipped {n}: {reason}")
+        if self.offscreen:
+            out.append(f"skipped {len(self.offscreen)} with the target off the screen (--skip-offscreen):")
+            out += [f"  {x}" for x in self.offscreen[:LISTED]]
+            if len(self.offscreen) > LISTED:
+                out.append(f"  ... and {len(self.offscreen) - LISTED} more")
         for group, n in sorted(self.per_session.items()):
             out.append(f"  {group}: {n}")
         return out
@@ -105,9 +130,30 @@ def _check_name(kind: str, value: str, csv_path: Path, line: int | None) -> str:
     return value
 
 
+def _records(csv_path: Path, text: str) -> list[tuple[int, list[str]]]:
+    """(first line number, fields) of every non-blank record. The text goes to csv.reader whole, so a
+    quoted field may hold a newline or U+2028 (str.splitlines would cut it); an unmatched quote is an
+    error naming the line it opens, not csv's 'field larger than field limit'."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    out = []
+    while True:
+        start = reader.line_num + 1
+        try:
+            rec = next(reader)
+        except StopIteration:
+            return out
+        except csv.Error as e:
+            hint = " (an unmatched double quote?)" if "field limit" in str(e) or "EOF" in str(e) else ""
+            fail_at(csv_path, start, f"not a readable CSV row: {e}{hint}")
+        if rec and any(x.strip() for x in rec):
+            out.append((start, rec))
+
+
 def read_labels(csv_path, *, screen: tuple[int, int] | None = None, subject: str = "user",
-                session: str = "import") -> list[Entry]:
-    """The CSV's rows as Entries in (row, col) cells; every bad value is an error naming file and line."""
+                session: str = "import", skip_offscreen: bool = False) -> list[Entry]:
+    """The CSV's rows as Entries in (row, col) cells; every bad value is an error naming file and line.
+    skip_offscreen: a target off the screen is kept as an Entry with .offscreen saying why (the importer
+    counts and lists it) instead of an error."""
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise DatasetError(f"{csv_path}: no such file")
@@ -116,9 +162,8 @@ def read_labels(csv_path, *, screen: tuple[int, int] | None = None, subject: str
     try:
         text = csv_path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
-        raise DatasetError(f"{csv_path}: not UTF-8 text (byte {e.start})") from None
-    rows = [(i, rec) for i, rec in enumerate(csv.reader(text.splitlines()), start=1)
-            if rec and any(x.strip() for x in rec)]
+        raise DatasetError(f"{csv_path}: not UTF-8 text (byte {e.start}); save the CSV as UTF-8") from None
+    rows = _records(csv_path, text)
     if not rows:
         fail_at(csv_path, None, "has no rows: nothing to import")
     first = [x.strip().lower() for x in rows[0][1]]
@@ -143,56 +188,76 @@ def read_labels(csv_path, *, screen: tuple[int, int] | None = None, subject: str
         a, b = (2, 1) if pixels else (1, 2)
     if pixels and screen is None:
         fail_at(csv_path, None, "labels are x,y screen pixels: give the screen's size with --screen WIDTHxHEIGHT")
-    entries = []
+    entries, seen = [], {}
     for line, rec in rows:
         need = max(fcol, a, b) + 1
         if len(rec) < need:
             fail_at(csv_path, line, f"expected at least {need} columns, got {len(rec)}")
         u = parse_float(rec[a], "y" if pixels else "row", csv_path, line)
         v = parse_float(rec[b], "x" if pixels else "col", csv_path, line)
+        off = ""
         if pixels:
             w, h = screen
             if not (0 <= v <= w and 0 <= u <= h):
-                fail_at(csv_path, line, f"pixel ({v:g}, {u:g}) is off the {w}x{h} screen")
+                off = f"pixel ({v:g}, {u:g}) is off the {w}x{h} screen"
             r, c = (float(t) for t in grid.from_pixels(v, u, w, h))
         else:
             r, c = u, v
-        if not grid.on_screen(r, c):
-            fail_at(csv_path, line, f"target ({r:g}, {c:g}) is off the screen (rows {grid.ROW_EDGES[0]}.."
-                                  f"{grid.ROW_EDGES[1]}, cols {grid.COL_EDGES[0]}..{grid.COL_EDGES[1]})")
-        r = float(np.clip(r, *grid.ROW_EDGES))   # a rounding hair beyond the edge is the edge
-        c = float(np.clip(c, *grid.COL_EDGES))
+        if not off and not grid.on_screen(r, c):
+            off = (f"target ({r:g}, {c:g}) is off the screen (rows {grid.ROW_EDGES[0]}..{grid.ROW_EDGES[1]}, "
+                   f"cols {grid.COL_EDGES[0]}..{grid.COL_EDGES[1]})")
+        if off and not skip_offscreen:
+            fail_at(csv_path, line, off + "; --skip-offscreen leaves such rows out (counted and listed)")
+        if not off:
+            r = float(np.clip(r, *grid.ROW_EDGES))   # a rounding hair beyond the edge is the edge
+            c = float(np.clip(c, *grid.COL_EDGES))
         subj = rec[scol].strip() if scol is not None and scol < len(rec) and rec[scol].strip() else subject
         sess = rec[sscol].strip() if sscol is not None and sscol < len(rec) and rec[sscol].strip() else session
         name = rec[fcol].strip()
         if not name:
             fail_at(csv_path, line, "empty filename")
+        key = os.path.normpath(name)
+        if key in seen:
+            other = seen[key]
+            same = (other.row, other.col) == (r, c)
+            fail_at(csv_path, line, f"photo {name!r} is listed again (first on line {other.line}"
+                                  + (")" if same else f" with target ({other.row:g}, {other.col:g}), here ({r:g}, "
+                                                      f"{c:g}))") + ": each photo may be named once")
         entries.append(Entry(line, name, r, c, _check_name("subject", subj, csv_path, line),
-                             _check_name("session", sess, csv_path, line)))
+                             _check_name("session", sess, csv_path, line), off))
+        seen[key] = entries[-1]
     if not entries:
         fail_at(csv_path, None, "has a header but no rows: nothing to import")
     return entries
 
 
-def _read_photo(photos_dir: Path, e: Entry, csv_path: Path) -> np.ndarray:
+def _photo_path(photos_dir: Path, e: Entry, csv_path: Path) -> Path:
     path = (photos_dir / e.filename).resolve()
     if not path.is_relative_to(photos_dir.resolve()):
         fail_at(csv_path, e.line, f"photo {e.filename!r} leads outside the photo folder {photos_dir}")
-    # The size from the header, before decoding (as the loader does): a small file can hold a huge image.
-    try:
-        with PIL.Image.open(path) as im:
-            w, h = im.size
-    except PIL.Image.DecompressionBombError:
-        w = h = MAX_PIXELS   # far beyond: refused below
-    except OSError:
-        w = h = 0            # not an image PIL knows: cv2 decides below
-    if w * h > MAX_PIXELS:
-        fail_at(csv_path, e.line, f"photo {e.filename!r} has more than {MAX_PIXELS / 1e6:.0f} megapixels "
-                                f"({w}x{h}); not decoded")
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
+    if not path.is_file():
         fail_at(csv_path, e.line, f"photo {e.filename!r} is missing or cannot be decoded")
-    return img
+    return path
+
+
+def _read_photo(photos_dir: Path, e: Entry, csv_path: Path) -> np.ndarray:
+    """The photo, decoded (BGR) only after its header said it is at most MAX_PIXELS (gazeneg.data.images)."""
+    path = _photo_path(photos_dir, e, csv_path)
+    try:
+        return read_image(path, max_pixels=MAX_PIXELS)
+    except ImageFileError as err:
+        fail_at(csv_path, e.line, f"photo {e.filename!r} {err}")
+    except OSError as err:
+        fail_at(csv_path, e.line, f"photo {e.filename!r} cannot be read ({err.strerror or err})")
+
+
+def image_name(e: Entry, photo_bytes: bytes) -> str:
+    """The data set's name for a photo: subject, session, the start of its file name (safe characters
+    only) and a hash of its file name and content. Resume matches photos by this name, so a row moved,
+    added or deleted in the CSV changes nothing, and a changed photo is a new one."""
+    digest = hashlib.sha256(os.path.normpath(e.filename).encode() + b"\0" + photo_bytes).hexdigest()[:16]
+    stem = re.sub(r"[^A-Za-z0-9_-]", "_", Path(e.filename).stem)[:STEM_CHARS]
+    return f"{e.subject}_{e.session}_{stem}_{digest}.png"
 
 
 def resize_strip(img_bgr: np.ndarray) -> np.ndarray:
@@ -215,12 +280,19 @@ def eye_strip(img_bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.concatenate([eye, eye], axis=1), cv2.COLOR_BGR2RGB)
 
 
-def _detector():
-    return FaceEyeDetector()  # OpenCV's Haar cascades: no model files needed
+def face_detector(face_backend: str = "auto", log=print):
+    """The face finder of capture and live (make_detector: landmarks when the model files are cached, else
+    Haar), without tracking: every photo of an import is a first frame."""
+    return make_detector(face_backend, track=False, warn=log)
 
 
-def decide_crop(photos_dir: Path, entries: list[Entry], csv_path: Path) -> tuple[str, str]:
+def backend_name(detector) -> str:
+    return getattr(detector, "backend", "haar")
+
+
+def decide_crop(photos_dir: Path, entries: list[Entry], csv_path: Path, detector=None) -> tuple[str, str]:
     """auto: one crop for the whole folder, and the reason, from a sample of its photos."""
+    entries = [e for e in entries if not e.offscreen] or entries
     step = max(1, len(entries) // AUTO_SAMPLE)
     sample = [_read_photo(photos_dir, e, csv_path) for e in entries[::step][:AUTO_SAMPLE]]
     aspects = np.array([im.shape[1] / im.shape[0] for im in sample])
@@ -232,22 +304,46 @@ def decide_crop(photos_dir: Path, entries: list[Entry], csv_path: Path) -> tuple
     if EYE_ASPECTS[0] <= aspect <= EYE_ASPECTS[1] and side <= EYE_MAX_SIDE:
         return "eye", f"auto: {shape}: one-eye crops (aspect {EYE_ASPECTS[0]}..{EYE_ASPECTS[1]}:1, at most " \
                       f"{EYE_MAX_SIDE} px)"
-    det = _detector()
+    det = detector if detector is not None else face_detector()
     found = sum(det.detect(im) is not None for im in sample)
     if found == 0:
         raise DatasetError(
             f"{photos_dir}: crop auto: the photos look like whole frames ({shape}) but no face and eyes were found "
             f"in any of the {len(sample)} sampled; nothing would be imported. If they are eye crops, pass "
             "--crop eye (one eye) or --crop resize (both eyes)")
-    return "face", f"auto: {shape}: whole frames, a face found in {found} of {len(sample)} sampled"
+    return "face", f"auto: {shape}: whole frames, a face found in {found} of {len(sample)} sampled " \
+                   f"({backend_name(det)} face finder)"
+
+
+def cut_photo(img_bgr: np.ndarray, mode: str, detector=None):
+    """(strip RGB, face box, frame size, pose) of one photo for crop `mode`; None when crop face finds no
+    face. Crop face is exactly live's cut of a first frame: crop_eyes and face_columns of the detection."""
+    if mode == "face":
+        det = detector.detect(img_bgr)
+        if det is None:
+            return None
+        strip, _feats = crop_eyes(img_bgr, det)
+        # crop_eyes mirrors (a selfie view, as the renderer draws); so must the face box and pose.
+        return (strip, *face_columns(det, img_bgr.shape[1], img_bgr.shape[0]))
+    if mode == "eye":
+        return eye_strip(img_bgr), None, None, None
+    return resize_strip(img_bgr), None, None, None
+
+
+def _building_dir(out_dir: Path) -> Path:
+    return out_dir.parent / f".{out_dir.name}.importing"
 
 
 def import_photos(photos_dir, csv_path, out_dir, *, subject: str = "user", session: str = "import",
                   crop: str = "auto", screen: tuple[int, int] | str | None = None, progress: bool = False,
-                  resume: bool = False, log=print) -> ImportSummary:
+                  resume: bool = False, log=print, skip_offscreen: bool = False,
+                  face_backend: str = "auto") -> ImportSummary:
     """Import photos_dir's photos named in csv_path into the data-set folder out_dir (new, or resume=True
-    to add to it). Returns the summary; every photo skipped is counted with its reason, and a run that
-    would import nothing is an error."""
+    to add to it). All or nothing: every row is checked and every photo read and cut before anything is
+    written. Returns the summary; every photo skipped is counted with its reason, and a run that would
+    import nothing is an error. skip_offscreen: rows whose target is off the screen are left out, counted
+    and listed (otherwise they are an error). face_backend: crop face's finder ("auto", "landmarks",
+    "haar"; make_detector)."""
     photos_dir, csv_path, out_dir = Path(photos_dir), Path(csv_path), Path(out_dir)
     if not photos_dir.is_dir():
         raise DatasetError(f"{photos_dir}: no such folder")
@@ -255,47 +351,107 @@ def import_photos(photos_dir, csv_path, out_dir, *, subject: str = "user", sessi
         raise DatasetError(f"crop must be one of {', '.join(CROPS)}, not {crop!r}")
     if isinstance(screen, str):
         screen = parse_screen(screen)
-    entries = read_labels(csv_path, screen=screen, subject=subject, session=session)
-    # Every photo must exist before anything is written: a typo in the CSV is one error, not a half import.
+    entries = read_labels(csv_path, screen=screen, subject=subject, session=session, skip_offscreen=skip_offscreen)
+    offscreen = [e for e in entries if e.offscreen]
+    entries = [e for e in entries if not e.offscreen]
+    if not entries:
+        fail_at(csv_path, None, f"every one of its {len(offscreen)} rows has its target off the screen: nothing "
+                                "to import")
+    # Every photo must exist and stay inside the folder before anything is read: a typo is one error.
     for e in entries:
-        if not (photos_dir / e.filename).is_file():
-            fail_at(csv_path, e.line, f"photo {e.filename!r} is missing or cannot be decoded")
-    mode, reason = decide_crop(photos_dir, entries, csv_path) if crop == "auto" else (crop, "chosen with --crop")
-    log(f"import: crop {mode} ({reason})")
-    summary = ImportSummary(out_dir, mode, reason)
-    detector = _detector() if mode == "face" else None
+        _photo_path(photos_dir, e, csv_path)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DatasetError(f"--out {out_dir}: is a file, not a folder")
+    has_data = (out_dir / "labels.csv").is_file()
+    if has_data and not resume:
+        raise DatasetError(f"{out_dir}: already holds a data set; add --resume to add these photos to it, or "
+                           "choose another --out")
+    if not has_data and out_dir.is_dir() and any(out_dir.iterdir()):
+        raise DatasetError(f"--out {out_dir}: exists and holds files but no data set (no labels.csv); choose a "
+                           "new or empty folder")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = out_dir.parent / f".{out_dir.name}.import.lock"
+
+    def busy(_msg):
+        return DatasetError(f"{out_dir} is being written by another import (it holds {lock_path}); wait for it to "
+                            "finish or choose another --out")
+
+    lock = lock_folder(out_dir.parent, f"{out_dir.name}.import", busy)
+    try:
+        inner = lock_folder(out_dir, "capture", busy) if has_data else None   # capture's lock: one writer
+        try:
+            return _import_locked(photos_dir, csv_path, out_dir, entries, offscreen, crop=crop, progress=progress,
+                                  has_data=has_data, log=log, face_backend=face_backend)
+        finally:
+            if inner is not None:
+                inner.release()
+    finally:
+        lock.release()
+
+
+def _import_locked(photos_dir: Path, csv_path: Path, out_dir: Path, entries: list[Entry], offscreen: list[Entry],
+                   *, crop: str, progress: bool, has_data: bool, log, face_backend: str) -> ImportSummary:
     from tqdm import tqdm
 
-    existed = out_dir.exists()
-    meta = new_meta("import", imported_from=str(photos_dir), crop=mode)
-    with DatasetWriter(out_dir, meta, resume=resume, fsync=False) as wr:
-        for e in tqdm(entries, desc="import", unit="photo", disable=not progress):
-            img = _read_photo(photos_dir, e, csv_path)
-            face = frame = pose = None
-            if mode == "face":
-                det = detector.detect(img)
-                if det is None:
-                    summary.skipped["no face and eyes found (crop face)"] += 1
-                    continue
-                strip, _feats = crop_eyes(img, det)
-                # crop_eyes mirrors (a selfie view, as the renderer draws); so must the face box and pose.
-                face, frame, pose = face_columns(det, img.shape[1], img.shape[0])
-            elif mode == "eye":
-                strip = eye_strip(img)
-            else:
-                strip = resize_strip(img)
-            name = f"{e.subject}_{e.session}_{Path(e.filename).stem}_{e.line:06d}.png"
-            if f"images/{name}" in wr.paths:  # resume: imported already
-                summary.skipped["already imported (resume)"] += 1
-                continue
-            wr.add(strip, e.row, e.col, subject=e.subject, session=e.session, name=name, face=face, frame=frame, pose=pose)
-            summary.imported += 1
-            summary.per_session[f"{e.subject}/{e.session}"] += 1
-            summary.edge_targets += int(not grid.in_grid(e.row, e.col))
-    if summary.imported == 0 and not summary.skipped.get("already imported (resume)"):
-        if not existed:   # leave no empty data set behind (it would make the next try need --resume)
-            shutil.rmtree(out_dir)
+    detector = None
+    if crop in ("auto", "face"):
+        detector = face_detector(face_backend, log)
+    mode, reason = decide_crop(photos_dir, entries, csv_path, detector) if crop == "auto" else (crop, "chosen with --crop")
+    log(f"import: crop {mode} ({reason})")
+    summary = ImportSummary(out_dir, mode, reason)
+    summary.offscreen = [f"line {e.line} {e.filename}: {e.offscreen}" for e in offscreen]
+    if mode == "face":
+        summary.face_backend = backend_name(detector)
+    present = set()
+    if has_data:
+        present = _existing_paths(out_dir)
+    # Phase 1: read, bound, hash and cut every photo. Nothing is written until all of them pass.
+    items = []
+    for e in tqdm(entries, desc="import", unit="photo", disable=not progress):
+        path = _photo_path(photos_dir, e, csv_path)
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            fail_at(csv_path, e.line, f"photo {e.filename!r} cannot be read ({err.strerror or err})")
+        name = image_name(e, data)
+        if f"images/{name}" in present:
+            summary.skipped["already imported (resume)"] += 1
+            continue
+        cut = cut_photo(_read_photo(photos_dir, e, csv_path), mode, detector)
+        if cut is None:
+            summary.skipped["no face and eyes found (crop face)"] += 1
+            continue
+        items.append((e, name, cut))
+    if not items and not summary.skipped.get("already imported (resume)"):
         raise DatasetError(f"{photos_dir}: none of the {len(entries)} photos could be imported "
                            f"({'; '.join(f'{n} {r}' for r, n in summary.skipped.items())}); try another --crop")
-    load_dataset(out_dir, load_images=False)   # what was written passes the loader's checks, or says where not
+    meta = new_meta("import", imported_from=str(photos_dir), crop=mode,
+                    **({"face_backend": summary.face_backend} if mode == "face" else {}))
+    # Phase 2: write. A new data set is built beside --out and renamed to it at the end; an existing one
+    # gets its rows appended (a kill part-way is repaired by --resume: the names match).
+    target = out_dir if has_data else _building_dir(out_dir)
+    if not has_data and target.exists():
+        shutil.rmtree(target)   # a killed earlier import's half-built folder (under our lock: nobody else's)
+    try:
+        with DatasetWriter(target, meta, resume=has_data, fsync=False) as wr:
+            for e, name, (strip, face, frame, pose) in items:
+                wr.add(strip, e.row, e.col, subject=e.subject, session=e.session, name=name, face=face, frame=frame,
+                       pose=pose)
+                summary.imported += 1
+                summary.per_session[f"{e.subject}/{e.session}"] += 1
+                summary.edge_targets += int(not grid.in_grid(e.row, e.col))
+        load_dataset(target, load_images=False)   # what was written passes the loader's checks, or says where not
+        if not has_data:
+            if out_dir.is_dir():
+                out_dir.rmdir()   # empty (checked above): rename needs the name free
+            os.rename(target, out_dir)
+    except BaseException:
+        if not has_data and target.exists():
+            shutil.rmtree(target, ignore_errors=True)
+        raise
     return summary
+
+
+def _existing_paths(out_dir: Path) -> set:
+    """The image paths already in a data set's labels.csv (load_dataset checks the file first)."""
+    return set(load_dataset(out_dir, load_images=False).paths.tolist())
