@@ -28,9 +28,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import PIL.Image
 
 from gazeneg import grid
+from gazeneg.data.images import ImageFileError, read_image
 from gazeneg.files import atomic_write_bytes, atomic_write_text
 
 # The strip geometry lives in strip.py, which face.py imports directly (so face and data no longer import
@@ -224,6 +224,8 @@ def _load_rows(root: Path, meta: dict, csv_path: Path, h: int, w: int, load_imag
     if not rows:
         fail_at(csv_path, None, "has no data rows: the dataset is empty")
     n = len(rows)
+    if load_images:   # the declared size bounded before anything is allocated (meta.json is only a header)
+        _check_image_memory(root / "meta.json", n, h, w)
     images = np.zeros((n, h, w, CHANNELS), np.uint8) if load_images else np.zeros((n, 0, 0, 0), np.uint8)
     if load_images:
         for i, (line_no, path, *_rest) in enumerate(rows):
@@ -240,25 +242,35 @@ def _load_rows(root: Path, meta: dict, csv_path: Path, h: int, w: int, load_imag
     )
 
 
+MAX_IMAGE_BYTES = 8 * 1024 ** 3   # the most memory a data set's images may take (a strip is 9 KB: 900k strips)
+
+
+def _check_image_memory(meta_path: Path, n: int, h: int, w: int) -> None:
+    """Refuse, naming meta.json, a data set whose images would take more than MAX_IMAGE_BYTES or half of
+    this machine's memory: image_size [4096, 4096] over 2,600 rows would be 130 GB."""
+    need = n * h * w * CHANNELS
+    limit = MAX_IMAGE_BYTES
+    try:
+        limit = min(limit, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2)
+    except (ValueError, OSError, AttributeError):   # no sysconf (Windows): the fixed bound alone
+        pass
+    if need > limit:
+        fail_at(meta_path, None, f"image_size [{h}, {w}] for {n} rows needs {need / 1024 ** 3:.1f} GiB of memory, "
+                f"more than the {limit / 1024 ** 3:.1f} GiB gazeneg allows (the model's eye strips are "
+                f"[{IMAGE_H}, {IMAGE_W}]); not loaded")
+
+
 def _read_image(root: Path, rel: str, size: tuple[int, int], csv_path: Path, line_no: int) -> np.ndarray:
     p = root / rel
     if not p.is_file():
         fail_at(csv_path, line_no, f"image {rel!r} is missing ({p})")
-    # The size from the file's header, before decoding: a small file can hold a huge image (a 1 MB PNG of
-    # 20000 x 20000 pixels decodes to 1.2 GB).
+    # The size from the header of the bytes OpenCV then decodes (data.images): a small file can hold a huge
+    # image (a 1 MB PNG of 20000 x 20000 pixels decodes to 1.2 GB), and formats whose size cannot be read
+    # undecoded are refused.
     try:
-        with PIL.Image.open(p) as im:
-            header_wh = im.size
-    except PIL.Image.DecompressionBombError as e:
-        fail_at(csv_path, line_no, f"image {rel!r} is far larger than meta.json's {size[1]}x{size[0]} ({e}); not decoded")
-    except OSError:
-        header_wh = None   # not an image PIL knows: cv2 decides below
-    if header_wh is not None and (header_wh[1], header_wh[0]) != tuple(size):
-        fail_at(csv_path, line_no, f"image {rel!r} is {header_wh[0]}x{header_wh[1]}, meta.json says "
-              f"{size[1]}x{size[0]} (not decoded)")
-    img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-    if img is None:
-        fail_at(csv_path, line_no, f"image {rel!r} cannot be decoded (corrupt or not an image)")
+        img = read_image(p, max_pixels=size[0] * size[1])
+    except ImageFileError as e:
+        fail_at(csv_path, line_no, f"image {rel!r} {e} (meta.json says {size[1]}x{size[0]})")
     if img.shape[:2] != tuple(size):
         fail_at(csv_path, line_no, f"image {rel!r} is {img.shape[1]}x{img.shape[0]}, meta.json says "
               f"{size[1]}x{size[0]}")

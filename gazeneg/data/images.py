@@ -51,9 +51,12 @@ def header_size(data: bytes) -> tuple[str, int, int]:
             warnings.simplefilter("ignore")
             with PIL.Image.open(io.BytesIO(data)) as im:
                 fmt, (w, h) = im.format, im.size
-    except (OSError, ValueError, SyntaxError) as e:   # PIL's "cannot identify image file" and parse errors
-        raise ImageFileError(f"not a {FORMATS} image ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0][:120] if str(e) else ''})") from None
+    except PIL.UnidentifiedImageError:
+        raise ImageFileError(f"is not a {FORMATS} image (its size cannot be checked before decoding); not "
+                             "decoded") from None
+    except (OSError, ValueError, SyntaxError) as e:   # a header PIL recognises but cannot parse
+        raise ImageFileError(f"is not a readable {FORMATS} image ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:120] if str(e) else ''}); not decoded") from None
     finally:
         PIL.Image.MAX_IMAGE_PIXELS = saved
     sigs = SIGNATURES.get(fmt)

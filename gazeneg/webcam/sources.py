@@ -18,7 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gazeneg.data.images import MAX_PIXELS, ImageFileError, read_image
+
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+MAX_FRAME_PIXELS = MAX_PIXELS   # a frame of an image-folder source beyond this is refused before decoding
 DEFAULT_SCREEN = (1920, 1080)
 
 
@@ -113,10 +116,14 @@ class ImageFolderSource:
             return None
         path = self.files[self._i]
         self._i += 1
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise CaptureError(f"{path}: cannot be read as an image")
-        return frame
+        # The header of the bytes OpenCV decodes is bounded first (data.images): a small file can declare
+        # a huge image, and formats whose size cannot be read undecoded (Radiance .hdr, ...) are refused.
+        try:
+            return read_image(path, max_pixels=MAX_FRAME_PIXELS)
+        except ImageFileError as e:
+            raise CaptureError(f"{path}: {e}") from None
+        except OSError as e:
+            raise CaptureError(f"{path}: cannot be read ({e.strerror or e})") from None
 
     def close(self) -> None:
         pass
