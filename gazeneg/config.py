@@ -13,8 +13,10 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gazeneg.errors import GazenegError
 
-class ConfigError(ValueError):
+
+class ConfigError(GazenegError, ValueError):
     pass
 
 

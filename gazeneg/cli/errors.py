@@ -5,9 +5,7 @@ from __future__ import annotations
 import errno
 import sys
 
-from gazeneg.config import ConfigError
-from gazeneg.data.dataset import DatasetError
-from gazeneg.model.checkpoint import CheckpointError
+from gazeneg.errors import GazenegError
 
 
 def run_cli(main, extra: tuple = ()) -> int:
@@ -15,7 +13,7 @@ def run_cli(main, extra: tuple = ()) -> int:
     `error: <message>` on one line and exit code 2."""
     try:
         return main()
-    except (ConfigError, DatasetError, CheckpointError, FileNotFoundError, ValueError, *extra) as e:
+    except (GazenegError, FileNotFoundError, ValueError, *extra) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:   # a read-only or full disk, an --out that is a file: the path and the reason, one line
@@ -28,3 +26,13 @@ def run_cli(main, extra: tuple = ()) -> int:
         print("\ninterrupted: finished work is kept; re-run with the same output folder (or --resume) to "
               "continue", file=sys.stderr)
         return 130
+
+
+def as_cli(main, extra: tuple = ()):
+    """A command's `cli(argv, prog)`: its main(argv, prog) with the errors a user causes (GazenegError and
+    `extra`) as one line on stderr and exit code 2."""
+    def cli(argv=None, prog: str | None = None) -> int:
+        return run_cli(lambda: main(argv, prog), extra=extra)
+
+    cli.__doc__ = f"{main.__module__}.main with known bad input as one line on stderr and exit 2."
+    return cli

@@ -22,6 +22,7 @@ COMMANDS = {
     "train": ("gazeneg.cli.train", "train a gaze model on the synthetic set or a data-set folder"),
     "eval": ("scripts/eval_wrong_labels.py", "does a negative learning rate on wrong labels help? (sweep, report)"),
     "live": ("gazeneg.cli.live", "live gaze tracking with a trained checkpoint and calibration"),
+    "predict": ("gazeneg.cli.predict", "gaze of a checkpoint for a video, image folder or data set (CSV, errors)"),
     "toy": ("scripts/toy_ascent.py", "the gradient-ascent logistic toy: its claims checked with numbers"),
 }
 

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from gazeneg import grid
+from gazeneg.errors import GazenegError
 from gazeneg.data.images import ImageFileError, read_image
 from gazeneg.files import atomic_write_bytes, atomic_write_text
 
@@ -49,7 +50,7 @@ OPTIONAL_COLUMNS = FACE_COLUMNS + POSE_COLUMNS + ("timestamp",)
 ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
 
-class DatasetError(ValueError):
+class DatasetError(GazenegError, ValueError):
     """A dataset folder or file is invalid; the message names the file and line at fault."""
 
 

@@ -9,13 +9,14 @@ from pathlib import Path
 import torch
 
 from gazeneg.data.dataset import FACE_FEATURES
+from gazeneg.errors import GazenegError
 from gazeneg.files import atomic_write_bytes
 from gazeneg.model.networks import GazeModel, create_model
 
 CHECKPOINT_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(GazenegError, ValueError):
     """A checkpoint is missing, unreadable, of another format, or would hold non-finite weights."""
 
 

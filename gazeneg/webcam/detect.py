@@ -50,6 +50,7 @@ from gazeneg.strip import (
     face_features,
     selfie_pose,
 )
+from gazeneg.errors import GazenegError
 from gazeneg.webcam.detection import Detection  # noqa: F401  (re-exported: detect.Detection)
 from gazeneg.webcam.landmarks import LandmarkDetector
 from gazeneg.webcam.model_files import FETCH_COMMAND, ModelFileError, missing_models
@@ -69,7 +70,7 @@ EYE_MAX_DY = 0.22
 CLOSED_CONTRAST = 0.40
 
 
-class CascadeError(RuntimeError):
+class CascadeError(GazenegError, RuntimeError):
     """A Haar cascade file is missing from the installed OpenCV."""
 
 

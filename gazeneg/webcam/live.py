@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from gazeneg import grid
+from gazeneg.errors import GazenegError
 from gazeneg.files import atomic_write_text
 from gazeneg.webcam.detect import (
     Detection,
@@ -60,7 +61,7 @@ DEFAULT_SCREEN_CM = (34.4, 19.3)
 DEFAULT_DISTANCE_CM = 60.0
 
 
-class CalibrationError(ValueError):
+class CalibrationError(GazenegError, ValueError):
     """A calibration cannot be fitted or a calibration file is invalid; the message names the cause."""
 
 

