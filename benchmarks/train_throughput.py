@@ -91,6 +91,9 @@ def augmentation_cost(data, batch_size: int, rounds: int) -> dict:
         t = time.perf_counter()
         augment_epoch(xn, yn, fn, seed=r)
         times["albumentations (CPU, per epoch)"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        augment_epoch(xn, yn, fn, seed=r, realism=True)  # the synthetic data's default: the webcam look first
+        times["albumentations + webcam look"].append(time.perf_counter() - t)
         aug = DeviceAugment(r, "cpu")
         t = time.perf_counter()
         for s in range(0, len(x), batch_size):

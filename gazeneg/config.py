@@ -52,6 +52,8 @@ class TrainConfig:
     flip: bool = True                # horizontal flip with col -> 15 - col (eyes swap)
     augment_backend: str = "auto"    # "albumentations" (CPU, per epoch), "torch" (per batch on the training
                                      # device); "auto" = torch on CUDA, albumentations otherwise
+    realism: str = "auto"            # the per-frame webcam look on training photos (data/realism.py), with
+                                     # augment: "on", "off", "auto" = on for synthetic data
     seed: int = 0
     threads: int = 0                 # torch threads; 0 = leave torch's default
     device: str = "auto"             # "auto", "cpu", "cuda"
@@ -119,6 +121,7 @@ CHOICES = {
     "schedule": ("cosine", "step", "none"),
     "device": ("auto", "cpu", "cuda"),
     "augment_backend": ("auto", "albumentations", "torch"),
+    "realism": ("auto", "on", "off"),
     "neg_mode": ("off", "literal", "combined"),
     "neg_lambda_schedule": ("constant", "linear"),
     "neg_policy": ("one_sided", "random", "redraw", "symmetric", "prediction_side"),
@@ -168,6 +171,9 @@ HELP = {
     "flip": ("optimisation", "random horizontal flip with col -> 15 - col (the eyes swap); true/false"),
     "augment_backend": ("optimisation", "albumentations (CPU, per epoch), torch (per batch on the device), "
                                         "auto (torch on CUDA, else albumentations)"),
+    "realism": ("optimisation", "the webcam look on training photos, per frame, with --augment (exposure, colour "
+                                "cast, blur, noise, JPEG, low resolution, shadow, sclera and iris tint, lashes, "
+                                "glare; docs/domain-gap.md): on, off, or auto (on for synthetic data)"),
     "seed": ("optimisation", "seed of initialisation, batch order, augmentation and wrong points"),
     "threads": ("optimisation", "torch CPU threads; 0 = torch's default; count"),
     "device": ("optimisation", "auto (CUDA when available), cpu or cuda"),

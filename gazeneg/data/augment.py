@@ -1,6 +1,7 @@
 """Training augmentation: albumentations for photometric and small geometric jitter, and a
 label-aware horizontal flip (the image mirrors, the two eyes swap sides, col -> 15 - col, and the face
-box's horizontal offset, the head's yaw and its roll change sign: strip.mirror_face_features)."""
+box's horizontal offset, the head's yaw and its roll change sign: strip.mirror_face_features).
+Before them, on request, the per-frame webcam look (data.realism): on by default for synthetic data."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 
 from gazeneg import grid
 from gazeneg.data.dataset import PIXEL_MEAN, PIXEL_STD
+from gazeneg.data.realism import apply_webcam_look
 from gazeneg.strip import mirror_face_features
 
 
@@ -32,15 +34,34 @@ def build_transform(seed: int) -> A.Compose:
     )
 
 
+REALISM_SETTINGS = ("auto", "on", "off")
+# The webcam look's seed comes from the epoch's augmentation seed through its own SeedSequence key, so
+# turning the look on or off leaves the jitter and the flip of every frame as they were (a paired comparison).
+REALISM_KEY = 0x7EA1
+
+
+def realism_enabled(setting: str, source: str) -> bool:
+    """Whether the webcam look applies: "on", "off", or "auto" = on for a data set whose meta.json
+    source is "synthetic" (the renders: real photos already look like webcam photos)."""
+    if setting not in REALISM_SETTINGS:
+        raise ValueError(f"realism {setting!r}: expected one of {', '.join(REALISM_SETTINGS)}")
+    return setting == "on" or (setting == "auto" and source == "synthetic")
+
+
+def realism_seed(seed: int) -> int:
+    """The webcam look's seed for an epoch whose augmentation seed is `seed`."""
+    return int(np.random.SeedSequence(int(seed), spawn_key=(REALISM_KEY,)).generate_state(1)[0])
+
+
 def augment_epoch(images: np.ndarray, targets: np.ndarray, face: np.ndarray, *, seed: int,
-                  photometric: bool = True, flip: bool = True):
+                  photometric: bool = True, flip: bool = True, realism: bool = False):
     """Augment a whole epoch's training set once (uint8 (N, H, W, 3)); returns new arrays.
-    Deterministic for a given seed."""
+    realism: first the webcam look (data.realism), each frame its own draw. Deterministic for a given seed."""
     rng = np.random.default_rng(seed)  # seed: already one stream of seeding.py (train.fit passes it)
-    out = images
+    out = apply_webcam_look(images, realism_seed(seed)) if realism else images
     if photometric:
         tf = build_transform(int(rng.integers(2**31)))
-        out = np.stack([tf(image=img)["image"] for img in images])
+        out = np.stack([tf(image=img)["image"] for img in out])
     targets = targets.copy()
     face = face.copy()
     if flip:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from gazeneg import grid, seeding
 from gazeneg.config import ConfigError, TrainConfig, from_dict
-from gazeneg.data.augment import DeviceAugment, augment_epoch
+from gazeneg.data.augment import DeviceAugment, augment_epoch, realism_enabled
 from gazeneg.data.dataset import GazeDataset, normalize_images
 from gazeneg.data.splits import Splits, load_splits
 from gazeneg.files import atomic_write_text
@@ -326,6 +326,8 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(seeding.seed_int(cfg.seed, "init"))
     model = create_model(cfg.model, head=cfg.head, **cfg.model_kwargs)
+    if getattr(model, "closed_form", False):   # the landmark model: ridge regression, no SGD
+        return _fit_closed_form(cfg, model, splits, run_dir if write else None)
     if init_state is not None:
         model.load_state_dict(init_state)
     model = model.to(device, memory_format=MEMORY_FORMAT)
@@ -384,6 +386,8 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
         val_data = backbone_features(model, val_data, device)
         data = backbone_features(model, data, device)
     aug_src = (splits.train.images, splits.train.targets, splits.train.face)
+    # The webcam look (data.realism) goes with --augment; "auto" turns it on for synthetic data.
+    look = cfg.augment and realism_enabled(cfg.realism, str(splits.train.meta.get("source", "")))
     if watchdog is not None:
         # The first snapshot carries the starting weights' own validation error: an epoch that runs away
         # from a good start must not become the state every restore goes back to (guards.Watchdog).
@@ -406,9 +410,13 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
         if (cfg.augment or cfg.flip) and _torch_augment(cfg, device):   # per batch, on the device
             aug = DeviceAugment(seeding.seed_int(cfg.seed, "device_augment", epoch, di.rank), device,
                                 photometric=cfg.augment, flip=cfg.flip)
+            if look:  # the webcam look has no torch version: once per epoch on the CPU, then the jitter per batch
+                imgs, _, _ = augment_epoch(*aug_src, seed=seeding.seed_int(cfg.seed, "augment", epoch),
+                                           photometric=False, flip=False, realism=True)
+                data = _to_device((torch.from_numpy(imgs), *data[1:]), device)
         elif cfg.augment or cfg.flip:                                   # once per epoch, albumentations
             imgs, tg, fc = augment_epoch(*aug_src, seed=seeding.seed_int(cfg.seed, "augment", epoch),
-                                         photometric=cfg.augment, flip=cfg.flip)
+                                         photometric=cfg.augment, flip=cfg.flip, realism=look)
             data = _to_device((torch.from_numpy(np.ascontiguousarray(imgs)), torch.from_numpy(fc),
                                torch.from_numpy(tg)), device)
         te = time.perf_counter()
@@ -482,6 +490,28 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
 
 def _silent(*args, **kwargs) -> None:
     pass
+
+
+def _fit_closed_form(cfg: TrainConfig, model, splits: Splits, run_dir: Path | None) -> FitResult:
+    """A model fitted in closed form (networks.LandmarkRidge) on the training rows, its penalty chosen on
+    validation: one 'epoch' in metrics.csv, best.pt = last.pt."""
+    t0 = time.perf_counter()
+    val_err = model.fit_closed_form(splits.train.face, splits.train.targets, splits.val.face, splits.val.targets)
+    secs = time.perf_counter() - t0
+    state = TrainState(epoch=0, best_err=val_err, best_epoch=0)
+    row = {"epoch": 0, "lr": 0.0, "lambda": 0.0, "train_loss": math.nan, "val_mean_error_cells": val_err,
+           "samples_per_second": len(splits.train) / max(secs, 1e-9), "seconds": secs,
+           "guard_counts": json.dumps(state.guards.as_dict()),
+           "event": f"closed-form ridge fit, alpha {float(model.alpha):g}"}
+    state.history.append(row)
+    if run_dir is not None:
+        append_metrics(run_dir / "metrics.csv", row)
+        if cfg.save_checkpoints:
+            for name in ("best.pt", "last.pt"):
+                save_checkpoint(run_dir / name, model, model_name=cfg.model,
+                                model_kwargs={"head": cfg.head, **cfg.model_kwargs}, config=cfg.to_dict(), epoch=0)
+    result = outcome(val_err, centre_guess_error(splits.val.targets.astype(np.float64)))
+    return FitResult(model, state, [], secs, len(splits.train), _state_copy(model), result, val_err)
 
 
 def _make_ema(model, decay: float):
