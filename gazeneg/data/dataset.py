@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 
 from gazeneg import grid
-from gazeneg.errors import GazenegError
 from gazeneg.data.images import ImageFileError, read_image
+from gazeneg.errors import GazenegError
 from gazeneg.files import atomic_write_bytes, atomic_write_text
 
 # The strip geometry lives in strip.py, which face.py imports directly (so face and data no longer import

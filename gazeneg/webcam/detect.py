@@ -41,6 +41,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gazeneg.errors import GazenegError
 from gazeneg.strip import (
     EYE_LEFT_XY,
     EYE_RIGHT_XY,
@@ -50,7 +51,6 @@ from gazeneg.strip import (
     face_features,
     selfie_pose,
 )
-from gazeneg.errors import GazenegError
 from gazeneg.webcam.detection import Detection  # noqa: F401  (re-exported: detect.Detection)
 from gazeneg.webcam.landmarks import LandmarkDetector
 from gazeneg.webcam.model_files import FETCH_COMMAND, ModelFileError, missing_models

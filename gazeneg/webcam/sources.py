@@ -18,9 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from gazeneg.errors import GazenegError
-
 from gazeneg.data.images import MAX_PIXELS, ImageFileError, read_image
+from gazeneg.errors import GazenegError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MAX_FRAME_PIXELS = MAX_PIXELS   # a frame of an image-folder source beyond this is refused before decoding
