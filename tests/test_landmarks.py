@@ -207,10 +207,10 @@ def test_haar_fallback_without_model_files(empty_cache):
     msgs = []
     det_ = make_detector("auto", warn=msgs.append)
     assert isinstance(det_, FaceEyeDetector)
-    assert len(msgs) == 1 and "models_cache fetch" in msgs[0]
+    assert len(msgs) == 1 and "model_files fetch" in msgs[0]
     det = det_.detect(cv2.imread(str(astronaut_path())))
     assert det is not None and det.backend == "haar" and det.landmarks is None
-    with pytest.raises(mc.ModelFileError, match="models_cache fetch"):
+    with pytest.raises(mc.ModelFileError, match="model_files fetch"):
         make_detector("landmarks")
     with pytest.raises(ValueError, match="unknown face backend 'dlib'"):
         make_detector("dlib")
