@@ -81,3 +81,47 @@ def test_a_declared_image_size_is_bounded_before_allocating(tmp_path):
     (ds / "labels.csv").write_text("\n".join(rows) + "\n")
     with pytest.raises(DatasetError, match=r"meta\.json: image_size \[4096, 4096\] for 2600 rows needs 121\.9 GiB"):
         load_dataset(ds)
+
+
+def _saved_mlp(path):
+    from gazeneg.model.checkpoint import save_checkpoint
+    from gazeneg.model.networks import create_model
+
+    model = create_model("mlp")
+    save_checkpoint(path, model, model_name="mlp", model_kwargs={}, config={}, epoch=0)
+    return model
+
+
+def test_a_flipped_bit_in_a_checkpoint_is_found_at_load(tmp_path):
+    """Item 12: flip one exponent bit of a weight inside last.pt: refused at load, naming the file (it ran
+    with predictions of 1.8e35 cells)."""
+    from gazeneg.model.checkpoint import CheckpointError, init_state, load_checkpoint
+
+    model = _saved_mlp(tmp_path / "last.pt")
+    w = next(v for v in model.state_dict().values() if v.is_floating_point() and v.numel() > 100)
+    raw = bytearray((tmp_path / "last.pt").read_bytes())
+    at = raw.find(w.numpy().tobytes()[:64])
+    assert at > 0 and raw.count(w.numpy().tobytes()[:64]) == 1
+    raw[at + 3] ^= 0x40                    # float32 little-endian: byte 3 holds the sign and the top exponent bits
+    (tmp_path / "last.pt").write_bytes(bytes(raw))
+    for load in (load_checkpoint, lambda p: init_state(p, "mlp", {"head": "regression"})):
+        with pytest.raises(CheckpointError, match=r"last\.pt: its weights do not match the digest stored with them"):
+            load(tmp_path / "last.pt")
+
+
+def test_a_model_with_absurd_outputs_is_refused(tmp_path):
+    """Item 12: a checkpoint without a digest (written before it existed) whose weights put a plain grey strip
+    1e30 cells away is refused at load and for --init, naming the file."""
+    import torch
+
+    from gazeneg.model.checkpoint import CheckpointError, init_state, load_checkpoint
+
+    _saved_mlp(tmp_path / "old.pt")
+    d = torch.load(tmp_path / "old.pt", weights_only=True)
+    del d["weights_sha256"]
+    bias = [k for k, v in d["state_dict"].items() if k.endswith("bias") and v.numel() == 2][-1]
+    d["state_dict"][bias] = torch.full_like(d["state_dict"][bias], 1e30)
+    torch.save(d, tmp_path / "old.pt")
+    for load in (load_checkpoint, lambda p: init_state(p, "mlp", {"head": "regression"})):
+        with pytest.raises(CheckpointError, match=r"old\.pt: predicts .* cells for a plain grey strip, absurd"):
+            load(tmp_path / "old.pt")

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from gazeneg import grid
 from gazeneg.data.dataset import FACE_FEATURES
 from gazeneg.errors import GazenegError
 from gazeneg.files import atomic_write_bytes
 from gazeneg.model.networks import GazeModel, create_model
 
 CHECKPOINT_VERSION = 1
+# A model whose prediction for a plain grey strip lies further than this from the screen's centre (in cells;
+# the screen's diagonal is 18) has damaged weights: a flipped exponent bit gave 1.8e35 cells.
+ABSURD_CELLS = 100.0
 
 
 class CheckpointError(GazenegError, ValueError):
@@ -23,6 +29,20 @@ class CheckpointError(GazenegError, ValueError):
 def all_finite(state: dict) -> bool:
     return all(torch.isfinite(v).all().item() for v in state.values()
                if torch.is_tensor(v) and v.is_floating_point())
+
+
+def weights_digest(state: dict) -> str:
+    """sha256 of a state_dict's names, dtypes, shapes and bytes, in name order: stored with the weights by
+    save_checkpoint and checked by read_checkpoint, so a bit changed on disk is found before it is used."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        v = state[k]
+        if not torch.is_tensor(v):
+            continue
+        t = v.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{k}|{t.dtype}|{tuple(v.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def save_checkpoint(path, model: GazeModel, *, model_name: str, model_kwargs: dict, config: dict,
@@ -37,6 +57,7 @@ def save_checkpoint(path, model: GazeModel, *, model_name: str, model_kwargs: di
         "model_name": model_name,
         "model_kwargs": dict(model_kwargs),
         "state_dict": state,
+        "weights_sha256": weights_digest(state),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "epoch": int(epoch),
         "config": _plain(config),
@@ -88,6 +109,10 @@ def read_checkpoint(path, map_location="cpu") -> dict:
         raise CheckpointError(f"{path}: state_dict entry {bad[0]!r} is not a named tensor")
     if not all_finite(ckpt["state_dict"]):
         raise CheckpointError(f"{path}: holds non-finite weights (NaN or inf): a diverged model; use another checkpoint")
+    stored = ckpt.get("weights_sha256")   # absent only in checkpoints written before the digest existed
+    if stored is not None and (not isinstance(stored, str) or stored != weights_digest(ckpt["state_dict"])):
+        raise CheckpointError(f"{path}: its weights do not match the digest stored with them: the file was changed "
+                              "or damaged after it was written (a flipped bit?); use another checkpoint or retrain")
     _check_face_inputs(path, ckpt["state_dict"])
     return ckpt
 
@@ -115,7 +140,26 @@ def load_checkpoint(path, map_location="cpu") -> tuple[GazeModel, dict]:
         raise CheckpointError(f"{path}: its weights do not fit a {ckpt['model_name']!r} model "
                               f"({str(e).splitlines()[0][:200]})") from None
     model.eval()
+    check_outputs(path, model)
     return model, ckpt
+
+
+def check_outputs(path, model: GazeModel) -> None:
+    """Refuse a model whose prediction for a plain grey strip (zero face features) is not finite or lies
+    more than ABSURD_CELLS from the screen's centre: damaged weights, named by file."""
+    from gazeneg.data.dataset import IMAGE_H, IMAGE_W
+    from gazeneg.model.networks import predict
+
+    try:
+        with torch.no_grad():
+            p = predict(model, np.full((1, IMAGE_H, IMAGE_W, 3), 128, np.uint8), np.zeros((1, FACE_FEATURES), np.float32))[0]
+    except (RuntimeError, ValueError) as e:
+        raise CheckpointError(f"{path}: the model cannot run ({str(e).splitlines()[0][:200]})") from None
+    centre = np.asarray(grid.CENTRE, np.float64)
+    if not np.isfinite(p).all() or float(np.linalg.norm(p - centre)) > ABSURD_CELLS:
+        raise CheckpointError(f"{path}: predicts ({p[0]:.3g}, {p[1]:.3g}) cells for a plain grey strip, absurd for "
+                              f"the 9x16 screen (more than {ABSURD_CELLS:g} cells from its centre): damaged weights; "
+                              "use another checkpoint or retrain")
 
 
 def init_state(path, model_name: str, model_kwargs: dict) -> dict:
@@ -142,4 +186,7 @@ def init_state(path, model_name: str, model_kwargs: dict) -> dict:
         if tuple(state[k].shape) != tuple(v.shape):
             raise CheckpointError(f"{path}: parameter {k} has shape {tuple(state[k].shape)}, the {model_name!r} "
                                   f"model needs {tuple(v.shape)}")
+    model = create_model(model_name, **model_kwargs)
+    model.load_state_dict(state)
+    check_outputs(path, model.eval())
     return state
