@@ -48,9 +48,9 @@ def get_args_parser():
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 20 at budget 1, "
                    "20/budget above it: the same number of steps at every budget)")
     p.add_argument("--model", default=None, help="model per run (default mlp)")
-    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
-                   help="equivalence margin in cells: a difference shown (TOST) to lie within +-margin is "
-                        f"'equivalent' (default {DEFAULT_MARGIN})")
+    p.add_argument("--margin", type=float, default=None,
+                   help="equivalence margin in cells: a difference whose 95%% interval lies within +-margin is "
+                        f"'equivalent' (default: sweep {DEFAULT_MARGIN}; personal: half the measured calibration gain)")
     g = p.add_argument_group("personal regime")
     g.add_argument("--regime", choices=("sweep", "personal"), default=None,
                    help="sweep: arms x seeds x budgets over many people; personal: one person's k calibration "
@@ -105,7 +105,7 @@ def personal_main(args, argv) -> int:
                          command="python scripts/eval_wrong_labels.py " + " ".join(
                              shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)))
     print(f"\nPersonal regime: held-out unit = {doc['unit_kind']}; verdicts vs the fine-tuned baseline, paired over "
-          f"held-out units, Holm-corrected; equivalence margin +-{args.margin:g} cells:")
+          f"held-out units, Holm-corrected; equivalence margin +-{doc['margin_cells']:.3g} cells:")
     for line in personal_lines(out):
         print(line)
     print("\nIn plain words:")
@@ -117,7 +117,7 @@ def personal_main(args, argv) -> int:
 
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
-    if not args.margin > 0:
+    if args.margin is not None and not args.margin > 0:
         raise SystemExit(f"error: --margin must be a positive number of cells, not {args.margin}")
     regime = args.regime
     if regime is None:
@@ -132,8 +132,7 @@ def main(argv=None) -> int:
         return 0
     if args.seeds is not None and args.seeds < 2:
         raise SystemExit("error: --seeds must be >= 2 for a paired test")
-    if not args.margin > 0:
-        raise SystemExit(f"error: --margin must be a positive number of cells, not {args.margin}")
+    args.margin = DEFAULT_MARGIN if args.margin is None else args.margin
     out = args.out or f"runs/wrong-labels-{time.strftime('%Y%m%d-%H%M%S')}" + ("-quick" if args.quick else "")
     data = args.data or ("synthetic" if args.quick else "synthetic:4")
     sweep = SweepConfig.quick(data=data, out=out) if args.quick else SweepConfig(data=data, out=out)

@@ -317,3 +317,28 @@ def test_personal_regime_on_local_ray_matches_sequential(tiny_dataset, tmp_path)
 
     local, remote = key(read_finetunes(tmp_path / "local")), key(read_finetunes(tmp_path / "ray"))
     assert len(local) == 6 * (1 + 2 * 2) and remote == local
+
+
+def test_an_arm_at_the_grids_bottom_lr_is_flagged_switched_off():
+    from gazeneg.study.personal_report import edge_choices
+
+    lrs = {"ft:baseline": {"3e-05": 1, "0.001": 5}, "ft:original_l1_B2": {"3e-05": 5, "0.001": 1},
+           "ft:naive_l1.5": {"0.01": 4, "0.001": 1}}
+    e = edge_choices(lrs, [3e-5, 1e-3, 1e-2])
+    assert e == {"ft:original_l1_B2": "bottom", "ft:naive_l1.5": "top"}
+
+
+def test_the_margin_is_half_the_measured_calibration_gain():
+    from gazeneg.study.personal import BASELINES, personal_arms
+    from gazeneg.study.personal_report import margin_from_gain
+
+    arms = {a.name: a for a in personal_arms()}
+    rows = []
+    for u in range(4):
+        for arm, err in (("ft:no_finetune", 1.10 + 0.01 * u), (BASELINES["ft"], 1.00 + 0.01 * u)):
+            rows.append({"arm": arm, "person": f"s{u}", "budget": 9, "final_test_error": err, "diverged": False,
+                         "collapsed": False})
+    margin, gain = margin_from_gain(rows, arms, 0.0)
+    assert gain == pytest.approx(0.10) and margin == pytest.approx(0.05)
+    margin, gain = margin_from_gain([r for r in rows if r["arm"] != "ft:no_finetune"], arms, 0.0)
+    assert gain != gain and margin == 0.05   # nan: no control to measure it with

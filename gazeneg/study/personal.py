@@ -480,7 +480,7 @@ def ft_config(arm: Arm, lr: float, pcfg: PersonalConfig, seed: int, k: int) -> T
 
 FIELDS = ["arm", "family", "group", "person", "unit_kind", "fold", "budget", "k_used", "lr", "selected",
           "val_error", "final_test_error", "best_test_error", "cell_accuracy", "diverged", "collapsed",
-          "val_outcome", "seconds", "feature_seconds", "finetune"]
+          "val_outcome", "seconds", "feature_seconds", "finetune", "centre_error"]
 
 
 @dataclass
@@ -530,13 +530,18 @@ def execute_unit(task: UnitTask, pcfg: PersonalConfig) -> list[dict]:
     common = {"person": task.unit, "unit_kind": task.kind, "fold": task.fold, "finetune": pcfg.finetune,
               "feature_seconds": feature_seconds}
 
+    # "Collapsed" is judged on the VALIDATION cells against a reference that does not shrink with a unit's
+    # target layout: the centre guess's error over the whole screen (or the unit's own, if larger). A unit
+    # whose targets sit near the centre has a tiny centre-guess error of its own, which a good model can miss.
+    ref = max(cv, centre_guess_error(grid.cell_centres()))
+
     def measure(pv, pt, diverged):
         ev = error_metrics(pv, yv)["mean_error_cells"] if not diverged else math.inf
         mt = error_metrics(pt, yt) if not diverged else {"mean_error_cells": math.inf, "cell_accuracy": 0.0}
-        res = outcome(mt["mean_error_cells"], ct, nonfinite=diverged)
+        res = outcome(ev, ref, nonfinite=diverged)
         return {"val_error": ev, "final_test_error": mt["mean_error_cells"], "best_test_error": mt["mean_error_cells"],
                 "cell_accuracy": mt["cell_accuracy"], "diverged": res == DIVERGED, "collapsed": res == COLLAPSED,
-                "val_outcome": outcome(ev, cv, nonfinite=diverged)}
+                "val_outcome": res, "centre_error": ct}
 
     for k in pcfg.ks:
         kk = min(k, len(split.calib))
@@ -687,8 +692,14 @@ def _done_units(out: Path) -> set:
 
 
 def _append(out: Path, rows: list[dict]) -> None:
-    """One unit's rows at once, flushed: a unit is either wholly in finetunes.csv or not at all."""
-    append_csv_rows(out / "finetunes.csv", FIELDS, rows, ignore_extra=True)
+    """One unit's rows at once, flushed: a unit is either wholly in finetunes.csv or not at all. A file
+    begun by an older version keeps its own columns."""
+    path = out / "finetunes.csv"
+    fields = FIELDS
+    if path.exists():
+        with open(path, newline="") as f:
+            fields = next(csv.reader(f), None) or FIELDS
+    append_csv_rows(path, fields, rows, ignore_extra=True)
 
 
 def read_finetunes(out) -> list[dict]:
@@ -696,8 +707,8 @@ def read_finetunes(out) -> list[dict]:
     with open(Path(out) / "finetunes.csv", newline="") as f:
         for r in csv.DictReader(f):
             for k in ("lr", "val_error", "final_test_error", "best_test_error", "cell_accuracy", "seconds",
-                      "feature_seconds"):
-                r[k] = float(r[k]) if r[k] not in ("", None) else math.nan
+                      "feature_seconds", "centre_error"):
+                r[k] = float(r[k]) if r.get(k) not in ("", None) else math.nan
             for k in ("budget", "k_used", "fold"):
                 r[k] = int(r[k])
             for k in ("selected", "diverged", "collapsed"):

@@ -2,7 +2,8 @@
 
 Per k (the calibration photos): each arm's test error over the held-out people (or sessions) with its
 95% t-interval, the paired difference to the fine-tuned baseline, and the verdicts of stats.summarize
-(helps / hurts / equivalent / inconclusive / invalid, Holm within a family), paired by person; each arm
+(helps / hurts / equivalent / inconclusive, Holm within a family; failures their own verdict), paired by
+person; the margin set from the measured calibration gain; each arm
 against the baseline at the very LR it chose; what more real photos do; which LRs were chosen. Every
 conclusion sentence is computed from those verdicts."""
 
@@ -23,8 +24,24 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: 
 from gazeneg.files import atomic_write_text, save_figure  # noqa: E402
 from gazeneg.study.formatting import clean_json, fmt, fmt_signed  # noqa: E402
 from gazeneg.study.personal import BASELINES, personal_arms, read_finetunes  # noqa: E402
-from gazeneg.study.stats import ALPHA, DEFAULT_MARGIN, holm, mean_ci, paired_test, summarize, verdict  # noqa: E402
-from gazeneg.study.sweep_report import VERDICT_COLOURS, entry_row  # noqa: E402
+from gazeneg.study.stats import (  # noqa: E402
+    ALPHA,
+    DEFAULT_MARGIN,
+    holm,
+    imputed_value,
+    mean_ci,
+    paired_test,
+    summarize,
+    verdict,
+)
+from gazeneg.study.sweep_report import METHOD_TEXT, VERDICT_COLOURS, entry_row  # noqa: E402
+
+# The smallest effect of interest: this fraction of the calibration's own measured gain (the no-fine-tune
+# control against the fine-tuned baseline). A wrong-label effect smaller than half of what calibration
+# itself does is not worth a user's trouble; a fixed margin larger than the whole gain made every arm
+# "equivalent" by construction.
+MARGIN_FRACTION = 0.5
+MIN_MARGIN = 0.005
 
 UNIT_WORDS = {"person": ("person", "people"), "session": ("session", "sessions"),
               "cells": ("third of the cells", "thirds of the cells")}
@@ -39,7 +56,56 @@ def _ok(r) -> bool:
     return not r["diverged"] and not r["collapsed"]
 
 
-def build_report(out, *, elapsed: float | None = None, command: str = "", margin: float = DEFAULT_MARGIN,
+def overlap_ratio(meta: dict) -> float:
+    """n_test/n_train of the folds, in units (the Nadeau-Bengio correction): the units of a fold are tested
+    against a base pretrained on the other units, so the folds' training sets overlap. 0 with --init (one
+    base for all) or unknown folds."""
+    folds = meta.get("folds") or []
+    n = sum(len(f) for f in folds)
+    if meta.get("config", {}).get("init") or not folds or n == 0:
+        return 0.0
+    r = [len(f) / (n - len(f)) for f in folds if n - len(f) > 0]
+    return float(np.mean(r)) if r else 0.0
+
+
+def margin_from_gain(chosen, arms, ratio: float) -> tuple[float, float]:
+    """(margin, measured calibration gain): MARGIN_FRACTION of the mean gain of fine-tuning over the
+    no-fine-tune control (over units and k), DEFAULT_MARGIN when there is no control or no gain."""
+    if "ft:no_finetune" not in arms or BASELINES["ft"] not in arms:
+        return DEFAULT_MARGIN, math.nan
+    fin = [float(r["final_test_error"]) for r in chosen if _ok(r)]
+    fb = max(fin) if fin else 0.0
+    gains = []
+    for k in sorted({r["budget"] for r in chosen}):
+        nf = {r["person"]: imputed_value(r, "final_test_error", fb) for r in chosen
+              if r["arm"] == "ft:no_finetune" and r["budget"] == k}
+        ba = {r["person"]: imputed_value(r, "final_test_error", fb) for r in chosen
+              if r["arm"] == BASELINES["ft"] and r["budget"] == k}
+        gains += [nf[u] - ba[u] for u in nf if u in ba]
+    gain = float(np.mean(gains)) if gains else math.nan
+    if not math.isfinite(gain) or gain <= 0:
+        return DEFAULT_MARGIN, gain
+    return max(MIN_MARGIN, MARGIN_FRACTION * gain), gain
+
+
+def edge_choices(lrs: dict, grid_: list, share: float = 0.5) -> dict:
+    """arm -> "bottom" / "top" when more than `share` of its LR choices sit at that end of the grid: at the
+    bottom the arm's effect was in effect switched off (the smallest step the grid allows), which is not
+    "no effect"; at the top it might want more."""
+    if not grid_:
+        return {}
+    lo, hi = f"{min(grid_):g}", f"{max(grid_):g}"
+    out = {}
+    for a, c in lrs.items():
+        n = sum(c.values())
+        if n and c.get(lo, 0) / n > share:
+            out[a] = "bottom"
+        elif n and c.get(hi, 0) / n > share:
+            out[a] = "top"
+    return out
+
+
+def build_report(out, *, elapsed: float | None = None, command: str = "", margin: float | None = None,
                  rows: list[dict] | None = None, meta: dict | None = None) -> dict:
     """rows: finetunes.csv rows (default: read it; a test passes fabricated ones, which need only the
     chosen rows: arm, person, budget, lr, selected, final_test_error, diverged, collapsed, cell_accuracy,
@@ -53,17 +119,28 @@ def build_report(out, *, elapsed: float | None = None, command: str = "", margin
     all_arms = {a.name: a for a in personal_arms()}
     arms = {n: a for n, a in all_arms.items() if any(r["arm"] == n for r in rows)}
     chosen = [r for r in rows if r["selected"]]
-    summary = summarize(chosen, arms, margin=margin, baselines=BASELINES, unit="person")
+    ratio = overlap_ratio(meta)
+    gain = math.nan
+    if margin is None:
+        margin, gain = margin_from_gain(chosen, arms, ratio)
+    summary = summarize(chosen, arms, margin=margin, baselines=BASELINES, unit="person", ratio=ratio)
     ks = sorted({r["budget"] for r in chosen})
-    same_lr = _same_lr(rows, chosen, arms, ks, margin)
-    more = _more_photos(chosen, ks, margin)
+    same_lr = _same_lr(rows, chosen, arms, ks, margin, ratio)
+    more = _more_photos(chosen, ks, margin, ratio)
     lrs = _lr_choices(chosen, arms)
+    edges = edge_choices(lrs, list(meta.get("config", {}).get("lr_grid") or sorted({r["lr"] for r in rows if r["lr"] > 0})))
+    for e in summary:
+        if edges.get(e["arm"]) == "bottom":
+            e["lr_edge"] = "switched off (chose the grid's bottom LR)"
+        elif edges.get(e["arm"]) == "top":
+            e["lr_edge"] = "at the grid's top LR"
     timing = _timing(rows, meta)
     # k larger than a unit's calibration cells hold (a small capture): the photos actually used
     clipped = {k: min(r["k_used"] for r in chosen if r["budget"] == k) for k in ks
                if any("k_used" in r and r["k_used"] < k for r in chosen if r["budget"] == k)}
     doc = {"k_used_min": clipped, "entries": summary, "same_lr": same_lr, "more_real_photos": more, "lr_choices": lrs, "timing": timing,
-           "margin_cells": margin, "elapsed_seconds": elapsed, "command": command, "unit_kind": meta.get("unit_kind"),
+           "margin_cells": margin, "calibration_gain_cells": gain, "overlap_ratio": ratio,
+           "elapsed_seconds": elapsed, "command": command, "unit_kind": meta.get("unit_kind"),
            "answer": _answer(summary, more, ks, margin, meta)}
     atomic_write_text(out / "summary.json", json.dumps(clean_json(doc), indent=2))
     plots = make_plots(out, summary, ks, margin, meta)
@@ -76,7 +153,7 @@ def build_report(out, *, elapsed: float | None = None, command: str = "", margin
 # Analyses
 
 
-def _same_lr(rows, chosen, arms, ks, margin) -> list[dict]:
+def _same_lr(rows, chosen, arms, ks, margin, ratio: float = 0.0) -> list[dict]:
     """Each arm against the fine-tuned baseline at the very LR the arm chose for that person and k (the
     baseline was run at every grid LR): what the arm adds at an equal step size. Holm within a family and k."""
     base_at = {(r["arm"], r["person"], r["budget"], round(r["lr"], 12)): r for r in rows}
@@ -98,7 +175,7 @@ def _same_lr(rows, chosen, arms, ks, margin) -> list[dict]:
                 vb[r["person"]] = b["final_test_error"] if _ok(b) else math.nan
             if not va:
                 continue
-            t = paired_test(va, vb, margin)
+            t = paired_test(va, vb, margin, ratio)
             t.update({"arm": name, "family": a.family, "budget": k})
             fam_res.append(t)
         for fam in {t["family"] for t in fam_res}:
@@ -110,14 +187,14 @@ def _same_lr(rows, chosen, arms, ks, margin) -> list[dict]:
     return res
 
 
-def _more_photos(chosen, ks, margin) -> list[dict]:
+def _more_photos(chosen, ks, margin, ratio: float = 0.0) -> list[dict]:
     """The fine-tuned baseline with more real photos: each k against the next smaller one, paired by
     person; Holm over these comparisons."""
     vals = {k: {r["person"]: (r["final_test_error"] if _ok(r) else math.nan) for r in chosen
                 if r["arm"] == BASELINES["ft"] and r["budget"] == k} for k in ks}
     res = []
     for lo, hi in zip(ks, ks[1:], strict=False):
-        t = paired_test(vals[hi], vals[lo], margin)
+        t = paired_test(vals[hi], vals[lo], margin, ratio)
         t.update({"from_k": lo, "to_k": hi, "mean_from": mean_ci(vals[lo].values())[0],
                   "mean_to": mean_ci(vals[hi].values())[0]})
         res.append(t)
@@ -164,11 +241,9 @@ def _answer(summary, more, ks, margin, meta) -> dict:
             continue
         n = base["n_seeds"]
         S = []
-        if base["verdict"] == "invalid":
-            S.append(f"With {k} photos the fine-tuned baseline itself diverged or collapsed for some {many} "
-                     f"({base.get('verdict_reason', '')}): no comparison with it means anything.")
-            ans[k] = S
-            continue
+        if base["failed_runs"]:
+            S.append(f"With {k} photos the fine-tuned baseline itself {base['failure_verdict']} {many} (judged on "
+                     "validation); its failed runs count at the centre guess's error in the comparisons.")
         nf = es.get("ft:no_finetune")
         if nf is not None and math.isfinite(nf.get("diff_vs_baseline", math.nan)):
             flip = {"hurts": "lowers", "helps": "raises", "equivalent": f"does not change (within +-{margin:g} cells)",
@@ -180,7 +255,7 @@ def _answer(summary, more, ks, margin, meta) -> dict:
         wl = [e for e in es.values() if e["arm"] not in (BASELINES["ft"], BASELINES["cls"], "ft:no_finetune",
                                                          "ft:lr_control_0.2")]
         by = {v: sorted(e["arm"] for e in wl if e["verdict"] == v) for v in ("helps", "hurts", "equivalent",
-                                                                            "inconclusive", "invalid")}
+                                                                            "inconclusive")}
         if by["helps"]:
             S.append(f"Adding wrong labels to the same {k} photos **helps** in {len(by['helps'])} of {len(wl)} arms: "
                      + ", ".join(f"{a} ({fmt_signed(es[a]['diff_vs_baseline'], 3)} cells)" for a in by["helps"]) + ".")
@@ -194,9 +269,22 @@ def _answer(summary, more, ks, margin, meta) -> dict:
         if tiny:
             S.append(f"Of these, {', '.join(tiny)} {'differs' if len(tiny) == 1 else 'differ'} by less than the "
                      f"+-{margin:g}-cell margin: consistent across {many}, but too small to matter.")
-        rest = [f"{len(by[v])} {v}" for v in ("equivalent", "inconclusive", "invalid") if by[v]]
+        rest = [f"{len(by[v])} {v}" for v in ("equivalent", "inconclusive") if by[v]]
         if rest:
             S.append(f"The others: {', '.join(rest)} (equivalent = within +-{margin:g} cells of the baseline).")
+        det = [e["detectable_cells"] for e in wl if math.isfinite(e.get("detectable_cells", math.nan))]
+        if det:
+            S.append(f"With these {n} {many} the smallest difference a comparison could detect (80% power, Holm) is "
+                     f"{fmt(min(det), 3)} to {fmt(max(det), 3)} cells: an inconclusive arm may still change the error "
+                     "by less than that.")
+        off = sorted(e["arm"] for e in wl if e.get("lr_edge", "").startswith("switched off"))
+        if off:
+            S.append(f"{len(off)} arm(s) mostly chose the grid's bottom LR, i.e. were in effect switched off: "
+                     f"{', '.join(off)}; their verdicts say little about the method.")
+        failing = [f"{e['arm']} ({e['failure_verdict']})" for e in wl if e["failed_runs"]]
+        if failing:
+            S.append("Failed runs (diverged or collapsed on validation), a verdict of their own: "
+                     + ", ".join(failing) + ".")
         finite = [e for e in wl if math.isfinite(e.get("diff_vs_baseline", math.nan))]
         if finite:
             best = min(finite, key=lambda e: e["diff_vs_baseline"])
@@ -360,12 +448,16 @@ def render_markdown(doc, summary, same_lr, more, lrs, timing, plots, ks, meta, a
           f"{fmt(timing['feature_seconds_per_unit'], 2)} s per {one}; base models "
           f"{fmt(timing['base_seconds'] or math.nan, 0)} s (0 when cached), fine-tuning "
           f"{fmt(timing['finetune_wall_seconds'] or math.nan, 0)} s wall.", ""]
-    L += [f"Statistics (docs/science.md section 8): paired by {one} (n = {n_units}); the paired difference to the "
-          "family's baseline (fine-tuned, true labels only; the 144-way arms against the fine-tuned 144-way head) "
-          f"with its 95% t-interval; a paired t-test (helps / hurts) and a TOST within +-{margin:g} cells "
-          f"(equivalent), Holm-corrected within the family at each k, alpha {ALPHA:g}; neither = inconclusive. "
-          f"Runs that diverged or collapsed (worse than always guessing the screen centre) are counted and kept out "
-          f"of means and tests; an arm with one where the baseline had none *hurts*.", ""]
+    gain = doc.get("calibration_gain_cells")
+    L += [f"Statistics (docs/science.md section 8): paired by {one} (n = {n_units}); each arm against its family's "
+          "baseline (fine-tuned, true labels only; the 144-way arms against the fine-tuned 144-way head). "
+          + METHOD_TEXT.format(margin=f"{margin:.3g}", alpha=f"{ALPHA:g}", ratio=f"{doc.get('overlap_ratio', 0):.2g}")
+          + (f" The margin is {MARGIN_FRACTION:g} x the calibration's own measured gain ({fmt(gain, 3)} cells: the "
+             "no-fine-tune control against the fine-tuned baseline, over units and k), the smallest effect of interest."
+             if gain is not None and math.isfinite(gain) and gain > 0 else
+             f" The margin is the default +-{margin:g} cells (no calibration gain measured to set it from).")
+          + (" The units share base models pretrained on overlapping data; with --init every unit shares one base, "
+             "which no correction here accounts for." if cfg.get("init") else ""), ""]
     L += ["## The answer, in plain words", ""]
     for k in ks:
         if k in doc["answer"]:
@@ -374,15 +466,17 @@ def render_markdown(doc, summary, same_lr, more, lrs, timing, plots, ks, meta, a
     sl = {(t["arm"], t["budget"]): t for t in same_lr}
     for k in ks:
         L += [f"## k = {k} calibration photos", "",
-              "| arm | what it is | error (95% CI) | diff vs baseline (95% t-CI) | p (t, Holm) | p (TOST, Holm) "
-              "| verdict | diverged / collapsed | vs baseline at the same LR | LR chosen |",
+              "| arm | what it is | error (mean, 95% t-CI) | diff vs baseline (shape-free 95% CI; median; share harmed; "
+              "detectable at 80% power) | p (Holm) | p (equivalence, Holm) | verdict | failures | vs baseline at the "
+              "same LR | LR chosen |",
               "|---|---|---|---|---|---|---|---|---|---|"]
         for e in [e for e in summary if e["budget"] == k]:
             t = sl.get((e["arm"], k))
             same = (f"{fmt_signed(t['diff_vs_baseline'], 3)} ({t['verdict']})" if t and math.isfinite(t["diff_vs_baseline"])
                     else "")
             lr = lrs.get(e["arm"], {})
-            L.append(entry_row(e, same, str(max(lr, key=lr.get)) if lr else "-"))
+            L.append(entry_row(e, same, (str(max(lr, key=lr.get)) if lr else "-")
+                               + (f" ({e['lr_edge']})" if e.get("lr_edge") else "")))
         L.append("")
     if more:
         L += ["## More real photos", "", "The fine-tuned baseline with more calibration photos, paired by "

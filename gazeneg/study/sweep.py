@@ -27,7 +27,7 @@ from gazeneg.config import TrainConfig, from_dict
 from gazeneg.data.dataset import GazeDataset, load_dataset
 from gazeneg.data.splits import Splits, apply_budget, resolve_data_path, split_by_subject
 from gazeneg.files import append_csv_rows, atomic_write_bytes, atomic_write_text, lock_folder
-from gazeneg.model.metrics import COLLAPSED, DIVERGED, centre_guess_error, error_metrics, outcome
+from gazeneg.model.metrics import COLLAPSED, DIVERGED, centre_guess_error, error_metrics
 from gazeneg.study.tasks import run_tasks
 from gazeneg.training.loop import evaluate, fit, tensors
 
@@ -204,7 +204,7 @@ RESULT_FIELDS = ["arm", "family", "group", "optimizer", "seed", "budget", "final
                  "final_val_error", "best_val_error", "signed_error_row", "signed_error_col", "bias_along_direction", "train_bias_along_direction",
                  "cell_accuracy",
                  "diverged", "collapsed", "stop_reason", "guard_counts", "watchdog_events", "logit_absmax",
-                 "seconds", "n_train"]
+                 "seconds", "n_train", "n_test", "centre_error", "n_train_groups", "n_test_groups"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -258,8 +258,9 @@ def execute(arm: Arm, seed: int, budget: int, sweep: SweepConfig) -> dict:
         train_pred = evaluate(final_model, tensors(sp.train), torch.device("cpu"))
         with np.errstate(invalid="ignore", over="ignore"):
             train_signed = np.mean(train_pred - sp.train.targets.astype(np.float64), axis=0)
-    # The one definition of diverged / collapsed (metrics.outcome), here on the test people.
-    result = outcome(fm["mean_error_cells"], centre_guess_error(test_t), nonfinite=res.state.diverged)
+    # The one definition of diverged / collapsed (metrics.outcome), decided on the VALIDATION people (fit's
+    # outcome of the final model): a verdict on failures must not be chosen by the test data it is judged on.
+    result = res.outcome
     return {
         "arm": arm.name, "family": arm.family, "group": arm.group, "optimizer": cfg.optimizer, "seed": seed,
         "budget": budget, "final_test_error": fm["mean_error_cells"], "best_test_error": bm["mean_error_cells"],
@@ -272,7 +273,10 @@ def execute(arm: Arm, seed: int, budget: int, sweep: SweepConfig) -> dict:
         "stop_reason": res.state.stop_reason,
         "guard_counts": json.dumps(res.state.guards.as_dict()), "watchdog_events": json.dumps(res.watchdog_events),
         "logit_absmax": res.state.history[-1].get("val_logit_absmax", "") if res.state.history else "",
-        "seconds": time.perf_counter() - t0, "n_train": len(sp.train),
+        "seconds": time.perf_counter() - t0, "n_train": len(sp.train), "n_test": len(sp.test),
+        "centre_error": centre_guess_error(test_t),
+        # the seeds are folds whose training people overlap: the statistics correct for it (Nadeau-Bengio)
+        "n_train_groups": len(set(sp.train.subjects.tolist())), "n_test_groups": len(set(sp.test.subjects.tolist())),
         "_curve": [h["val_mean_error_cells"] for h in res.state.history],
         "_logit_curve": [h.get("val_logit_absmax") for h in res.state.history],
     }
@@ -314,7 +318,12 @@ def load_done(out: Path, log=print) -> dict:
 
 
 def _append(out: Path, row: dict) -> None:
-    append_csv_rows(out / "results.csv", RESULT_FIELDS, [row], ignore_extra=True)
+    path = out / "results.csv"
+    fields = RESULT_FIELDS
+    if path.exists():   # a folder begun by an older version keeps its own columns (rows stay aligned)
+        with open(path, newline="") as f:
+            fields = next(csv.reader(f), None) or RESULT_FIELDS
+    append_csv_rows(path, fields, [row], ignore_extra=True)
     with open(out / "curves.jsonl", "a") as f:
         f.write(json.dumps({"key": run_key(row["arm"], row["seed"], row["budget"]), "val": row["_curve"],
                             "logit": row["_logit_curve"]}, allow_nan=True) + "\n")

@@ -25,9 +25,18 @@ from gazeneg.study.stats import ALPHA, DEFAULT_MARGIN, compare, mean_ci, paired_
 from gazeneg.study.sweep import all_arms, centre_error_reference  # noqa: E402
 
 FLOATS = ("final_test_error", "best_test_error", "final_val_error", "best_val_error", "signed_error_row",
-          "signed_error_col", "bias_along_direction", "train_bias_along_direction", "cell_accuracy", "seconds")
+          "signed_error_col", "bias_along_direction", "train_bias_along_direction", "cell_accuracy", "seconds", "centre_error", "n_train_groups",
+          "n_test_groups")
 VERDICT_COLOURS = {"helps": "tab:green", "hurts": "tab:red", "equivalent": "tab:blue", "inconclusive": "tab:grey",
-                   "invalid": "black", "reference": "black"}
+                   "reference": "black"}
+
+
+def overlap_ratio(rows) -> float:
+    """n_test/n_train of the seeds' folds, in held-out people (the Nadeau-Bengio correction's ratio: the
+    folds' training sets overlap); 0 for rows from before the sweep recorded it."""
+    r = [x["n_test_groups"] / x["n_train_groups"] for x in rows
+         if math.isfinite(x.get("n_test_groups", math.nan)) and x.get("n_train_groups", 0) > 0]
+    return float(np.median(r)) if r else 0.0
 
 
 def read_results(out: Path) -> list[dict]:
@@ -69,22 +78,23 @@ def build_report(out, *, elapsed: float | None = None, command: str = "", margin
     rows = read_results(out) if rows is None else rows
     out.mkdir(parents=True, exist_ok=True)
     arms = {a: arms[a] for a in arms if any(r["arm"] == a for r in rows)}
-    summary = summarize(rows, arms, margin=margin)
+    ratio = overlap_ratio(rows)
+    summary = summarize(rows, arms, margin=margin, ratio=ratio)
     budgets = sorted({r["budget"] for r in rows})
-    pairs = [compare(rows, a.name, a.same_as, b, margin=margin) for b in budgets for a in arms.values()
+    pairs = [compare(rows, a.name, a.same_as, b, margin=margin, ratio=ratio) for b in budgets for a in arms.values()
              if a.same_as and a.same_as in arms and any(r["arm"] == a.name and r["budget"] == b for r in rows)]
-    more_data = _more_data(rows, budgets, arms, margin)
+    more_data = _more_data(rows, budgets, arms, margin, ratio)
     steps = _step_sizes(rows, arms)
     doc = {"entries": summary, "same_as": pairs, "more_real_frames": more_data, "literal_step_sizes": steps,
-           "margin_cells": margin, "elapsed_seconds": elapsed, "command": command}
+           "margin_cells": margin, "overlap_ratio": ratio, "elapsed_seconds": elapsed, "command": command}
     atomic_write_text(out / "summary.json", json.dumps(clean_json(doc), indent=2))
     plots = make_plots(out, rows, summary, arms, margin)
     atomic_write_text(out / "report.md", render_markdown(summary, pairs, more_data, steps, rows, arms, plots, budgets,
-                                                         elapsed, command, margin))
+                                                         elapsed, command, margin, ratio))
     return doc
 
 
-def _more_data(rows, budgets, arms, margin) -> list[dict]:
+def _more_data(rows, budgets, arms, margin, ratio: float = 0.0) -> list[dict]:
     """Each baseline at the largest budget against itself at the smallest, paired by seed (the same held-out
     people): what more real frames per cell do, at the same number of steps."""
     if len(budgets) < 2:
@@ -96,7 +106,7 @@ def _more_data(rows, budgets, arms, margin) -> list[dict]:
             continue
         v = {b: {r["seed"]: (r["final_test_error"] if not (r["diverged"] or r["collapsed"]) else math.nan)
                  for r in rows if r["arm"] == name and r["budget"] == b} for b in (lo, hi)}
-        t = paired_test(v[hi], v[lo], margin)
+        t = paired_test(v[hi], v[lo], margin, ratio)
         t.update({"arm": name, "from_budget": lo, "to_budget": hi, "mean_from": mean_ci(v[lo].values())[0],
                   "mean_to": mean_ci(v[hi].values())[0]})
         t["verdict"] = verdict(t["diff_vs_baseline"], t["p_value"], t["p_tost"])
@@ -338,28 +348,21 @@ def make_plots(out: Path, rows, summary, arms, margin: float = DEFAULT_MARGIN) -
 
 
 def render_markdown(summary, pairs, more_data, steps, rows, arms, plots, budgets, elapsed, command,
-                    margin) -> str:
+                    margin, ratio: float = 0.0) -> str:
     L = ["# Does training on deliberately wrong labels with a negative learning rate help?", ""]
     if command:
         L += [f"Command: `{command}`" + (f" ({elapsed:.0f} s)" if elapsed else ""), ""]
     n_seeds = max(e["n_seeds"] for e in summary)
     L += [f"Runs: {len(rows)} ({n_seeds} seeds per arm, budgets {budgets} frames per cell per training subject; "
           "seed s holds out the s-th group of subjects, the same group for every arm, so each comparison is paired). "
-          "Error = final mean Euclidean test error in grid cells on held-out subjects. Runs that diverged (non-finite, "
-          "or predictions off the screen) or collapsed (worse than always guessing the screen centre) are counted "
-          "and kept out of every mean, interval and test. Each arm is compared with its own baseline (same optimizer "
-          "family, same seeds): the paired difference with its 95% t-interval, a paired t-test (helps / hurts) and "
-          f"a TOST equivalence test within +-{margin:g} cells (equivalent), both Holm-corrected within the family "
-          f"(the arms sharing a baseline at one budget), alpha {ALPHA:g}; neither = inconclusive. An arm with "
-          "diverged or collapsed runs where the baseline had none *hurts*; a family whose baseline diverged or "
-          "collapsed is *invalid*. The intervals are per comparison; the verdicts are corrected for the family's "
-          "many comparisons, so an interval that just excludes 0 can still be inconclusive. Statistics: "
-          "docs/science.md section 8.", ""]
+          "Error = final mean Euclidean test error in grid cells on held-out subjects. " + METHOD_TEXT.format(
+              margin=f"{margin:g}", alpha=f"{ALPHA:g}", ratio=f"{ratio:.2g}") + " Statistics: docs/science.md section 8.", ""]
     L += _answer(summary, more_data, budgets, arms, margin)
     for b in budgets:
         L += [f"## Budget: {b} frame(s) per cell per subject", "",
-              "| arm | what it is | error (mean of ok runs, 95% CI) | diff vs baseline (95% t-CI) | p (t, Holm) "
-              "| p (TOST, Holm) | verdict | diverged / collapsed | best-checkpoint error |",
+              "| arm | what it is | error (mean, 95% t-CI) | diff vs baseline (shape-free 95% CI; median; share "
+              "harmed; detectable at 80% power) | p (Holm) | p (equivalence, Holm) | verdict | failures | "
+              "best-checkpoint error |",
               "|---|---|---|---|---|---|---|---|---|"]
         L += [entry_row(e, fmt(e["best_checkpoint_error_cells"])) for e in summary if e["budget"] == b]
         L.append("")
@@ -371,21 +374,39 @@ def render_markdown(summary, pairs, more_data, steps, rows, arms, plots, budgets
     return "\n".join(L) + "\n"
 
 
+METHOD_TEXT = (
+    "A run that diverged (non-finite, or predictions off the screen) or collapsed (worse than always guessing the "
+    "screen centre), both judged on VALIDATION data, is a failure: each arm's failures have their own verdict, "
+    "'fails k of n' with an exact (Clopper-Pearson) 95% interval, and in every mean, interval and test a diverged "
+    "run counts at the screen's diagonal and a collapsed one at the error of always guessing the centre on its "
+    "held-out photos (or its own error when that is worse). Each arm is compared with its own baseline over the same units: the paired difference with a "
+    "shape-free 95% interval (Cantelli's inequality: it holds for skewed and heavy-tailed differences, where a "
+    "t-interval or a sign-flip test does not; the units are cross-validation folds whose training sets overlap, so "
+    "its standard error carries the Nadeau-Bengio correction, n_test/n_train = {ratio}), its median and the share "
+    "of units the arm harmed. helps / hurts: the interval, Holm-corrected within the family (the arms sharing a "
+    "baseline at one budget; the no-fine-tune control in a family of its own), excludes 0, with the sign of the "
+    "mean; equivalent: the same 95% interval, Holm-corrected, lies inside +-{margin} cells (the printed interval is "
+    "the one the equivalence test uses); alpha {alpha}; neither = inconclusive. 'detectable' is the smallest true "
+    "difference the comparison would find with 80% power at its family's size: a verdict of inconclusive on an "
+    "effect smaller than that says the run could not tell, not that there is no effect.")
+
+
 def entry_row(e: dict, *extra: str) -> str:
     """One Markdown row of a verdict table for a stats.summarize entry (the sweep's and the personal regime's
     reports share it): arm, what it is, error, difference, p (t, Holm), p (TOST, Holm), verdict, diverged /
     collapsed, then the report's own extra cells."""
-    n, bad = e["n_seeds"], e["diverged_runs"] + e["collapsed_runs"]
-    err = (f"{fmt(e['mean_error_cells'])} [{fmt(e['ci95_low'])}, {fmt(e['ci95_high'])}]" if e["n_ok"]
-           else "no run finished ok")
-    if bad and e["n_ok"]:
-        err += f" ({e['n_ok']} of {n} runs)"
+    bad = e["diverged_runs"] + e["collapsed_runs"]
+    err = f"{fmt(e['mean_error_cells'])} [{fmt(e['ci95_low'])}, {fmt(e['ci95_high'])}]"
+    if bad:
+        err += f" (failed runs imputed; {fmt(e['finite_mean_error_cells'])} over the {e['n_ok']} ok)"
     diff = ""
     if math.isfinite(e.get("diff_vs_baseline", math.nan)):
-        diff = f"{fmt_signed(e['diff_vs_baseline'], 3)} [{fmt_signed(e['diff_ci95_low'], 3)}, {fmt_signed(e['diff_ci95_high'], 3)}]"
+        diff = (f"{fmt_signed(e['diff_vs_baseline'], 3)} [{fmt_signed(e['diff_ci95_low'], 3)}, "
+                f"{fmt_signed(e['diff_ci95_high'], 3)}]; median {fmt_signed(e['diff_median'], 3)}, "
+                f"{100 * e['share_harmed']:.0f}% harmed; detectable {fmt(e.get('detectable_cells'))}")
     v = f"**{e['verdict']}**" + (f" ({e['verdict_reason']})" if e.get("verdict_reason") else "")
     cells = [e["arm"], e["note"], err, diff, fmt_p(e.get("p_holm")), fmt_p(e.get("p_tost_holm")), v,
-             f"{e['diverged_runs']} / {e['collapsed_runs']} of {n}", *extra]
+             f"{e['failure_verdict']} ({e['diverged_runs']} diverged, {e['collapsed_runs']} collapsed)", *extra]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -400,14 +421,17 @@ def _answer(summary, more_data, budgets, arms, margin) -> list[str]:
     for b in budgets:
         ent = [e for e in summary if e["budget"] == b and e["arm"] in wl]
         names = {v: [e["arm"] for e in ent if e["verdict"] == v] for v in ("helps", "hurts", "equivalent",
-                                                                              "inconclusive", "invalid")}
+                                                                              "inconclusive")}
         L.append(f"- Budget {b} frame(s)/cell: **helped**: {_list(names['helps'])}; **hurt**: {_list(names['hurts'])}; "
                  f"**equivalent** to the baseline within +-{margin:g} cells: {_list(names['equivalent'])}; "
-                 f"**inconclusive**: {_list(names['inconclusive'])}"
-                 + (f"; **invalid** (baseline failed): {_list(names['invalid'])}" if names["invalid"] else "") + ".")
-    for e in summary:
-        if e["verdict"] == "invalid" and e["arm"].endswith(":baseline"):
-            L.append(f"- The {e['family']} family's verdicts at budget {e['budget']} are invalid: {e['verdict_reason']}.")
+                 f"**inconclusive**: {_list(names['inconclusive'])}.")
+        det = [e["detectable_cells"] for e in ent if math.isfinite(e.get("detectable_cells", math.nan))]
+        if det:
+            L.append(f"  The smallest difference these comparisons could detect (80% power, Holm family size): "
+                     f"{fmt(min(det))} to {fmt(max(det))} cells (median {fmt(float(np.median(det)))}).")
+        failing = [f"{e['arm']} ({e['failure_verdict']})" for e in summary if e["budget"] == b and e["failed_runs"]]
+        if failing:
+            L.append(f"  Failed runs (diverged or collapsed on validation): {_list(failing)}.")
     L.append("")
     helped = by_verdict.get("helps", [])
     n_arms = len({e["arm"] for e in summary if e["arm"] in wl})
@@ -429,8 +453,8 @@ def _answer(summary, more_data, budgets, arms, margin) -> list[str]:
     for t in more_data:
         L.append(f"More real frames ({t['arm']}, {t['from_budget']} -> {t['to_budget']} frames per cell, the same "
                  f"number of steps): {fmt(t['mean_from'])} -> {fmt(t['mean_to'])} cells, paired difference "
-                 f"{fmt_signed(t['diff_vs_baseline'], 3)} [{fmt_signed(t['diff_ci95_low'], 3)}, {fmt_signed(t['diff_ci95_high'], 3)}]: "
-                 f"**{t['verdict']}** (unadjusted, margin +-{margin:g}).")
+                 f"{fmt_signed(t['diff_vs_baseline'], 3)} [{fmt_signed(t['diff_ci95_low'], 3)}, {fmt_signed(t['diff_ci95_high'], 3)}] "
+                 f"(detectable {fmt(t.get('detectable_cells'))}): **{t['verdict']}** (unadjusted, margin +-{margin:g}).")
     if more_data:
         L.append("")
     co = [e for e in summary if e.get("group") == "complement_only"]
