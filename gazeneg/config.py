@@ -295,13 +295,16 @@ def from_dict(overrides: dict, base: TrainConfig | None = None) -> TrainConfig:
     return cfg
 
 
+MAX_LR = 10.0   # a learning rate above this is a typo (1e9 was accepted and diverged in the first step)
+
+
 def validate(cfg: TrainConfig) -> None:
     checks = [
         (cfg.epochs >= 1, "epochs must be >= 1"),
         (cfg.batch_size >= 1, "batch_size must be >= 1"),
         (0.0 <= cfg.ema < 1.0, "ema must be in [0, 1): the weight-EMA decay, 0 = off"),
-        (cfg.lr > 0 and math.isfinite(cfg.lr), f"lr must be a finite number > 0, not {cfg.lr} (negative steps are "
-         "configured with neg_mode/neg_lambda)"),
+        (0 < cfg.lr <= MAX_LR, f"lr must be a finite number > 0 and at most {MAX_LR:g} (a larger step diverges at "
+         f"once), not {cfg.lr} (negative steps are configured with neg_mode/neg_lambda)"),
         (0.0 <= cfg.momentum < 1.0, f"momentum must be in [0, 1), not {cfg.momentum}"),
         (0.0 <= cfg.weight_decay < math.inf, f"weight_decay must be a finite number >= 0, not {cfg.weight_decay}"),
         (cfg.threads >= 0, f"threads must be >= 0 (0 = torch's default), not {cfg.threads}"),

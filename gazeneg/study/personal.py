@@ -52,7 +52,7 @@ from gazeneg import grid, seeding
 from gazeneg.config import TrainConfig, from_dict
 from gazeneg.data.dataset import DatasetError, GazeDataset, normalize_images
 from gazeneg.data.splits import Splits
-from gazeneg.files import append_csv_rows, atomic_write_text
+from gazeneg.files import append_csv_rows, atomic_write_text, lock_folder
 from gazeneg.model.checkpoint import init_state, read_checkpoint, save_checkpoint
 from gazeneg.model.losses import point_loss
 from gazeneg.model.metrics import COLLAPSED, DIVERGED, OK, centre_guess_error, error_metrics, outcome
@@ -603,7 +603,27 @@ def plan(pcfg: PersonalConfig, ds: GazeDataset) -> tuple[str, list[Unit], list[l
 
 def run_personal(pcfg: PersonalConfig, *, progress: bool = True, sequential: bool = False, log=print) -> Path:
     """Pretrain (or load) the base models, fine-tune every arm x k x LR for every held-out unit, append the
-    rows to finetunes.csv unit by unit (re-running the same command resumes), write personal.json."""
+    rows to finetunes.csv unit by unit (re-running the same command resumes), write personal.json. One
+    process at a time writes an --out folder (its .personal.lock): two at once wrote every row twice."""
+    out = Path(pcfg.out)
+    existed = out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    lock = lock_folder(out, "personal", lambda _m: ValueError(
+        f"{out} is in use by another personal run (it holds {out / '.personal.lock'}); wait for it to finish or "
+        "choose another --out"))
+    try:
+        return _run_personal(pcfg, progress=progress, sequential=sequential, log=log)
+    except BaseException:
+        lock.release()
+        if not existed and {p.name for p in out.iterdir()} <= {".personal.lock"}:   # a failed start leaves nothing
+            (out / ".personal.lock").unlink(missing_ok=True)
+            out.rmdir()
+        raise
+    finally:
+        lock.release()
+
+
+def _run_personal(pcfg: PersonalConfig, *, progress: bool, sequential: bool, log) -> Path:
     arms = {a.name: a for a in personal_arms()}
     unknown = [a for a in pcfg.arms if a not in arms]
     if unknown:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from gazeneg import grid, seeding
-from gazeneg.config import ConfigError, TrainConfig, from_dict
+from gazeneg.config import ConfigError, TrainConfig
 from gazeneg.data.augment import DeviceAugment, augment_epoch, realism_enabled
 from gazeneg.data.dataset import GazeDataset, normalize_images
 from gazeneg.data.splits import Splits, load_splits
@@ -30,7 +30,15 @@ from gazeneg.model.losses import point_loss
 from gazeneg.model.metrics import DIVERGED, centre_guess_error, error_metrics, outcome
 from gazeneg.model.networks import GazeModel, OnFeatures, RidgeBaseline, create_model, eye_patch_features
 from gazeneg.training import distributed
-from gazeneg.training.runfiles import append_metrics, new_run_dir, truncate_metrics, write_predictions
+from gazeneg.training.runfiles import (
+    append_metrics,
+    check_resume,
+    lock_run,
+    new_run_dir,
+    read_run_config,
+    truncate_metrics,
+    write_predictions,
+)
 from gazeneg.wronglabels.guards import GuardCounter, weights_finite
 from gazeneg.wronglabels.objective import WrongLabelObjective, true_cells_of
 
@@ -553,25 +561,37 @@ def run(cfg: TrainConfig, *, resume: str | None = None, argv: list | None = None
         resume_epochs: int | None = None) -> Path:
     """Train, evaluate on held-out subjects, compare with the ridge baseline, write the run folder.
     Under torchrun every rank trains; rank 0 creates and writes the run folder and evaluates.
-    resume_epochs: extend a resumed run to this many epochs (the LR schedule follows the new length)."""
+    resume_epochs: extend a resumed run to this many epochs (the LR schedule follows the new length).
+    One process at a time trains in a run folder (runfiles.lock_run, held until this returns)."""
+    held: list = []
+    try:
+        return _run(cfg, resume=resume, argv=argv, log=log, resume_epochs=resume_epochs, held=held)
+    finally:
+        for lock in held:
+            lock.release()
+
+
+def _run(cfg: TrainConfig, *, resume: str | None, argv: list | None, log, resume_epochs: int | None,
+         held: list) -> Path:
     di, device = distributed.setup(pick_device(cfg.device))
     log = log if di.is_main else _silent
     resume_ckpt = None
     if resume:
         run_dir = Path(resume)
-        if not (run_dir / "config.json").is_file():
-            raise FileNotFoundError(f"{run_dir}: not a run folder (no config.json)")
-        try:
-            cfg = from_dict(json.loads((run_dir / "config.json").read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{run_dir / 'config.json'}: not a readable run config ({e}); the run cannot be "
-                              "resumed, start a new one") from None
+        cfg = read_run_config(run_dir)
+        if di.is_main:
+            held.append(lock_run(run_dir))
+        # Everything is checked before the run folder changes: a refused resume leaves it as it was.
+        if (run_dir / "last.pt").is_file():
+            resume_ckpt = read_checkpoint(run_dir / "last.pt")
+            check_resume(run_dir / "last.pt", resume_ckpt, cfg, resume_epochs)
+        elif resume_epochs is not None and resume_epochs < cfg.epochs:
+            raise ConfigError(f"--epochs {resume_epochs} would shorten the {cfg.epochs}-epoch run {run_dir}: with "
+                              "--resume, --epochs may only extend a run")
         if resume_epochs is not None and resume_epochs != cfg.epochs:
             cfg = cfg.replace(epochs=resume_epochs)
             if di.is_main:
                 atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
-        if (run_dir / "last.pt").is_file():
-            resume_ckpt = read_checkpoint(run_dir / "last.pt")
         if di.is_main:
             # metrics.csv gets the resumed epochs appended: drop the rows past the checkpoint (all of them
             # when a kill came before the first last.pt was written), and temp files of killed writes.
@@ -590,6 +610,7 @@ def run(cfg: TrainConfig, *, resume: str | None = None, argv: list | None = None
         init = init_state(cfg.init, cfg.model, {"head": cfg.head, **cfg.model_kwargs})
     if not resume and di.is_main:
         run_dir = new_run_dir(cfg.out, cfg.name or cfg.model)
+        held.append(lock_run(run_dir))
         atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
         atomic_write_text(run_dir / "argv.json", json.dumps(argv if argv is not None else sys.argv))
     run_dir = distributed.broadcast_object(run_dir, di)
