@@ -552,6 +552,19 @@ def _released(lock):
         lock.release()
 
 
+def _remove_empty(out: Path, session: str, out_existed: bool) -> None:
+    """Remove the skeleton a capture that kept no frame wrote (meta.json, a header-only labels.csv, the
+    session's plan, empty folders); the folder itself when this capture created it."""
+    for f in (out / "labels.csv", out / "meta.json", plan_path(out, session), out / ".capture.lock"):
+        f.unlink(missing_ok=True)
+    for d in (out / "raw" / session, out / "raw", out / PLAN_DIR, out / "images"):
+        with contextlib.suppress(OSError):   # not empty: kept
+            d.rmdir()
+    if not out_existed:
+        with contextlib.suppress(OSError):
+            out.rmdir()
+
+
 def capture(out, source, *, subject: str = "user", session: str | None = None, plan: list[Target] | None = None,
             settings: CaptureSettings | None = None, resume: bool = False, headless: bool = False,
             screen: str | None = None, keep_raw: bool = False, keys=None, clock=None, seed: int = 0,
@@ -573,8 +586,10 @@ def capture(out, source, *, subject: str = "user", session: str | None = None, p
                                "nobody would see the targets")
         if not headless:   # before anything is written: no display leaves no empty dataset behind
             ui = CaptureWindow(screen_size(screen))
+        out_existed = Path(out).exists()
         Path(out).mkdir(parents=True, exist_ok=True)
         lock = lock_folder(Path(out), "capture", CaptureError)
+        fresh = not (Path(out) / "labels.csv").exists()
         try:
             writer, plan, done, frames = open_capture(out, plan=plan, subject=subject, session=session,
                                                       frames=settings.frames_per_target, resume=resume,
@@ -593,11 +608,24 @@ def capture(out, source, *, subject: str = "user", session: str | None = None, p
             if headless and keys is None:
                 keys = AutoAnswer()  # re-processing a recording: nobody to answer, accept every target
             try:
-                return run_capture(sess, src, clock=clock, ui=ui, keys=keys)
+                summary = run_capture(sess, src, clock=clock, ui=ui, keys=keys)
             except BaseException:
                 for line in sess.finish().lines():  # what is saved, before the error is reported
                     log(line)
+                if fresh and len(writer) == 0:
+                    writer.close()
+                    _remove_empty(Path(out), session, out_existed)
                 raise
+            if fresh and len(writer) == 0:
+                # Nothing kept: leave no empty data-set skeleton (it would make the next capture need --resume).
+                writer.close()
+                _remove_empty(Path(out), session, out_existed)
+                s = summary
+                raise NoFaceError(f"no frame was kept from {source}: {s.rejected_no_face} without a face, "
+                                  f"{s.rejected_closed} with the eyes closed, "
+                                  f"{s.discarded_attention} discarded by the attention check; nothing was saved "
+                                  f"in {out}. Sit facing the camera in even light (or give a recording with a face)")
+            return summary
     finally:
         if ui is not None:
             ui.close()
