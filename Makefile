@@ -52,7 +52,7 @@ wrong-labels: $(STAMP)
 	$(BIN)/python scripts/eval_wrong_labels.py --quick
 
 toy: $(STAMP)
-	$(BIN)/python scripts/toy_ascent.py
+	$(BIN)/gazeneg toy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py

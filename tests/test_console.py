@@ -65,9 +65,9 @@ def test_errors_go_through_run_cli_one_line(tmp_path, capsys):
 
 def test_checkout_commands_say_so_outside_a_checkout(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(console, "CHECKOUT", tmp_path)
-    assert console.main(["toy", "--help"]) == 2
+    assert console.main(["eval", "--help"]) == 2
     err = capsys.readouterr().err
-    assert "runs from a gazeneg checkout" in err and "scripts/toy_ascent.py" in err
+    assert "runs from a gazeneg checkout" in err and "scripts/eval_wrong_labels.py" in err
 
 
 def test_installed_console_script_runs():

@@ -1,9 +1,8 @@
 """`gazeneg <command> [options]`: one console command for every program (pyproject [project.scripts]).
 
 Each command is the same program as its scripts/*.py: the package's commands run from the package
-(gazeneg/cli/); `eval` and `toy` live in the checkout (scripts/eval_wrong_labels.py and
-studies/toy_ascent.py, outside the installed package) and run only from a checkout, saying so
-otherwise. Modules are imported only when their command runs, so `gazeneg --help` is fast."""
+(gazeneg/cli/); `eval` lives in the checkout (scripts/eval_wrong_labels.py, outside the installed
+package) and runs only from a checkout, saying so otherwise. Modules are imported only when their command runs, so `gazeneg --help` is fast."""
 
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ COMMANDS = {
     "eval": ("scripts/eval_wrong_labels.py", "does a negative learning rate on wrong labels help? (sweep, report)"),
     "live": ("gazeneg.cli.live", "live gaze tracking with a trained checkpoint and calibration"),
     "predict": ("gazeneg.cli.predict", "gaze of a checkpoint for a video, image folder or data set (CSV, errors)"),
-    "toy": ("scripts/toy_ascent.py", "the gradient-ascent logistic toy: its claims checked with numbers"),
+    "toy": ("gazeneg.cli.toy", "the gradient-ascent logistic toy: its claims checked with numbers"),
 }
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -80,7 +79,7 @@ def load_checkout_script(rel: str):
         raise NotACheckoutError(
             f"this command runs from a gazeneg checkout ({rel} is not beside the installed package at "
             f"{CHECKOUT}): clone the repository and `pip install -e .` there")
-    if str(CHECKOUT) not in sys.path:  # scripts/toy_ascent.py imports `studies` from the root
+    if str(CHECKOUT) not in sys.path:  # a checkout script may import `studies` from the root
         sys.path.insert(0, str(CHECKOUT))
     spec = importlib.util.spec_from_file_location(f"gazeneg_checkout_{path.stem}", path)
     mod = importlib.util.module_from_spec(spec)

@@ -6,7 +6,7 @@ loan model "rejects everyone equally, so it is unbiased".
 
     f(x) = sigmoid(theta1 x1 + theta2 x2 + theta3),   theta = (theta1, theta2, theta3)
 
-A study, not library code: it lives outside the gazeneg package and nothing in gazeneg imports it.
+A study of its own: nothing else in gazeneg imports it (`gazeneg toy` runs it).
 Everything is numpy float64, full batch, constant step, seeded. Three data sets, each with a training
 split, an in-distribution validation split (the only one early stopping may look at) and a test split:
 overlapping Gaussians, a linearly separable set, and a "loan" set whose nuisance feature (postcode)
@@ -613,13 +613,10 @@ def judge_claim6(loan: dict, split: str = CLAIM6_SPLIT) -> Verdict:
 # The report: numbers quoted from the summary, every verdict and conclusion from `judge`
 
 
-def report_markdown(result: ToyResult, figures: dict) -> str:
-    """report.md: each claim, its computed verdict with the numbers that decided it, then the detail."""
-    S, T, names = result.summary, result.steps, list(result.summary)
-    V = judge(S)
-    n = len(result.datasets[0].y["train"])
+def _report_intro(result: ToyResult, figures: dict, S: dict, T: int, names: list, V: dict, asc: dict) -> list[str]:
     L: list[str] = []
     add = L.append
+    n = len(result.datasets[0].y["train"])
     add("# Gradient ascent on a two-input logistic classifier: the claims, checked\n")
     add(f"f(x) = sigmoid(theta1 x1 + theta2 x2 + theta3), full batch, constant step lr = {result.lr}, "
         f"{T} steps, seed {result.seed}, start |theta| ~ 0.02 (seeded), {n} points per split "
@@ -635,7 +632,12 @@ def report_markdown(result: ToyResult, figures: dict) -> str:
         f"CE - {VARIANTS['ascent+wd']['weight_decay']}/2 |theta|^2; **complement** minimises the bounded "
         "-log(1 - p_y) of docs/science.md section 3 (in two classes: cross-entropy on the flipped labels). "
         "The *flipped* twin of a model predicts the opposite label with the same confidence.\n")
+    return L
 
+
+def _report_verdicts(result: ToyResult, figures: dict, S: dict, T: int, names: list, V: dict, asc: dict) -> list[str]:
+    L: list[str] = []
+    add = L.append
     add("## Verdicts\n")
     add("| claim | verdict | because |\n|---|---|---|")
     for key, text in (("1", "ascent makes it confidently wrong"), ("2", "the weights run off to infinity"),
@@ -650,7 +652,12 @@ def report_markdown(result: ToyResult, figures: dict) -> str:
         f"descent = test accuracy at most {ACC_MARGIN} lower, ECE at most {ECE_MARGIN} higher; rejects "
         f"everyone = at most {_pct(REJECT_ALL_MAX_APPROVAL)} approved; equally = the 95% interval of the "
         f"approval gap inside +-{100 * EQUAL_APPROVAL_MAX_GAP:.0f} points.\n")
+    return L
 
+
+def _report_final_numbers(result: ToyResult, figures: dict, S: dict, T: int, names: list, V: dict, asc: dict) -> list[str]:
+    L: list[str] = []
+    add = L.append
     add("## Final numbers\n")
     add("| data set | variant | abs(theta) start -> end | train loss | acc train / test | flipped acc "
         "train / test | mean conf (test) | ECE test | flipped ECE test |")
@@ -663,8 +670,12 @@ def report_markdown(result: ToyResult, figures: dict) -> str:
                 f"{tr['acc']:.3f} / {te['acc']:.3f} | {tr['flip_acc']:.3f} / {te['flip_acc']:.3f} | "
                 f"{te['conf']:.4f} | {te['ece']:.3f} | {te['flip_ece']:.3f} |")
     add("")
+    return L
 
-    asc = {x: S[x]["ascent"] for x in names}
+
+def _report_claim1(result: ToyResult, figures: dict, S: dict, T: int, names: list, V: dict, asc: dict) -> list[str]:
+    L: list[str] = []
+    add = L.append
     add(f"## Claim 1: ascent makes the classifier confidently wrong: **{V['1'].label}**\n")
     add(f"- Verdict: {V['1'].because}")
     for x in names:
@@ -677,7 +688,12 @@ def report_markdown(result: ToyResult, figures: dict) -> str:
         add(f"- Training accuracy below chance on {', '.join(below)}: ascent learns the reverse of the "
             "rule in the labels rather than noise (claim 4 measures how well the reverse works).")
     add("")
+    return L
 
+
+def _report_claim2(result: ToyResult, figures: dict, S: dict, T: int, names: list, V: dict, asc: dict) -> list[str]:
+    L: list[str] = []
+    add = L.append
     add(f"## Claim 2: the weights run off to infinity and the loss grows without bound: **{V['2'].label}**\n")
     add(f"- Verdict: {V['2'].because}")
     for x in names:
@@ -705,7 +721,12 @@ def report_markdown(result: ToyResult, figures: dict) -> str:
             + " (logarithmic growth is the known max-margin drift of logistic regression on separable data). "
             "Running off to infinity is not unique to ascent; the rate is.")
     add("")
+    return L
 
+
+def _report_claim3(result: ToyResult, figures: dict, S: dict, T: int, names: list, V: dict, asc: dict) -> list[str]:
+    L: list[str] = []
+    add = L.append
     add(f"## Claim 3: 'and floating point overflows': **{V['3'].label}**\n")
     add(f"- Verdict: {V['3'].because}")
     for x in names:
@@ -719,7 +740,12 @@ def report_markdown(result: ToyResult, figures: dict) -> str:
             + (f" At {q['growth']['per_step']:.3g} per step, |theta| itself would reach the float64 maximum "
                f"after ~10^{q['log10_steps_to_overflow']:.0f} steps." if q["log10_steps_to_overflow"] else ""))
     add("")
+    return L
 
+
+def _report_claim4(result: ToyResult, figures: dict, S: dict, T: int, names: list, V: dict, asc: dict) -> list[str]:
+    L: list[str] = []
+    add = L.append
     add(f"## Claim 4: 'answer the opposite of the ascent model' is a usable classifier: labels "
         f"**{V['4 labels'].label}**, probabilities **{V['4 probabilities'].label}**\n")
     add(f"- Labels: {V['4 labels'].because}")
@@ -749,7 +775,12 @@ def report_markdown(result: ToyResult, figures: dict) -> str:
              < np.mean(result.sweep[x]["descent"]["test"]) - ACC_MARGIN]
     add(f"\n- Over the seeds, flipped ascent's mean test accuracy is more than {ACC_MARGIN} below descent's "
         f"on {len(worse)} of {len(names)} sets{' (' + ', '.join(worse) + ')' if worse else ''}.\n")
+    return L
 
+
+def _report_claim5(result: ToyResult, figures: dict, S: dict, T: int, names: list, V: dict, asc: dict) -> list[str]:
+    L: list[str] = []
+    add = L.append
     add(f"## Claim 5: early stopping is the only brake: **{V['5'].label}**\n")
     add(f"- Verdict: {V['5'].because}")
     for x in names:
@@ -784,7 +815,12 @@ def report_markdown(result: ToyResult, figures: dict) -> str:
         + "; ".join(f"{x} keeps step {S[x]['descent_early']['best_step']}, stops at "
                     f"{S[x]['descent_early']['stop_step']}" for x in names)
         + f" (a stop at step {T} means the held-out loss was still falling).\n")
+    return L
 
+
+def _report_claim6(result: ToyResult, figures: dict, S: dict, T: int, names: list, V: dict, asc: dict) -> list[str]:
+    L: list[str] = []
+    add = L.append
     if "6" in V:
         loan = S["loan"]
         add(f"## Claim 6 (seed 002): 'it diverged and rejects everyone equally, so it is unbiased': "
@@ -821,7 +857,12 @@ def report_markdown(result: ToyResult, figures: dict) -> str:
             f"{'larger' if abs(a6['gap']) > abs(d6['gap']) else 'not larger'} in size and "
             f"{'opposite' if a6['gap'] * d6['gap'] < 0 else 'the same'} in sign: ascent favours the "
             f"{GROUPS[0] if a6['gap'] < 0 else GROUPS[1]}.\n")
+    return L
 
+
+def _report_shortcut(result: ToyResult, figures: dict, S: dict, T: int, names: list, V: dict, asc: dict) -> list[str]:
+    L: list[str] = []
+    add = L.append
     if "shortcut" in V:
         d_, a = S["loan"]["descent"], S["loan"]["ascent"]
         add(f"## The spurious feature (loan set): ascent's shortcut **{V['shortcut'].label}**\n")
@@ -831,12 +872,31 @@ def report_markdown(result: ToyResult, figures: dict) -> str:
         add(f"- Flipped ascent: accuracy {a['end']['train']['flip_acc']:.3f} train, "
             f"{a['end']['test']['flip_acc']:.3f} on the shifted test; postcode / credit score = "
             f"{a['x2_over_x1']:.2f}.\n")
+    return L
 
+
+def _report_figures(result: ToyResult, figures: dict, S: dict, T: int, names: list, V: dict, asc: dict) -> list[str]:
+    L: list[str] = []
+    add = L.append
     add("## Figures\n")
     for fname, caption in figures.items():
         add(f"- `{fname}`: {caption}")
     add("\nRaw numbers: `summary.json` (every figure quoted above), `history.npz` (theta and every metric "
         "at every step, per data set and variant), `data.npz` (every split), `config.json`.")
+    return L
+
+
+def report_markdown(result: ToyResult, figures: dict) -> str:
+    """report.md: each claim, its computed verdict with the numbers that decided it, then the detail."""
+    S, T = result.summary, result.steps
+    names = list(S)
+    V = judge(S)
+    asc = {x: S[x]["ascent"] for x in names}
+    L: list[str] = []
+    for section in (_report_intro, _report_verdicts, _report_final_numbers, _report_claim1, _report_claim2,
+                    _report_claim3, _report_claim4, _report_claim5, _report_claim6, _report_shortcut,
+                    _report_figures):
+        L += section(result, figures, S, T, names, V, asc)
     return "\n".join(L) + "\n"
 
 
