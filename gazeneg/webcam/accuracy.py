@@ -223,3 +223,35 @@ def draw_target_report(report: TargetReport, path, *, title: str = "accuracy che
     ax.set_xlabel("screen x (px)")
     ax.set_ylabel("screen y (px)")
     return save_figure(fig, Path(path))
+
+
+def report_paths(calib_path) -> tuple[Path, Path]:
+    """Where the accuracy check's figure and table go: beside the calibration (<...>.calib.accuracy.png/.md)."""
+    base = str(calib_path)
+    base = base[:-5] if base.endswith(".json") else base
+    return Path(base + ".accuracy.png"), Path(base + ".accuracy.md")
+
+
+def write_target_report(report: TargetReport, calib_path, *, title: str = "accuracy check") -> tuple[Path, Path]:
+    """The figure and the markdown tables of a TargetReport, beside the calibration, atomically."""
+    from gazeneg.files import atomic_write_text
+
+    png, md = report_paths(calib_path)
+    draw_target_report(report, png, title=title)
+    w, h = report.screen_cm
+    atomic_write_text(md, "\n".join([f"# {title}", "",
+                                     f"screen {report.screen_px[0]}x{report.screen_px[1]} px, {w:g} x {h:g} cm, "
+                                     f"viewing distance {report.distance_cm:g} cm; precision = RMS sample-to-sample",
+                                     "", *report.lines(), ""]))
+    return png, md
+
+
+def recentre_offset(samples, target) -> np.ndarray:
+    """(d_row, d_col) to add to every calibrated point so that the median of `samples` (the gaze while the
+    person looked at `target`) lands on it. Needs at least one finite sample."""
+    p = np.asarray(samples, np.float64).reshape(-1, 2)
+    p = p[np.isfinite(p).all(1)]
+    if len(p) == 0:
+        raise AccuracyError(f"recentre: no samples while the target ({target[0]:g}, {target[1]:g}) was shown "
+                            "(was the face tracked, the eyes open?)")
+    return np.asarray(target, np.float64) - np.median(p, axis=0)

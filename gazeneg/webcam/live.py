@@ -243,14 +243,17 @@ class RateMeter:
 
 class TargetCollector:
     """Shows targets one at a time: after `fixation_s` it keeps the next `samples` points fed to it
-    (None = no prediction this frame, skipped), then moves on; a target that gets no samples within
-    `timeout_s` is left with what it has. results: [(target (row, col), (k, 2) samples)]."""
+    (None = no prediction this frame, a blink or no face: skipped), then moves on; a target that gets fewer
+    than `min_samples` within `timeout_s` is shown again at the end, up to `retries` times (`redone` lists
+    them), then left with what it has. results: [(target (row, col), (k, 2) samples)], one per target."""
 
-    def __init__(self, targets, *, samples: int = 15, fixation_s: float = 0.8, timeout_s: float = 5.0):
+    def __init__(self, targets, *, samples: int = 15, fixation_s: float = 0.8, timeout_s: float = 5.0,
+                 min_samples: int = 0, retries: int = 2):
         self.targets = [tuple(float(v) for v in t) for t in targets]
         if not self.targets:
             raise ValueError("TargetCollector needs at least one target")
         self.samples, self.fixation_s, self.timeout_s = samples, fixation_s, timeout_s
+        self.min_samples, self.retries, self.redone = min(min_samples, samples), retries, []
         self.i = 0
         self.t_shown: float | None = None
         self._cur: list = []
@@ -277,7 +280,11 @@ class TargetCollector:
         if point is not None:
             self._cur.append(np.asarray(point, np.float64).reshape(2))
         if len(self._cur) >= self.samples or now - self.t_shown >= self.fixation_s + self.timeout_s:
-            self.results.append((self.current, np.array(self._cur).reshape(-1, 2)))
+            if len(self._cur) < self.min_samples and self.redone.count(self.current) < self.retries:
+                self.redone.append(self.current)   # too few good samples: shown again, never fitted as is
+                self.targets.append(self.current)
+            else:
+                self.results.append((self.current, np.array(self._cur).reshape(-1, 2)))
             self._cur = []
             self.i += 1
             self.t_shown = now
@@ -324,6 +331,10 @@ def accuracy(results, *, screen_cm=DEFAULT_SCREEN_CM, distance_cm: float = DEFAU
             s2s_cm.append(grid.error_cm(s[:, 0], s[:, 1], w_cm, h_cm))
             s2s_deg.append(grid.error_degrees(pts[1:, 0], pts[1:, 1], pts[:-1, 0], pts[:-1, 1], w_cm, h_cm,
                                               distance_cm))
+    empty = [t for t, pts in results if len(pts) == 0]
+    if empty and n_t:   # a summary that quietly leaves targets out is not the screen's accuracy
+        raise CalibrationError(f"no validation samples for {len(empty)} of {len(results)} targets "
+                               f"({', '.join(f'({r:g}, {c:g})' for r, c in empty)}): no summary")
     if n_t == 0:
         raise CalibrationError("no validation samples: the face was not tracked during the accuracy check")
 
@@ -380,13 +391,21 @@ class LiveSession:
         self.mode = CALIBRATE
         self.pipe.calibration = Calibration()  # collect the model's raw outputs
         self.collector = TargetCollector(calibration_targets(self.k), samples=self.samples,
-                                         fixation_s=self.fixation_s)
+                                         fixation_s=self.fixation_s, min_samples=self.samples // 2)
 
     def start_validation(self) -> None:
         self.mode = VALIDATE
-        self.collector = TargetCollector(self.val_targets, samples=self.samples, fixation_s=self.fixation_s)
+        self.collector = TargetCollector(self.val_targets, samples=self.samples, fixation_s=self.fixation_s,
+                                         min_samples=self.samples // 2)
 
     def _finish_calibration(self) -> None:
+        short = [t for t, p in self.collector.results if len(p) < max(1, self.collector.min_samples)]
+        if short:   # redone and still short: refused, never fitted on what little there is
+            self.error = (f"calibration failed: {len(short)} target(s) got too few good samples even when shown "
+                          f"again ({', '.join(f'({r:g}, {c:g})' for r, c in short)}); press c to try again")
+            self.log(self.error)
+            self.mode, self.collector = TRACK, None
+            return
         res = [(t, p) for t, p in self.collector.results if len(p)]
         true = np.array([t for t, _ in res]).reshape(-1, 2)
         raw = np.array([np.median(p, axis=0) for _, p in res]).reshape(-1, 2)
@@ -508,7 +527,7 @@ class LiveWindow:
 
     def __init__(self, screen: tuple[int, int], name: str = "gazeneg live"):
         self.screen = screen
-        self.window = Window(name, extra_keys={ord("c"): "c", ord("v"): "v"})
+        self.window = Window(name, extra_keys={ord("c"): "c", ord("v"): "v", ord("r"): "r"})  # r: tracker.py recentre
 
     def show(self, session: LiveSession, res: LiveResult, frame_bgr, now: float) -> list[str]:
         return self.window.show(render_live(session, res, frame_bgr, *self.screen, now))

@@ -14,7 +14,13 @@ calibration targets shown. The outputs (a gaze file, streams, a recorded session
 live's options open (add_args / attach), so a program and the command write the same samples.
 
 SampleTap wraps a LiveSession: every frame it feeds turns into a GazeSample, handed to each sink
-(sink.write(sample, frame)), and kept as .last.
+(sink.write(sample, frame)), and kept as .last. It adds to the session:
+- the one-target recentre (key r in live's window, Tracker.recentre()): a dot at the screen centre; the
+  median of the calibrated gaze on it after the fixation delay gives an offset added to the calibration's
+  translation (saved with it), so a slow drift (the person shifted in the chair) is removed without a full
+  calibration. Blinks and lost frames give no samples; too few and it is refused, the calibration unchanged.
+- after each accuracy check, the per-target and per-region report (webcam.accuracy) as a PNG and a
+  markdown table beside the calibration; refused, with the reason, when a target got no samples.
 """
 
 from __future__ import annotations
@@ -22,10 +28,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gazeneg import grid
 from gazeneg.model.checkpoint import load_checkpoint
+from gazeneg.webcam.accuracy import AccuracyError, recentre_offset, target_report, write_target_report
 from gazeneg.webcam.detect import make_detector
 from gazeneg.webcam.filters import DEFAULT_PARAMS, DEFAULT_SMOOTHER
-from gazeneg.webcam.live import Calibration, FramePipeline, LiveSession, calibration_path, make_smoother
+from gazeneg.webcam.live import (
+    VALIDATE,
+    Calibration,
+    FramePipeline,
+    LiveSession,
+    TargetCollector,
+    calibration_path,
+    make_smoother,
+)
 from gazeneg.webcam.record import EventInbox, GazeRecorder, GazeSample, make_sample
 from gazeneg.webcam.sources import default_clock, open_source, screen_size
 
@@ -58,16 +74,81 @@ class SampleTap:
         self.source = source
         self.frame_index = 0
         self.last: GazeSample | None = None
+        self.recentring: TargetCollector | None = None
+        self.last_offset = None
+        self.report = None        # the last accuracy.TargetReport
+        self.report_files = None
 
     def __getattr__(self, name):
         return getattr(self.session, name)
+
+    @property
+    def collector(self):
+        """The target on show: the recentre's while it runs, else the session's (what render_live draws)."""
+        return self.recentring if self.recentring is not None else self.session.collector
+
+    def press(self, key: str, now: float) -> None:
+        if key == "r":
+            self.start_recentre()
+        else:
+            self.session.press(key, now)
+
+    def start_recentre(self, target=grid.CENTRE, *, samples: int | None = None,
+                       fixation_s: float | None = None) -> None:
+        n = samples or self.session.samples
+        self.recentring = TargetCollector([tuple(target)], samples=n, min_samples=max(1, n // 2), retries=1,
+                                          fixation_s=self.session.fixation_s if fixation_s is None else fixation_s)
+
+    def _finish_recentre(self) -> None:
+        target, pts = self.recentring.results[0]
+        need = max(1, self.recentring.min_samples)
+        self.recentring = None
+        log = self.session.log
+        if len(pts) < need:
+            self.session.error = (f"recentre failed: {len(pts)} good samples on the dot, {need} needed (face lost "
+                                  "or eyes closed); calibration unchanged; press r to try again")
+            log(self.session.error)
+            return
+        off = recentre_offset(pts, target)
+        cal = self.session.pipe.calibration
+        m = cal.matrix.copy()
+        m[:, 2] += off
+        self.session.pipe.calibration = Calibration(m, cal.n_points, cal.fit_error_cells)
+        self.session.pipe.smoother.reset()
+        self.last_offset = off
+        self.session.error = None
+        self.events.put(f"recentre {off[0]:+.3f},{off[1]:+.3f}")
+        path = self.session.calib_path
+        if path is not None:
+            self.session.pipe.calibration.save(path)
+        log(f"recentred: offset {off[0]:+.2f} rows, {off[1]:+.2f} cols from {len(pts)} samples"
+            + (f"; saved to {path}" if path is not None else ""))
+
+    def _write_report(self, collector) -> None:
+        s = self.session
+        try:
+            self.report = target_report(collector.results, screen_cm=s.screen_cm, distance_cm=s.distance_cm,
+                                        screen_px=self.screen)
+        except AccuracyError as e:
+            s.log(f"accuracy report refused: {e}")
+            return
+        if s.calib_path is not None:
+            self.report_files = write_target_report(self.report, s.calib_path)
+            s.log(f"accuracy per target and region: {self.report_files[0]} and {self.report_files[1]}")
 
     def feed(self, frame_bgr, now: float):
         ts = getattr(self.source, "timestamp", None)
         if ts is not None:
             now = ts
         mode = self.session.mode
+        validating = self.session.collector if mode == VALIDATE else None
         res = self.session.feed(frame_bgr, now)
+        if validating is not None and validating.done:
+            self._write_report(validating)
+        if self.recentring is not None:
+            self.recentring.feed(res.point, now)
+            if self.recentring.done:
+                self._finish_recentre()
         sample = make_sample(res, frame=self.frame_index, now=now, screen=self.screen, mode=mode,
                              event=self.events.take())
         self.frame_index += 1
@@ -168,6 +249,20 @@ class Tracker:
 
     def add_sink(self, sink) -> None:
         self.tap.sinks.append(sink)
+
+    def recentre(self, target=grid.CENTRE, *, samples: int = 15, fixation_s: float = 0.5):
+        """One-target drift correction: call while the person looks at `target` (row, col; your program shows
+        the dot). Runs frames until `samples` good samples came after `fixation_s` (or the target timed
+        out); returns the (d_row, d_col) offset now added to the calibration, or raises AccuracyError with
+        the calibration unchanged. Its frames are not yielded by the iterator; the sinks get them."""
+        self.tap.start_recentre(target, samples=samples, fixation_s=fixation_s)
+        while self.tap.recentring is not None:
+            if self.step() is None:
+                self.tap.recentring = None
+                raise AccuracyError("recentre: the source ended before the target was done")
+        if self.session.error:
+            raise AccuracyError(self.session.error)
+        return self.tap.last_offset
 
     def step(self) -> GazeSample | None:
         """One frame through the pipeline: its sample, or None when the source has ended."""
