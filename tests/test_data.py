@@ -31,7 +31,7 @@ def test_missing_image_names_file_and_line(ds_dir):
 
 def test_corrupt_image(ds_dir):
     (ds_dir / "images" / "s01_100_0.png").write_bytes(b"not a png")
-    with pytest.raises(DatasetError, match=r"line 7: image 'images/s01_100_0\.png' cannot be decoded"):
+    with pytest.raises(DatasetError, match=r"line 7: image 'images/s01_100_0\.png' is not a PNG, JPEG"):
         load_dataset(ds_dir)
 
 

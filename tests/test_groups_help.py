@@ -64,8 +64,9 @@ def test_named_test_with_too_few_groups_left_validates_on_fewer(me):
     sp = split_by_subject(ds, 2, 3, seed=0, test_groups="me/s3")
     assert _sessions(sp.test) == {"me/s3"} and len(sp.groups["val"]) == 1 and len(sp.groups["train"]) == 1
     assert _sessions(sp.val) | _sessions(sp.train) == {"me/s1", "me/s2"}
-    with pytest.raises(DatasetError, match="at least 1 for training"):   # nothing left to train on
-        split_by_subject(ds, 2, 3, seed=0, test_groups="me/s3,me/s2")
+    # One session left for validation and training: split by target cell (issue 24 item 1).
+    sp = split_by_subject(ds, 2, 3, seed=0, test_groups="me/s3,me/s2")
+    assert sp.kind == "cells" and _sessions(sp.val) == _sessions(sp.train) == {"me/s1"}
 
 
 def test_unnamed_split_is_unchanged(me):

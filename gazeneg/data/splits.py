@@ -1,8 +1,14 @@
 """Held-out splits: whole subjects (or, for one person, whole sessions) for validation and test, never
-single frames; and the data budget (frames per cell per training subject)."""
+single frames; and the data budget (frames per cell per training subject).
+
+One or two sittings (too few sessions for a validation, a test and a training group) are split within the
+sessions by target cell instead: every photo of a cell goes to one split, so no test target is seen in
+training; about CELL_FRACTION of the cells each for validation and test. The split says which it did
+(Splits.kind), and --val-groups/--test-groups may name cells: 'cell:37' (row * 16 + col) or 'cells:0-15'."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +17,12 @@ import numpy as np
 from gazeneg import grid, seeding
 from gazeneg.data.dataset import DatasetError, GazeDataset, load_dataset
 
+CELL_FRACTION = 0.2   # with too few sessions: the share of the target cells held out for validation, and for test
+CELL_RE = re.compile(r"^cells?:(\d+)(?:-(\d+))?$")
+KINDS = {"subjects": "whole subjects", "subject/session groups": "whole sessions",
+         "cells": "target cells within the sessions (too few sessions to hold whole ones out; no test target is "
+                  "seen in training)"}
+
 
 @dataclass
 class Splits:
@@ -18,6 +30,27 @@ class Splits:
     val: GazeDataset
     test: GazeDataset
     groups: dict = field(default_factory=dict)  # split name -> list of held-out group names
+    kind: str = "subjects"                      # what a group is: a key of KINDS
+
+
+def describe(kind: str) -> str:
+    """How a split's held-out groups were chosen, for summaries: 'held out: whole sessions'."""
+    return KINDS.get(kind, kind)
+
+
+def cell_set(name: str) -> set | None:
+    """'cell:37' -> {37}, 'cells:0-15' -> {0..15}; None when name is not a cell set."""
+    m = CELL_RE.match(name.strip())
+    if not m:
+        return None
+    a, b = int(m.group(1)), int(m.group(2) if m.group(2) is not None else m.group(1))
+    if not 0 <= a <= b < grid.N_CELLS:
+        raise DatasetError(f"{name!r}: cells are numbered 0..{grid.N_CELLS - 1} (row * {grid.COLS} + col), low to high")
+    return set(range(a, b + 1))
+
+
+def target_cells(ds: GazeDataset) -> np.ndarray:
+    return np.atleast_1d(grid.nearest_cell(ds.targets[:, 0], ds.targets[:, 1])).astype(int)
 
 
 def resolve_data_path(data: str) -> Path:
@@ -46,6 +79,12 @@ def _seeded_groups(ds: GazeDataset, rest: np.ndarray, n_val: int, n_test: int) -
     return groups, uniq, kind
 
 
+def _cell_groups(ds: GazeDataset, rest: np.ndarray) -> tuple[np.ndarray, list]:
+    """Each photo's target cell as its group ('cell:37'), and the cells among `rest`."""
+    groups = np.array([f"cell:{c}" for c in target_cells(ds)])
+    return groups, sorted(set(groups[rest].tolist()), key=lambda g: int(g[5:]))
+
+
 def _named_mask(ds: GazeDataset, names: tuple, option: str) -> np.ndarray:
     """Photos of the groups named by --test-groups/--val-groups: 'alice' (every session of a subject) or
     'me/s3' (one session); a name not in the data set is an error that lists the names that are."""
@@ -53,6 +92,15 @@ def _named_mask(ds: GazeDataset, names: tuple, option: str) -> np.ndarray:
     sess = np.char.add(np.char.add(subj, "/"), ds.sessions.astype(str))
     mask = np.zeros(len(ds), bool)
     for name in names:
+        cells = cell_set(name)
+        if cells is not None:
+            m = np.isin(target_cells(ds), sorted(cells))
+            if not m.any():
+                raise DatasetError(f"{ds.root}: {option} {name!r}: no photo has its target in "
+                                   f"{'that cell' if len(cells) == 1 else 'those cells'}; the data set's cells are "
+                                   f"{_cell_ranges(target_cells(ds))}")
+            mask |= m
+            continue
         m = (sess == name) if "/" in name else (subj == name)
         if not m.any():
             raise DatasetError(
@@ -60,6 +108,19 @@ def _named_mask(ds: GazeDataset, names: tuple, option: str) -> np.ndarray:
                 f"{', '.join(sorted(set(subj.tolist())))} and its sessions {', '.join(sorted(set(sess.tolist())))}")
         mask |= m
     return mask
+
+
+def _cell_ranges(cells) -> str:
+    """[0, 1, 2, 5] -> '0-2, 5'."""
+    out, run = [], []
+    for c in sorted(set(int(x) for x in cells)):
+        if run and c != run[-1] + 1:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}")
+            run = []
+        run.append(c)
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}")
+    return ", ".join(out)
 
 
 def parse_groups(text) -> tuple:
@@ -100,13 +161,21 @@ def split_by_subject(ds: GazeDataset, n_val: int, n_test: int, seed: int, fold: 
         # The test groups are named and too few groups remain for n_val: validation takes what leaves
         # one group for training (one person, three sessions, --test-groups me/s3: val one session).
         n_val_left = len(uniq) - 1
+    if len(uniq) < n_val_left + n_test_left + 1 and n_val_left + n_test_left > 0:
+        # One or two sittings: too few sessions to hold whole ones out. Split them by target cell instead
+        # (held-out shares of the cells, not one cell each), when there are cells enough.
+        c_groups, c_uniq = _cell_groups(ds, rest)
+        c_test = max(1, round(CELL_FRACTION * len(c_uniq))) if n_test_left else 0
+        c_val = max(1, round(CELL_FRACTION * len(c_uniq))) if n_val_left else 0
+        if len(c_uniq) >= c_test + c_val + 1:
+            groups, uniq, kind, n_test_left, n_val_left = c_groups, c_uniq, "cells", c_test, c_val
     if len(uniq) < n_val_left + n_test_left + 1:
         taken = f" besides the named {', '.join(test_groups + val_groups)}" if named else ""
         raise DatasetError(
-            f"{ds.root}: {len(uniq)} {kind}{taken} ({', '.join(uniq)}) but the split needs {n_val_left} for "
-            f"validation, {n_test_left} for test and at least 1 for training. Capture more sessions "
-            f"(gazeneg capture --session NAME), lower --val-subjects/--test-subjects, or name the held-out "
-            f"groups with --val-groups/--test-groups.")
+            f"{ds.root}: {len(uniq)} {kind}{taken} ({', '.join(uniq[:20])}{', ...' if len(uniq) > 20 else ''}) but "
+            f"the split needs {n_val_left} for validation, {n_test_left} for test and at least 1 for training. "
+            f"Capture more targets or sessions (gazeneg capture --session NAME), or name the held-out groups with "
+            f"--val-groups/--test-groups (a subject, subject/session, or cells such as cells:0-15).")
     order = seeding.numpy_rng(seed, "split").permutation(len(uniq))
     names = [uniq[i] for i in np.roll(order, -fold * n_test_left)]
     test_g, val_g = names[:n_test_left], names[n_test_left:n_test_left + n_val_left]
@@ -121,8 +190,33 @@ def split_by_subject(ds: GazeDataset, n_val: int, n_test: int, seed: int, fold: 
     assert not (set(idx["train"]) & set(idx["val"]) or set(idx["train"]) & set(idx["test"])
                 or set(idx["val"]) & set(idx["test"]))
     assert sum(len(v) for v in idx.values()) == len(ds)
+    if named and kind != "cells" and any(cell_set(g) is not None for g in test_groups + val_groups):
+        kind = "cells"   # cells named by hand: the rest were chosen by cell too only when kind says so
     return Splits(ds.subset(idx["train"]), ds.subset(idx["val"]), ds.subset(idx["test"]),
-                  {"train": train_g, "val": val_g, "test": test_g})
+                  {"train": train_g, "val": val_g, "test": test_g}, kind)
+
+
+FEW_CELLS = 16           # targets covering fewer cells than this (of 144) teach little of the screen
+CROWDED_TARGET = 0.5     # one target holding more than this share of the photos dominates training
+
+
+def data_warnings(targets) -> list[str]:
+    """What about a data set's targets makes a model trained on it weak, one sentence each: the targets
+    cover few cells, or one target holds most photos (a real import: 32 of about 40 photos on one point)."""
+    t = np.asarray(targets, np.float64).reshape(-1, 2)
+    if not len(t):
+        return []
+    out = []
+    cells = set(np.atleast_1d(grid.nearest_cell(t[:, 0], t[:, 1])).astype(int).tolist())
+    if len(cells) < FEW_CELLS:
+        out.append(f"the targets cover only {len(cells)} of the {grid.N_CELLS} cells: the model learns little of the "
+                   "rest of the screen (capture or import targets spread over it)")
+    keys, counts = np.unique(np.round(t, 2), axis=0, return_counts=True)
+    top = int(counts.argmax())
+    if counts[top] > CROWDED_TARGET * len(t) and len(keys) > 1:
+        out.append(f"one target, (row {keys[top][0]:g}, col {keys[top][1]:g}), holds {counts[top]} of the {len(t)} "
+                   f"photos ({counts[top] / len(t):.0%}): the model learns mostly to answer it")
+    return out
 
 
 def apply_budget(ds: GazeDataset, budget: int) -> GazeDataset:

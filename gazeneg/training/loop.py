@@ -23,7 +23,7 @@ from gazeneg import grid, seeding
 from gazeneg.config import ConfigError, TrainConfig
 from gazeneg.data.augment import DeviceAugment, augment_epoch, realism_enabled
 from gazeneg.data.dataset import GazeDataset, normalize_images
-from gazeneg.data.splits import Splits, load_splits
+from gazeneg.data.splits import Splits, data_warnings, describe, load_splits
 from gazeneg.files import atomic_write_text
 from gazeneg.model.checkpoint import CheckpointError, init_state, read_checkpoint, save_checkpoint
 from gazeneg.model.losses import point_loss
@@ -615,7 +615,10 @@ def _run(cfg: TrainConfig, *, resume: str | None, argv: list | None, log, resume
         atomic_write_text(run_dir / "argv.json", json.dumps(argv if argv is not None else sys.argv))
     run_dir = distributed.broadcast_object(run_dir, di)
     log(f"data: {len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test images; "
-        f"held-out val {splits.groups['val']}, test {splits.groups['test']}")
+        f"held-out val {splits.groups['val']}, test {splits.groups['test']} (held out: {describe(splits.kind)})")
+    warnings_ = data_warnings(np.concatenate([splits.train.targets, splits.val.targets, splits.test.targets]))
+    for w in warnings_:
+        log(f"warning: {w}")
     if init is not None:
         log(f"starting from {cfg.init}")
     res = fit(cfg, splits, run_dir=run_dir, resume_ckpt=resume_ckpt, log=log, init_state=init)
@@ -640,6 +643,8 @@ def _run(cfg: TrainConfig, *, resume: str | None, argv: list | None, log, resume
         "model": cfg.model,
         "n_train": len(splits.train), "n_val": len(splits.val), "n_test": len(splits.test),
         "split_groups": splits.groups,
+        "split_kind": splits.kind,
+        "data_warnings": warnings_,
     })
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     write_predictions(run_dir / "predictions.csv", splits.test, test_pred)

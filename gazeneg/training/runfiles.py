@@ -124,9 +124,18 @@ def write_predictions(path: Path, ds: GazeDataset, pred: np.ndarray) -> None:
 
 
 def summary_lines(run_dir: Path) -> list[str]:
+    """What `train` prints: the outcome first when the model failed (collapsed: worse than the centre guess;
+    diverged), how the held-out groups were chosen, the test errors beside the references, and warnings
+    about the data (few cells, one target holding most photos)."""
     m = json.loads((Path(run_dir) / "metrics.json").read_text())
-    lines = [
-        f"held-out test subjects {m['split_groups']['test']} ({m['n_test']} images):",
+    kind = m.get("split_kind", "subjects")
+    what = {"subjects": "subjects", "subject/session groups": "sessions", "cells": "target cells"}.get(kind, kind)
+    lines = []
+    if m.get("outcome", "ok") != "ok":
+        lines.append(f"OUTCOME: {m['outcome'].upper()}: {m.get('stop_reason') or m['outcome']}; this model is not "
+                     "usable as it is (more or more varied data, fewer epochs or a lower --lr may help)")
+    lines += [
+        f"held-out test {what} {m['split_groups']['test']} ({m['n_test']} images):",
         f"  mean error {m['test_mean_error_cells']:.3f} cells, median {m['test_median_error_cells']:.3f}, "
         f"cell accuracy {m['test_cell_accuracy']:.1%}, within one cell {m['test_within1_accuracy']:.1%}",
         f"  ridge baseline (WebGazer-style) {m['ridge_mean_error_cells']:.3f} cells; centre guess "
@@ -136,4 +145,9 @@ def summary_lines(run_dir: Path) -> list[str]:
     if "test_mean_error_cm" in m:
         lines.append(f"  {m['test_mean_error_cm']:.2f} cm" + (f", {m['test_mean_error_degrees']:.2f} degrees"
                                                              if "test_mean_error_degrees" in m else ""))
+    if kind == "cells":
+        lines.append(f"split: too few sessions to hold whole ones out, so the sessions were split by target cell "
+                     f"({len(m['split_groups']['val'])} cells validate, {len(m['split_groups']['test'])} test, the "
+                     "rest train): no test target was seen in training, but the same sitting was")
+    lines += [f"warning: {w}" for w in m.get("data_warnings", [])]
     return lines
