@@ -47,7 +47,7 @@ def test_recentre_removes_a_constant_offset_api(frames):
     seen = []
 
     class ListSink:
-        def write(self, sample, frame):
+        def write(self, sample, frame, res=None):
             seen.append(sample)
 
         def close(self):

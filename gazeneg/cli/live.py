@@ -34,9 +34,10 @@ from gazeneg.webcam.live import (
     run_live,
     summarize_latency,
 )
-from gazeneg.webcam.sources import CaptureError, open_source, screen_size
+from gazeneg.webcam.sources import CaptureError, screen_size
 from gazeneg.webcam.tracker import add_args as tracker_args
 from gazeneg.webcam.tracker import attach as attach_outputs
+from gazeneg.webcam.tracker import open_input
 
 
 def _cm(text: str) -> tuple[float, float]:
@@ -93,7 +94,7 @@ def main(argv=None, prog: str | None = None) -> int:
           "none": {}, "one_euro": {"mincutoff": args.mincutoff, "beta": args.beta}}[args.smoother]
     pipe = FramePipeline(model, detector=make_detector(args.face_backend, alternate_iris=args.iris == "alternate"),
                          smoother=make_smoother(args.smoother, **kw))
-    source = open_source(args.source)
+    source = open_input(args)  # --replay DIR or --source (tracker.py)
     if args.headless and getattr(source, "live", False):
         source.close()
         raise CaptureError("--headless needs a video file or image folder as --source")

@@ -14,7 +14,7 @@ calibration targets shown. The outputs (a gaze file, streams, a recorded session
 live's options open (add_args / attach), so a program and the command write the same samples.
 
 SampleTap wraps a LiveSession: every frame it feeds turns into a GazeSample, handed to each sink
-(sink.write(sample, frame)), and kept as .last. It adds to the session:
+(sink.write(sample, frame, live_result)), and kept as .last. It adds to the session:
 - the one-target recentre (key r in live's window, Tracker.recentre()): a dot at the screen centre; the
   median of the calibrated gaze on it after the fixation delay gives an offset added to the calibration's
   translation (saved with it), so a slow drift (the person shifted in the chair) is removed without a full
@@ -43,6 +43,7 @@ from gazeneg.webcam.live import (
     make_smoother,
 )
 from gazeneg.webcam.record import EventInbox, GazeRecorder, GazeSample, make_sample
+from gazeneg.webcam.replay import KEEP, ReplaySource, SessionRecorder, StripReplayPipeline
 from gazeneg.webcam.sources import default_clock, open_source, screen_size
 
 
@@ -52,7 +53,7 @@ class GazeFileSink:
     def __init__(self, path, *, fsync: bool = False):
         self.recorder = GazeRecorder(path, fsync=fsync)
 
-    def write(self, sample: GazeSample, frame) -> None:
+    def write(self, sample: GazeSample, frame, res=None) -> None:
         self.recorder.write(sample)
 
     def close(self) -> None:
@@ -154,7 +155,7 @@ class SampleTap:
         self.frame_index += 1
         self.last = sample
         for sink in self.sinks:
-            sink.write(sample, frame_bgr)
+            sink.write(sample, frame_bgr, res)
         return res
 
     def close(self) -> None:
@@ -180,15 +181,36 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="also force each sample to disk (survives a power cut; costs ~1 ms a sample)")
     g.add_argument("--events-from", default=None, metavar="FILE",
                    help="a file other programs append lines to: each new line is the next sample's event")
+    g.add_argument("--record-session", default=None, metavar="DIR",
+                   help="keep the session to replay it: the camera frames (PNG, ~0.4 MB each: your face) or, with "
+                        "--session-keep strips, only the eye strips and detections (~8 KB a frame)")
+    g.add_argument("--session-keep", choices=KEEP, default="frames", help="what --record-session keeps")
+    g.add_argument("--replay", default=None, metavar="DIR",
+                   help="run a --record-session folder through the pipeline again instead of --source")
+    g.add_argument("--calibration", default=None, metavar="FILE",
+                   help="use this calibration file (e.g. for --headless or --replay, which calibrate nothing)")
 
 
 def sinks_from_args(args) -> list:
-    return [GazeFileSink(path, fsync=args.record_fsync) for path in args.record_gaze]
+    sinks = [GazeFileSink(path, fsync=args.record_fsync) for path in args.record_gaze]
+    if args.record_session:
+        settings = {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, type(None)))}
+        sinks.append(SessionRecorder(args.record_session, keep=args.session_keep, settings=settings))
+    return sinks
+
+
+def open_input(args):
+    """live's frame source: the --replay session, else --source."""
+    return ReplaySource(args.replay) if args.replay else open_source(args.source)
 
 
 def attach(session: LiveSession, args, source=None) -> SampleTap:
     """The session wrapped with the outputs live's options ask for; close() it at the end."""
     screen = screen_size(getattr(args, "screen", None)) if getattr(args, "screen", None) else screen_size(None)
+    if args.calibration:
+        session.pipe.calibration = Calibration.load(args.calibration)
+    if isinstance(source, ReplaySource) and source.keep == "strips":
+        session.pipe = StripReplayPipeline(session.pipe, source)
     sinks = sinks_from_args(args)
     return SampleTap(session, screen=screen, sinks=sinks, events=EventInbox(args.events_from), source=source)
 
@@ -215,10 +237,11 @@ def build_pipeline(checkpoint, *, smoother: str = DEFAULT_SMOOTHER, smoother_kwa
 class Tracker:
     """for sample in Tracker(checkpoint, source=0): ... (see the module docstring).
 
-    source: camera index, video file, image folder, or any object with read() -> frame | None (and close()).
+    source: camera index, video file, image folder, a replay.ReplaySource (a recorded session), or any object
+    with read() -> frame | None (and close()).
     record_gaze: file(s) to append the samples to (.csv / .jsonl). screen: (w, h) pixels for x_px, y_px
     (default: the screen's size, else 1920x1080). max_frames: stop after this many. sinks: more sinks
-    (objects with write(sample, frame) and close())."""
+    (objects with write(sample, frame, live_result) and close())."""
 
     def __init__(self, checkpoint, source=0, *, smoother: str = DEFAULT_SMOOTHER, smoother_kwargs: dict | None = None,
                  calibration="auto", face_backend: str = "auto", iris: str = "alternate", screen=None,
@@ -232,6 +255,8 @@ class Tracker:
         if isinstance(record_gaze, (str, Path)):
             record_gaze = [record_gaze]
         self.session = LiveSession(self.pipeline, calibrate="never", validate=False, log=lambda *_: None)
+        if isinstance(self.source, ReplaySource) and self.source.keep == "strips":
+            self.session.pipe = StripReplayPipeline(self.pipeline, self.source)
         screen = tuple(screen) if screen is not None else screen_size(None)
         self.tap = SampleTap(self.session, screen=screen,
                              sinks=[*(GazeFileSink(p) for p in record_gaze), *sinks],
