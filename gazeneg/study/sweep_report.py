@@ -152,13 +152,9 @@ def _errbar(ax, x, e, **kw):
     return ax.errorbar([x], [m], yerr=yerr, capsize=3, **kw)
 
 
-def make_plots(out: Path, rows, summary, arms, margin: float = DEFAULT_MARGIN) -> list[str]:
+def _plot_diff_vs_baseline(out: Path, rows, summary, arms, margin: float, top, ent: dict, curves: dict) -> list[str]:
+    """Paired difference to the baseline with its 95% t-interval, every arm, largest budget."""
     made = []
-    budgets = sorted({r["budget"] for r in rows})
-    top = budgets[-1]
-    ent = {(e["arm"], e["budget"]): e for e in summary}
-
-    # 1. Paired difference to the baseline with its 95% t-interval, every arm, largest budget.
     es = [e for e in summary if e["budget"] == top and "diff_vs_baseline" in e]
     if es:
         fig, ax = plt.subplots(figsize=(8, 0.32 * len(es) + 1.8))
@@ -185,8 +181,12 @@ def make_plots(out: Path, rows, summary, arms, margin: float = DEFAULT_MARGIN) -
         ax.set_ylim(-0.8, len(es) - 0.2)
         ax.legend(fontsize=7, loc="upper right")
         made.append(save_figure(fig, out / "diff_vs_baseline.png"))
+    return made
 
-    # 2. Error vs lambda: the naive random-placement arms and the one-sided theory arms.
+
+def _plot_error_vs_lambda(out: Path, rows, summary, arms, margin: float, top, ent: dict, curves: dict) -> list[str]:
+    """Error vs lambda: the naive random-placement arms and the one-sided theory arms."""
+    made = []
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     plotted, xs_all, ys_all, failed = False, [0.0], [], []
     for fam, marker in (("sgd", "o"), ("adam", "s")):
@@ -227,8 +227,12 @@ def make_plots(out: Path, rows, summary, arms, margin: float = DEFAULT_MARGIN) -
         made.append(save_figure(fig, out / "error_vs_lambda.png"))
     else:
         plt.close(fig)
+    return made
 
-    # 3. Error vs B: the error-bound arms on a diverging Lambda = 1.5.
+
+def _plot_error_vs_bound(out: Path, rows, summary, arms, margin: float, top, ent: dict, curves: dict) -> list[str]:
+    """Error vs B: the error-bound arms on a diverging Lambda = 1.5."""
+    made = []
     bs = sorted((a.bound, ent[(n, top)]) for n, a in arms.items() if a.series == "bound" and (n, top) in ent)
     if bs:
         fig, ax = plt.subplots(figsize=(6.5, 4.5))
@@ -246,9 +250,12 @@ def make_plots(out: Path, rows, summary, arms, margin: float = DEFAULT_MARGIN) -
         ax.set_title(f"One-sided Lambda = 1.5 under the error bound, budget {top}\n(95% t-interval over seeds)")
         ax.legend(fontsize=7)
         made.append(save_figure(fig, out / "error_vs_bound.png"))
+    return made
 
-    # 4. Learning curves, seed 0, largest budget: restores and divergences marked.
-    curves = read_curves(out)
+
+def _plot_learning_curves(out: Path, rows, summary, arms, margin: float, top, ent: dict, curves: dict) -> list[str]:
+    """Learning curves, seed 0, largest budget: restores and divergences marked."""
+    made = []
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     show = [n for n, a in arms.items() if a.group == "main" and (n.endswith(":baseline") or a.series == "naive"
             or a.overrides.get("watchdog") or a.overrides.get("neg_policy") == "prediction_side")]
@@ -280,8 +287,12 @@ def make_plots(out: Path, rows, summary, arms, margin: float = DEFAULT_MARGIN) -
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=6, ncol=2)
     made.append(save_figure(fig, out / "learning_curves.png"))
+    return made
 
-    # 5. Guard firing rates: blocked pairs, or capped steps over the steps actually taken.
+
+def _plot_guard_firing(out: Path, rows, summary, arms, margin: float, top, ent: dict, curves: dict) -> list[str]:
+    """Guard firing rates: blocked pairs, or capped steps over the steps actually taken."""
+    made = []
     labels, rates = [], []
     for a in arms:
         g = [r["guard_counts"] for r in rows if r["arm"] == a and r["budget"] == top]
@@ -302,8 +313,12 @@ def make_plots(out: Path, rows, summary, arms, margin: float = DEFAULT_MARGIN) -
         ax.tick_params(axis="y", labelsize=7)
         ax.set_title(f"How often each guard fired, budget {top}")
         made.append(save_figure(fig, out / "guard_firing.png"))
+    return made
 
-    # 6. Predicted vs measured bias.
+
+def _plot_bias_predicted_vs_measured(out: Path, rows, summary, arms, margin: float, top, ent: dict, curves: dict) -> list[str]:
+    """Predicted vs measured bias."""
+    made = []
     pts = [e for e in summary if e.get("predicted_bias_cells") is not None and e["budget"] == top
            and math.isfinite(e["measured_bias_cells"])]
     if pts:
@@ -323,8 +338,12 @@ def make_plots(out: Path, rows, summary, arms, margin: float = DEFAULT_MARGIN) -
         ax.set_title(f"Theory vs measurement, budget {top}\n(on the diagonal = theory holds)")
         ax.legend(fontsize=7)
         made.append(save_figure(fig, out / "bias_predicted_vs_measured.png"))
+    return made
 
-    # 7. Classification: logits over epochs.
+
+def _plot_cls_logits(out: Path, rows, summary, arms, margin: float, top, ent: dict, curves: dict) -> list[str]:
+    """Classification: logits over epochs."""
+    made = []
     cls = [a for a in arms if arms[a].family == "cls"]
     if cls:
         fig, ax = plt.subplots(figsize=(6.5, 4.5))
@@ -340,6 +359,19 @@ def make_plots(out: Path, rows, summary, arms, margin: float = DEFAULT_MARGIN) -
         ax.set_title(f"Classification, seed 0, budget {top}: do the logits run off?\n(a bounded loss keeps them small)")
         ax.legend(fontsize=7)
         made.append(save_figure(fig, out / "cls_logits.png"))
+    return made
+
+
+def make_plots(out: Path, rows, summary, arms, margin: float = DEFAULT_MARGIN) -> list[str]:
+    """Every figure of the sweep's report, each written atomically; returns the file names written."""
+    budgets = sorted({r["budget"] for r in rows})
+    top = budgets[-1]
+    ent = {(e["arm"], e["budget"]): e for e in summary}
+    curves = read_curves(out)
+    made = []
+    for plot in (_plot_diff_vs_baseline, _plot_error_vs_lambda, _plot_error_vs_bound, _plot_learning_curves,
+                 _plot_guard_firing, _plot_bias_predicted_vs_measured, _plot_cls_logits):
+        made += plot(out, rows, summary, arms, margin, top, ent, curves)
     return made
 
 
