@@ -45,6 +45,7 @@ from gazeneg.webcam.live import (
 from gazeneg.webcam.record import EventInbox, GazeRecorder, GazeSample, make_sample
 from gazeneg.webcam.replay import KEEP, ReplaySource, SessionRecorder, StripReplayPipeline
 from gazeneg.webcam.sources import default_clock, open_source, screen_size
+from gazeneg.webcam.stream import LslSink, WebSocketSink, parse_address
 
 
 class GazeFileSink:
@@ -187,12 +188,29 @@ def add_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--session-keep", choices=KEEP, default="frames", help="what --record-session keeps")
     g.add_argument("--replay", default=None, metavar="DIR",
                    help="run a --record-session folder through the pipeline again instead of --source")
+    g.add_argument("--lsl", action="store_true", help="stream the samples as a Lab Streaming Layer outlet (type Gaze) "
+                   "and the events as a Markers outlet (needs gazeneg[stream])")
+    g.add_argument("--lsl-name", default="gazeneg", help="the LSL stream's name (default %(default)s)")
+    g.add_argument("--websocket", nargs="?", const="8765", default=None, metavar="[HOST:]PORT",
+                   help="serve the samples as JSON on ws://HOST:PORT (default 127.0.0.1:8765, this machine only; "
+                        "give a host to listen elsewhere); clients may send events (needs gazeneg[stream])")
+    g.add_argument("--wait-for-subscriber", type=float, default=0.0, metavar="SECONDS",
+                   help="before the first frame, wait up to SECONDS for an LSL inlet and a WebSocket client")
     g.add_argument("--calibration", default=None, metavar="FILE",
                    help="use this calibration file (e.g. for --headless or --replay, which calibrate nothing)")
 
 
-def sinks_from_args(args) -> list:
+def sinks_from_args(args, events: EventInbox, screen) -> list:
     sinks = [GazeFileSink(path, fsync=args.record_fsync) for path in args.record_gaze]
+    streams = []
+    if args.lsl:
+        streams.append(LslSink(name=args.lsl_name, screen=screen))
+    if args.websocket is not None:
+        streams.append(WebSocketSink(*parse_address(args.websocket), events=events))
+    for st in streams:
+        if args.wait_for_subscriber > 0:
+            st.wait(args.wait_for_subscriber)
+    sinks += streams
     if args.record_session:
         settings = {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, type(None)))}
         sinks.append(SessionRecorder(args.record_session, keep=args.session_keep, settings=settings))
@@ -211,8 +229,9 @@ def attach(session: LiveSession, args, source=None) -> SampleTap:
         session.pipe.calibration = Calibration.load(args.calibration)
     if isinstance(source, ReplaySource) and source.keep == "strips":
         session.pipe = StripReplayPipeline(session.pipe, source)
-    sinks = sinks_from_args(args)
-    return SampleTap(session, screen=screen, sinks=sinks, events=EventInbox(args.events_from), source=source)
+    events = EventInbox(args.events_from)
+    sinks = sinks_from_args(args, events, screen)
+    return SampleTap(session, screen=screen, sinks=sinks, events=events, source=source)
 
 
 # ----------------------------------------------------------------------------------------------
