@@ -44,6 +44,7 @@ from gazeneg.webcam.live import (
 )
 from gazeneg.webcam.record import EventInbox, GazeRecorder, GazeSample, make_sample
 from gazeneg.webcam.replay import KEEP, ReplaySource, SessionRecorder, StripReplayPipeline
+from gazeneg.webcam.screens import MonitorAction
 from gazeneg.webcam.sources import default_clock, open_source, screen_size
 from gazeneg.webcam.stream import LslSink, WebSocketSink, parse_address
 
@@ -175,6 +176,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="cutoff at rest, Hz: lower = steadier fixations (default %(default)s)")
     g.add_argument("--beta", type=float, default=DEFAULT_PARAMS["one_euro"]["beta"],
                    help="cutoff rise per cell/s of speed: higher = less lag after a saccade (default %(default)s)")
+    p.add_argument("--monitor", type=int, action=MonitorAction, default=None, metavar="N",
+                   help="the monitor the grid is on (0 = first; from xrandr or screeninfo): its pixels and physical "
+                        "size replace --screen and --screen-cm unless those are given")
     g = p.add_argument_group("outputs for other programs (docs/integration.md)")
     g.add_argument("--record-gaze", action="append", default=[], metavar="FILE",
                    help="append every sample to FILE (.csv or .jsonl; may be given twice), flushed per sample")
