@@ -67,15 +67,15 @@ def test_calibration_needs_three_points_not_on_a_line():
 
 def test_calibration_file_round_trip_and_errors(tmp_path):
     ckpt = tmp_path / "best.pt"
-    path = L.calibration_path(ckpt)
-    assert path.name == "best.pt.calib.json"
+    path = L.calibration_path(ckpt, "me")
+    assert path.name == "best.pt.calib.me.json"
     cal = L.Calibration(DISTORT.copy(), 9, 0.1)
     cal.save(path)
     back = L.Calibration.load(path)
     assert np.allclose(back.matrix, DISTORT) and back.n_points == 9
     assert not list(tmp_path.glob("*.tmp"))
     path.write_text("{not json")
-    with pytest.raises(L.CalibrationError, match="best.pt.calib.json: not a gazeneg calibration file"):
+    with pytest.raises(L.CalibrationError, match="best.pt.calib.me.json: not a gazeneg calibration file"):
         L.Calibration.load(path)
     path.write_text(json.dumps({"format_version": 1, "matrix": [[1, 0], [0, 1]]}))
     with pytest.raises(L.CalibrationError, match="2x3"):

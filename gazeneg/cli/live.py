@@ -30,7 +30,10 @@ from gazeneg.webcam.live import (
     LiveSession,
     LiveWindow,
     calibration_path,
+    default_user,
+    list_calibrations,
     make_smoother,
+    poor_fit_threshold,
     run_live,
     summarize_latency,
 )
@@ -38,6 +41,26 @@ from gazeneg.webcam.sources import CaptureError, screen_size
 from gazeneg.webcam.tracker import add_args as tracker_args
 from gazeneg.webcam.tracker import attach as attach_outputs
 from gazeneg.webcam.tracker import open_input
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _weight(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < v <= 1:   # NaN fails this too
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return v
 
 
 def _cm(text: str) -> tuple[float, float]:
@@ -57,10 +80,12 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--source", default="0", help="camera index, video file or image folder (default 0)")
     p.add_argument("--headless", action="store_true", help="no window: run the pipeline over a file source and "
                    "print latency figures (no calibration or accuracy check: nobody looks at targets)")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after this many frames (>= 1)")
     p.add_argument("--smoother", choices=SMOOTHERS, default=DEFAULT_SMOOTHER,
                    help="gaze filter (default %(default)s, chosen by benchmarks/filters.py)")
-    p.add_argument("--alpha", type=float, default=0.3, help="EMA weight of the newest point")
+    p.add_argument("--alpha", type=_weight, default=0.3, help="EMA weight of the newest point, in (0, 1]")
+    p.add_argument("--user", default=None, metavar="NAME", help="whose calibration to load or save (default: the "
+                   "OS user); each person keeps their own <checkpoint>.calib.<NAME>.json")
     p.add_argument("--kalman-accel", type=float, default=200.0, help="Kalman process noise (cells^2/s^3)")
     p.add_argument("--kalman-noise", type=float, default=0.6, help="Kalman measurement noise (cells)")
     p.add_argument("--calib-targets", type=int, default=9, help="calibration targets (3..25)")
@@ -99,10 +124,17 @@ def main(argv=None, prog: str | None = None) -> int:
         source.close()
         raise CaptureError("--headless needs a video file or image folder as --source")
     calibrate = "never" if (args.no_calibrate or args.headless) else ("always" if args.recalibrate else "auto")
-    session = LiveSession(pipe, calib_path=calibration_path(args.checkpoint), calibrate=calibrate,
+    user = args.user or default_user()
+    saved = list_calibrations(args.checkpoint)
+    if saved and not args.headless:
+        print(f"calibrations saved for {args.checkpoint}: {', '.join(u for u, _ in saved)} (this is {user}; "
+              "--user NAME for another)")
+    best = (_ckpt.get("extra") or {}).get("best_err")
+    session = LiveSession(pipe, calib_path=calibration_path(args.checkpoint, user), calibrate=calibrate,
                           validate=not (args.no_validate or args.headless), k=args.calib_targets,
                           samples=args.samples, fixation_s=args.fixation, screen_cm=args.screen_cm,
-                          distance_cm=args.distance_cm)
+                          distance_cm=args.distance_cm,
+                          poor_fit_cells=poor_fit_threshold(best if isinstance(best, (int, float)) else None))
     session = attach_outputs(session, args, source)  # the samples to files and streams (tracker.py)
     ui = None
     try:

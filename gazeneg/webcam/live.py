@@ -18,7 +18,9 @@ distance between successive samples (RMS-S2S).
 
 from __future__ import annotations
 
+import getpass
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,9 +73,54 @@ def calibration_targets(k: int = 9) -> list[tuple[float, float]]:
     return list(SPREAD_POINTS[:k])
 
 
-def calibration_path(checkpoint) -> Path:
-    """Where a checkpoint's per-user calibration lives: <checkpoint>.calib.json beside it."""
-    return Path(str(checkpoint) + ".calib.json")
+# A calibration whose fit error is above POOR_FIT_FACTOR times the model's validation error (and at least
+# POOR_FIT_MIN_CELLS) is a poor fit: the person is warned, offered to redo the worst targets, and it is not
+# reused automatically next time.
+POOR_FIT_FACTOR = 2.0
+POOR_FIT_MIN_CELLS = 1.0
+POOR_FIT_UNKNOWN_CELLS = 2.0   # the threshold when the checkpoint records no validation error
+USER_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def default_user() -> str:
+    """The OS user's name, as a calibration key (letters, digits, - and _)."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError, ImportError):   # no user name in the environment or the password database
+        name = "user"
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "user"
+
+
+def calibration_path(checkpoint, user: str | None = None) -> Path:
+    """Where a person's calibration for a checkpoint lives: <checkpoint>.calib.<user>.json beside it (user:
+    --user, default the OS user), so two people sharing a checkpoint keep their own."""
+    user = default_user() if user is None else user
+    if not USER_RE.match(user):
+        raise CalibrationError(f"--user {user!r}: use letters, digits, - and _ only (at most 64)")
+    return Path(f"{checkpoint}.calib.{user}.json")
+
+
+def list_calibrations(checkpoint) -> list[tuple[str, Path]]:
+    """(user, path) of every calibration saved for a checkpoint, by user name."""
+    ckpt = Path(checkpoint)
+    prefix = f"{ckpt.name}.calib."
+    found = []
+    for p in sorted(ckpt.parent.glob(f"{glob_escape(ckpt.name)}.calib.*.json")):
+        user = p.name[len(prefix):-len(".json")]
+        if USER_RE.match(user):
+            found.append((user, p))
+    return found
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def poor_fit_threshold(val_error_cells: float | None) -> float:
+    """The fit error (cells) above which a calibration is poor, from the model's validation error."""
+    if val_error_cells is None or not np.isfinite(val_error_cells) or val_error_cells <= 0:
+        return POOR_FIT_UNKNOWN_CELLS
+    return max(POOR_FIT_MIN_CELLS, POOR_FIT_FACTOR * float(val_error_cells))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -87,6 +134,8 @@ class Calibration:
     matrix: np.ndarray = field(default_factory=lambda: np.hstack([np.eye(2), np.zeros((2, 1))]))
     n_points: int = 0
     fit_error_cells: float = float("nan")   # mean distance to the targets after correction
+    poor: bool = False                      # the fit error was above the session's poor-fit threshold
+    residuals: np.ndarray | None = None     # (N,) distance per target after correction (not saved)
 
     @property
     def is_identity(self) -> bool:
@@ -110,8 +159,8 @@ class Calibration:
                                    "an affine correction (is the model trained? was the face tracked?)")
         A, *_ = np.linalg.lstsq(X, true, rcond=None)
         matrix = A.T  # (2, 3)
-        err = float(np.linalg.norm(X @ A - true, axis=1).mean())
-        return cls(matrix, len(raw), err)
+        dist = np.linalg.norm(X @ A - true, axis=1)
+        return cls(matrix, len(raw), float(dist.mean()), residuals=dist)
 
     def apply(self, points) -> np.ndarray:
         p = np.asarray(points, np.float64)
@@ -120,7 +169,7 @@ class Calibration:
     def save(self, path) -> None:
         atomic_write_text(Path(path), json.dumps({
             "format_version": CALIB_VERSION, "matrix": self.matrix.tolist(), "n_points": self.n_points,
-            "fit_error_cells": self.fit_error_cells, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "fit_error_cells": self.fit_error_cells, "poor_fit": self.poor, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "convention": "corrected (row, col) = matrix @ (row, col, 1) of the model output"}, indent=1))
 
     @classmethod
@@ -134,9 +183,21 @@ class Calibration:
                                    "it or recalibrate") from None
         if m.shape != (2, 3) or not np.isfinite(m).all():
             raise CalibrationError(f"{path}: matrix must be 2x3 finite numbers, got {m.tolist()}")
-        if d.get("format_version", 0) > CALIB_VERSION:
+        version, n, fit = d.get("format_version", 0), d.get("n_points", 0), d.get("fit_error_cells", float("nan"))
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise CalibrationError(f"{path}: format_version must be an integer, not {version!r}; delete it or recalibrate")
+        if version > CALIB_VERSION:
             raise CalibrationError(f"{path}: calibration format {d['format_version']} is newer than this gazeneg")
-        return cls(m, int(d.get("n_points", 0)), float(d.get("fit_error_cells", float("nan"))))
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise CalibrationError(f"{path}: n_points must be a whole number, not {n!r}; delete it or recalibrate")
+        if fit is not None and not isinstance(fit, (int, float, str)):
+            raise CalibrationError(f"{path}: fit_error_cells must be a number, not {fit!r}; delete it or recalibrate")
+        try:
+            fit = float("nan") if fit is None else float(fit)
+        except ValueError:
+            raise CalibrationError(f"{path}: fit_error_cells must be a number, not {fit!r}; delete it or "
+                                   "recalibrate") from None
+        return cls(m, n, fit, poor=bool(d.get("poor_fit", False)))
 
     @classmethod
     def load_or_identity(cls, path) -> Calibration:
@@ -362,7 +423,10 @@ class LiveSession:
 
     def __init__(self, pipeline: FramePipeline, *, calib_path=None, calibrate: str = "auto", validate: bool = True,
                  k: int = 9, validation_targets=VALIDATION_POINTS, samples: int = 15, fixation_s: float = 0.8,
-                 screen_cm=DEFAULT_SCREEN_CM, distance_cm: float = DEFAULT_DISTANCE_CM, log=print):
+                 screen_cm=DEFAULT_SCREEN_CM, distance_cm: float = DEFAULT_DISTANCE_CM, log=print,
+                 poor_fit_cells: float | None = None):
+        # poor_fit_cells: a fit error above this (poor_fit_threshold of the model's validation error) is
+        # warned about, offers `t` (redo the worst targets), and is not reused automatically next time.
         if calibrate not in ("auto", "always", "never"):
             raise ValueError(f"calibrate must be auto, always or never, not {calibrate!r}")
         self.pipe = pipeline
@@ -377,11 +441,21 @@ class LiveSession:
         self.error: str | None = None
         self.collector: TargetCollector | None = None
         self.mode = TRACK
+        self.poor_fit_cells = poor_fit_cells
+        self.worst: list = []          # after a poor fit: the targets to redo with `t`
+        self._fitted: dict = {}        # target -> median raw output of the last calibration
+        self._redo = False
         loaded = False
         if calibrate == "auto" and self.calib_path is not None and self.calib_path.is_file():
-            self.pipe.calibration = Calibration.load(self.calib_path)
-            log(f"calibration loaded from {self.calib_path} ({self.pipe.calibration.n_points} points)")
-            loaded = True
+            cal = Calibration.load(self.calib_path)
+            if cal.poor:
+                log(f"the calibration in {self.calib_path} was a poor fit ({cal.fit_error_cells:.2f} cells): "
+                    "calibrating again")
+            else:
+                self.pipe.calibration = cal
+                log(f"calibration loaded from {self.calib_path} ({cal.n_points} points, fit error "
+                    f"{cal.fit_error_cells:.2f} cells)")
+                loaded = True
         if calibrate == "always" or (calibrate == "auto" and not loaded):
             self.start_calibration()
         elif validate:
@@ -407,8 +481,11 @@ class LiveSession:
             self.mode, self.collector = TRACK, None
             return
         res = [(t, p) for t, p in self.collector.results if len(p)]
-        true = np.array([t for t, _ in res]).reshape(-1, 2)
-        raw = np.array([np.median(p, axis=0) for _, p in res]).reshape(-1, 2)
+        fitted = dict(self._fitted) if self._redo else {}   # `t`: the redone targets replace their old samples
+        fitted.update({tuple(t): np.median(p, axis=0) for t, p in res})
+        self._redo = False
+        true = np.array(list(fitted)).reshape(-1, 2)
+        raw = np.array(list(fitted.values())).reshape(-1, 2)
         try:
             cal = Calibration.fit(raw, true)
         except CalibrationError as e:
@@ -418,6 +495,17 @@ class LiveSession:
             self.mode, self.collector = TRACK, None
             return
         self.error = None
+        self._fitted = fitted
+        self.worst = []
+        if self.poor_fit_cells is not None and cal.fit_error_cells > self.poor_fit_cells:
+            cal.poor = True
+            order = np.argsort(cal.residuals)[::-1]
+            self.worst = [tuple(true[i]) for i in order[:max(1, len(order) // 3)]]
+            self.error = (f"calibration fit {cal.fit_error_cells:.2f} cells is poor (more than {self.poor_fit_cells:.2f} cells, "
+                          f"the threshold from the model's validation error): press t to redo the {len(self.worst)} worst "
+                          f"target(s) ({', '.join(f'({r:g}, {c:g})' for r, c in self.worst)}) or c to redo all; "
+                          "it will not be reused automatically")
+            self.log(self.error)
         self.pipe.calibration = cal
         self.pipe.smoother.reset()
         if self.calib_path is not None:
@@ -455,6 +543,10 @@ class LiveSession:
             self.mode = DONE
         elif key == "c":
             self.start_calibration()
+        elif key == "t" and self.worst:   # redo the worst targets of a poor fit, keep the others' samples
+            self.mode, self._redo = CALIBRATE, True
+            self.collector = TargetCollector(self.worst, samples=self.samples, fixation_s=self.fixation_s,
+                                             min_samples=self.samples // 2)
         elif key == "v":
             self.start_validation()
 
@@ -527,7 +619,7 @@ class LiveWindow:
 
     def __init__(self, screen: tuple[int, int], name: str = "gazeneg live"):
         self.screen = screen
-        self.window = Window(name, extra_keys={ord("c"): "c", ord("v"): "v", ord("r"): "r"})  # r: tracker.py recentre
+        self.window = Window(name, extra_keys={ord("c"): "c", ord("v"): "v", ord("r"): "r", ord("t"): "t"})  # r: tracker.py recentre
 
     def show(self, session: LiveSession, res: LiveResult, frame_bgr, now: float) -> list[str]:
         return self.window.show(render_live(session, res, frame_bgr, *self.screen, now))
