@@ -15,7 +15,10 @@ from filelock import FileLock, Timeout
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write data to path via a temp file in the same folder and os.replace: never half-written."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:   # name the file being written, not the temp name (ENAMETOOLONG on a long name)
+        raise OSError(e.errno, e.strerror, str(path)) from None
     try:
         os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; a written file gets the user's usual mode
         with os.fdopen(fd, "wb") as f:

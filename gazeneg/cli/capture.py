@@ -15,7 +15,7 @@ import argparse
 import time
 from pathlib import Path
 
-from gazeneg.cli.errors import run_cli
+from gazeneg.cli.errors import RESUME, run_cli
 from gazeneg.webcam.capture import ORDERS, CaptureError, CaptureSettings, capture, make_plan
 
 
@@ -87,4 +87,4 @@ def main(argv=None, prog: str | None = None) -> int:
 
 def cli(argv=None, prog: str | None = None) -> int:
     """main with known bad input as one line on stderr and exit 2."""
-    return run_cli(lambda: main(argv, prog), extra=(CaptureError,))
+    return run_cli(lambda: main(argv, prog), extra=(CaptureError,), resume=RESUME["capture"])

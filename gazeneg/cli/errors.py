@@ -7,10 +7,23 @@ import sys
 
 from gazeneg.errors import GazenegError
 
+# What each command's user does after a full disk or Ctrl-C: how it continues, or None when it cannot
+# (live, render). The default is the old generic advice.
+RESUME_DEFAULT = "re-run with the same output folder (or --resume) to continue"
+RESUME = {
+    "import": "run the same command again (a new import wrote nothing; with --resume the photos it added are kept "
+              "and skipped)",
+    "capture": "re-run with --resume to continue the session",
+    "train": "continue it with `gazeneg train --resume RUN_DIR` (RUN_DIR: the run's folder, the newest under --out)",
+    "live": None,
+    "render": None,
+}
 
-def run_cli(main, extra: tuple = ()) -> int:
+
+def run_cli(main, extra: tuple = (), *, resume: str | None = RESUME_DEFAULT) -> int:
     """Call main(); the errors a user causes (and `extra`, a command's own error types) become
-    `error: <message>` on one line and exit code 2."""
+    `error: <message>` on one line and exit code 2. resume: what to do after a full disk or Ctrl-C
+    (RESUME[command]); None for a command that cannot resume."""
     try:
         return main()
     except (GazenegError, FileNotFoundError, ValueError, *extra) as e:
@@ -18,13 +31,15 @@ def run_cli(main, extra: tuple = ()) -> int:
         return 2
     except OSError as e:   # a read-only or full disk, an --out that is a file: the path and the reason, one line
         where = f"{e.filename}: " if e.filename else ""
-        hint = " (the disk is full: free some space, then re-run the same command to resume)" \
-            if e.errno == errno.ENOSPC else ""
+        hint = ""
+        if e.errno == errno.ENOSPC:
+            hint = (f" (the disk is full: free some space, then {resume})" if resume else
+                    " (the disk is full: free some space and run it again)")
         print(f"error: {where}{e.strerror or e}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: finished work is kept; re-run with the same output folder (or --resume) to "
-              "continue", file=sys.stderr)
+        print(f"\ninterrupted: finished work is kept; {resume}" if resume else
+              "\ninterrupted (this command has nothing to resume: run it again)", file=sys.stderr)
         return 130
 
 

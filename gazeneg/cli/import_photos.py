@@ -12,7 +12,7 @@ cell centres, rows -0.5..8.5 and cols -0.5..15.5 are on the screen (its edges in
 
 import argparse
 
-from gazeneg.cli.errors import run_cli
+from gazeneg.cli.errors import RESUME, run_cli
 from gazeneg.webcam.importer import CROPS, import_photos, parse_screen
 
 
@@ -54,4 +54,4 @@ def main(argv=None, prog: str | None = None) -> int:
 
 def cli(argv=None, prog: str | None = None) -> int:
     """main with known bad input as one line on stderr and exit 2."""
-    return run_cli(lambda: main(argv, prog))
+    return run_cli(lambda: main(argv, prog), resume=RESUME["import"])

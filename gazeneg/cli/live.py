@@ -17,7 +17,7 @@ import json
 import cv2
 import torch
 
-from gazeneg.cli.errors import run_cli
+from gazeneg.cli.errors import RESUME, run_cli
 from gazeneg.model.checkpoint import load_checkpoint
 from gazeneg.webcam.detect import make_detector
 from gazeneg.webcam.filters import DEFAULT_SMOOTHER
@@ -154,4 +154,4 @@ def main(argv=None, prog: str | None = None) -> int:
 
 def cli(argv=None, prog: str | None = None) -> int:
     """main with known bad input as one line on stderr and exit 2."""
-    return run_cli(lambda: main(argv, prog), extra=(CaptureError, CalibrationError))
+    return run_cli(lambda: main(argv, prog), extra=(CaptureError, CalibrationError), resume=RESUME["live"])

@@ -8,7 +8,7 @@
 import argparse
 import sys
 
-from gazeneg.cli.errors import run_cli
+from gazeneg.cli.errors import RESUME, run_cli
 from gazeneg.data.synth import DEFAULT_SUBJECTS, default_dataset_path, ensure_default_dataset, render_dataset
 
 
@@ -61,4 +61,4 @@ def main(argv=None, prog: str | None = None) -> int:
 
 def cli(argv=None, prog: str | None = None) -> int:
     """main with known bad input as one line on stderr and exit 2."""
-    return run_cli(lambda: main(argv, prog))
+    return run_cli(lambda: main(argv, prog), resume=RESUME["render"])

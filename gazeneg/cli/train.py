@@ -1,22 +1,19 @@
 """Train a gaze model on the built-in synthetic data or a dataset folder.
 
-    python scripts/train.py                              # default CNN on the synthetic default
-    python scripts/train.py --data my_capture --epochs 40 --model resnet18
-    python scripts/train.py --config cfg.json --lr 1e-3  # file, then command line
-    python scripts/train.py --resume runs/20261124-101500-gazecnn
-    python scripts/train.py --init checkpoints/demo.pt --data my_capture --lr 3e-4 --freeze-backbone
-                                                         # fine-tune a saved model (architecture checked)
+    gazeneg train                                    # default CNN on the synthetic default
+    gazeneg train --data my_capture --epochs 40 --model resnet18
+    gazeneg train --config cfg.json --lr 1e-3        # file, then command line
+    gazeneg train --resume runs/20261124-101500-gazecnn
+    gazeneg train --init checkpoints/demo.pt --data my_capture --lr 3e-4 --freeze-backbone
+                                                     # fine-tune a saved model (architecture checked)
     torchrun --standalone --nproc_per_node 2 scripts/train.py ...  # data parallel over 2 processes
 """
 
 import argparse
 import sys
 
-from gazeneg.cli.errors import run_cli
+from gazeneg.cli.errors import RESUME, run_cli
 from gazeneg.config import ConfigError, add_config_args, config_from_args
-from gazeneg.training import distributed
-from gazeneg.training.loop import run
-from gazeneg.training.runfiles import summary_lines
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -31,6 +28,11 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv=None, prog: str | None = None) -> int:
     args = get_args_parser(prog).parse_args(argv)
+    # torch only once the options are read: `gazeneg train --help` stays fast
+    from gazeneg.training import distributed
+    from gazeneg.training.loop import run
+    from gazeneg.training.runfiles import summary_lines
+
     resume_epochs = None
     if args.resume:
         # A resumed run keeps its own config.json; only --epochs (to extend it) may change. Any other flag
@@ -62,4 +64,4 @@ def main(argv=None, prog: str | None = None) -> int:
 
 def cli(argv=None, prog: str | None = None) -> int:
     """main with known bad input as one line on stderr and exit 2."""
-    return run_cli(lambda: main(argv, prog))
+    return run_cli(lambda: main(argv, prog), resume=RESUME["train"])
