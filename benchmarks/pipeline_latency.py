@@ -29,6 +29,7 @@ import torch
 
 from gazeneg.testing import astronaut_path, moving_face_frames
 from gazeneg.webcam.detect import BACKENDS, make_detector
+from gazeneg.webcam.filters import DEFAULT_SMOOTHER
 from gazeneg.webcam.live import SMOOTHERS, FramePipeline, make_smoother, summarize_latency
 
 
@@ -38,7 +39,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=30, help="frames run first and not counted")
     p.add_argument("--checkpoint", default=None, help="a gazeneg checkpoint (default: gazecnn, random init)")
     p.add_argument("--model", default="gazecnn", help="registered model when no checkpoint is given")
-    p.add_argument("--smoother", choices=SMOOTHERS, default="kalman")
+    p.add_argument("--smoother", choices=SMOOTHERS, default=DEFAULT_SMOOTHER)
     p.add_argument("--no-untracked", action="store_true", help="skip the tracking-off comparison")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="face backend (auto: landmarks when the model files are cached, else Haar)")
@@ -46,6 +47,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--iris", choices=("alternate", "every"), default="alternate",
                    help="landmarks: iris model on one eye per tracked frame in turn (live's default), or both")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--outputs", action="store_true", help="also time it with every output on: --record-gaze CSV and "
+                   "JSONL, --record-session (strips), LSL and WebSocket (a client connected) when gazeneg[stream] is in")
+    p.add_argument("--one-core", action="store_true", help="pin the process (its writer and server threads too) "
+                   "to one CPU core")
     return p
 
 
@@ -62,6 +67,63 @@ def measure(pipe: FramePipeline, frames, warmup: int) -> dict:
     return out
 
 
+def measure_with_outputs(pipe: FramePipeline, frames, warmup: int, folder) -> tuple[dict, list[str]]:
+    """measure(), but each frame through webcam.tracker.SampleTap with every output on (the files in `folder`)."""
+    from pathlib import Path
+
+    from gazeneg.webcam.live import LiveSession
+    from gazeneg.webcam.replay import SessionRecorder
+    from gazeneg.webcam.tracker import GazeFileSink, SampleTap
+
+    folder = Path(folder)
+    sinks = [GazeFileSink(folder / "g.csv"), GazeFileSink(folder / "g.jsonl"),
+             SessionRecorder(folder / "session", keep="strips")]
+    names = ["CSV", "JSONL", "session strips"]
+    client = None
+    try:
+        from gazeneg.webcam.stream import LslSink, WebSocketSink
+
+        ws = WebSocketSink("127.0.0.1", 0)
+        sinks += [LslSink(name=f"bench-{os.getpid()}"), ws]
+        names += ["LSL", "WebSocket"]
+        client = _ws_client(ws.port)
+        ws.wait(10)
+    except ValueError as e:   # StreamError: gazeneg[stream] not installed
+        print(f"  (streams left out: {e})")
+    session = LiveSession(pipe, calibrate="never", validate=False, log=lambda *a: None)
+    tap = SampleTap(session, screen=(1920, 1080), sinks=sinks)
+    results, cpu, wall = [], [], []
+    for i, frame in enumerate(frames):
+        c0, w0 = time.thread_time(), time.perf_counter()
+        results.append(tap.feed(frame, i / 30.0))
+        wall.append((time.perf_counter() - w0) * 1e3)   # the pipeline plus the sample and every sink's write
+        cpu.append((time.thread_time() - c0) * 1e3)
+    tap.close()
+    if client is not None:
+        client.join(10)
+    out = summarize_latency(results, warmup=warmup)
+    w, c = np.array(wall[warmup:]), np.array(cpu[warmup:])
+    out["total"] = {"median_ms": float(np.median(w)), "p95_ms": float(np.percentile(w, 95))}
+    out["cpu_total"] = {"median_ms": float(np.median(c)), "p95_ms": float(np.percentile(c, 95))}
+    return out, names
+
+
+def _ws_client(port: int):
+    import asyncio
+    import threading
+
+    from websockets.asyncio.client import connect
+
+    async def run():
+        async with connect(f"ws://127.0.0.1:{port}") as ws:
+            async for _ in ws:
+                pass
+
+    t = threading.Thread(target=lambda: asyncio.run(run()), daemon=True)
+    t.start()
+    return t
+
+
 def _load() -> str:
     try:
         return " ".join(f"{v:.1f}" for v in os.getloadavg())
@@ -73,6 +135,8 @@ def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    if args.one_core:
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
     if args.checkpoint:
         from gazeneg.model.checkpoint import load_checkpoint
 
@@ -122,6 +186,19 @@ def main(argv=None) -> int:
         print(f"  tracking off (full search every frame): median {u['median_ms']:.2f} ms, p95 {u['p95_ms']:.2f} ms")
     print("measured: time.perf_counter around FramePipeline.process per frame; frames made in advance "
           "(astronaut.png pasted 1.6x into 640x480 with a few px of motion); torch and OpenCV on 1 thread")
+    if args.outputs:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            pipe = FramePipeline(model, detector=make_detector(backend, alternate_iris=args.iris == "alternate"),
+                                 smoother=make_smoother(args.smoother))
+            wo, names = measure_with_outputs(pipe, frames, args.warmup, tmp)
+        out["with_outputs"] = wo
+        w, c = wo["total"], wo["cpu_total"]
+        print(f"  with outputs on ({', '.join(names)}): median {w['median_ms']:.2f} ms, p95 {w['p95_ms']:.2f} ms "
+              f"(thread CPU median {c['median_ms']:.2f} ms; the writer and server threads' work is in the wall time "
+              f"only when they share the core: --one-core)")
+        t = wo["total"]
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)

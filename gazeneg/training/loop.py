@@ -346,7 +346,8 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
         train_fwd = distributed.wrap(model, device, di)
         train_fwd = torch.compile(train_fwd) if cfg.compile else train_fwd
     opt = make_optimizer(cfg, param_groups(model, cfg.backbone_lr_scale))
-    neg_opt = make_optimizer(cfg, model.parameters(), negative=True)
+    # the literal negative step's optimizer: a second one (its own moments), or the training one itself
+    neg_opt = objective.pick_neg_optimizer(opt, lambda: make_optimizer(cfg, model.parameters(), negative=True))
     state = TrainState(lam=objective.lam, guards=objective.counter)
     val_targets = splits.val.targets.astype(np.float64)
     centre_err = centre_guess_error(val_targets)

@@ -37,7 +37,8 @@ from gazeneg.webcam.detect import detection_pose
 # The validity of a sample. ok: a gaze point; no_face: no face found; blink: the landmark backend saw the
 # lids shut; closed_eyes: the Haar backend's closed-eye heuristic; pose_out_of_range: a point was computed
 # but the head is turned further than POSE_LIMITS_DEG (outside what the model was trained on: the point is
-# kept, flagged); no_prediction: a face but the model gave a non-finite answer.
+# kept, flagged; also when the pipeline reports the pose clipped to its trained range, LiveResult.pose_clipped);
+# no_prediction: a face but the model gave a non-finite answer.
 STATES = ("ok", "no_face", "blink", "closed_eyes", "pose_out_of_range", "no_prediction")
 # |yaw|, |pitch - PITCH_CENTRE|, |roll| beyond which a sample is flagged. The synthetic renderer's heads
 # face the screen from below a laptop camera (pitch about -22 deg) and turn by a few degrees; these limits
@@ -95,6 +96,8 @@ def sample_state(res) -> str:
         return "blink" if res.det.landmarks is not None else "closed_eyes"
     if res.smoothed is None:
         return "no_prediction"
+    if getattr(res, "pose_clipped", False):   # the pipeline clipped the pose to the model's trained range
+        return "pose_out_of_range"
     yaw, pitch, roll = detection_pose(res.det)
     if res.det.landmarks is not None and (abs(yaw) > POSE_LIMITS_DEG[0]
                                           or abs(pitch - PITCH_CENTRE_DEG) > POSE_LIMITS_DEG[1]

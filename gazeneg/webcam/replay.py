@@ -3,14 +3,15 @@ frame's timestamp; `gazeneg live --replay DIR` runs it through the pipeline agai
 checkpoint, filter or calibration, and gives the same samples for the same settings.
 
 What a session folder holds is the user's choice (--session-keep), and either way it is a person's face:
-  frames (default): every camera frame as a lossless PNG (frames/000000.png...): about 0.4 MB a frame at
-          640x480, 12 MB a second at 30 fps. Any later pipeline (another face backend too) can replay it.
+  frames (default): every camera frame, uncompressed (frames/000000.bmp...: lossless and the cheapest to write,
+          about 0.2 ms; a PNG costs 10-60 ms of CPU a frame here): 0.9 MB a frame at 640x480, 27 MB a second
+          at 30 fps. Any later pipeline (another face backend too) can replay it.
   strips: only the 96x32 eye strip the model sees (strips/000000.png) and the detection (face box, eye
           centres, head pose, blink, face features) in frames.jsonl: about 8 KB a frame, no full face image,
           but the face finding is fixed as recorded: a replay reruns the model, calibration and filter only.
 frames.jsonl: one line per frame (index, t_source = the pipeline clock, t_mono, t_wall, the detection);
 session.json: what was kept, the settings, the format version. Frames are written by a background thread
-(a PNG costs a few ms), each line after its image, so a killed recording replays up to its last whole frame.
+(an image costs up to a few ms), each line after its image, so a killed recording replays up to its last whole frame.
 
     rec = SessionRecorder("sessions/s1", keep="frames", settings={...})   # a tracker sink
     src = ReplaySource("sessions/s1")                                     # a frame source: .timestamp, .record
@@ -84,25 +85,26 @@ class SessionRecorder:
 
     def _write_one(self, i, t_source, t_mono, t_wall, frame, det, closed) -> None:
         row = {"index": i, "t_source": t_source, "t_mono": t_mono, "t_wall": t_wall}
-        name = f"{i:06d}.png"
+        name = f"{i:06d}"
         if self.keep == "frames":
             img = frame
-            row["file"] = f"frames/{name}"
+            row["file"] = f"frames/{name}.bmp"
         else:
             row["det"] = _det_dict(det)
             row["closed"] = bool(closed)
             if det is not None:
                 strip, feats = crop_eyes(frame, det)
                 img = cv2.cvtColor(strip, cv2.COLOR_RGB2BGR)
-                row["file"] = f"strips/{name}"
+                row["file"] = f"strips/{name}.png"
                 row["feats"] = [float(v) for v in feats]
                 row["frame_size"] = [int(frame.shape[1]), int(frame.shape[0])]
             else:
                 img = None
         if img is not None:
-            ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            ext = row["file"][-4:]
+            ok, buf = cv2.imencode(ext, img, [cv2.IMWRITE_PNG_COMPRESSION, 1] if ext == ".png" else [])
             if not ok:
-                raise SessionError(f"cannot encode frame {i} as PNG")
+                raise SessionError(f"cannot encode frame {i} as {ext}")
             (self.folder / row["file"]).write_bytes(buf.tobytes())
         self._index.write(json.dumps(row) + "\n")
         self._index.flush()
