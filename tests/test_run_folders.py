@@ -115,3 +115,17 @@ def test_a_second_personal_run_on_one_folder_is_refused(tmp_path):
     with FileLock(out / ".personal.lock"), pytest.raises(ValueError, match=r"in use by another personal run"):
         run_personal(PersonalConfig.quick(data=str(tmp_path / "nowhere"), out=str(out)), progress=False)
     assert json.dumps(sorted(p.name for p in out.iterdir())) == json.dumps([".personal.lock"])
+
+
+def test_a_failed_sweep_start_leaves_no_lock_and_no_sweep_json(tmp_path):
+    """Item 10: an eval whose first run fails (two cells: nothing to split) left .sweep.lock and sweep.json."""
+    from gazeneg.study.sweep import SweepConfig, all_arms, run_sweep
+    from tests.conftest import make_tiny_dataset
+
+    ds = make_tiny_dataset(tmp_path / "ds", subjects=1, cells=[0, 1])
+    out = tmp_path / "wl"
+    sweep = SweepConfig(data=str(ds), out=str(out), seeds=1, budgets=(1,), arms=[all_arms()[0].name], workers=1,
+                        base={"epochs": 1})
+    with pytest.raises(ValueError):
+        run_sweep(sweep, progress=False, sequential=True)
+    assert not out.exists()

@@ -361,10 +361,19 @@ def run_sweep(sweep: SweepConfig, *, progress: bool = True, sequential: bool = F
     for a in sweep.arms:
         for b in sweep.budgets:
             run_config(arms[a], 0, b, sweep)
+    existed = out.exists()
     out.mkdir(parents=True, exist_ok=True)
     lock = lock_folder(out, "sweep")
     try:
         return _run_locked(sweep, out, arms, progress, sequential)
+    except BaseException:
+        # A start that failed before any run finished leaves nothing behind (not sweep.json, not the lock).
+        lock.release()
+        if not existed and {p.name for p in out.iterdir()} <= {"sweep.json", ".sweep.lock", "curves.jsonl"}:
+            for p in out.iterdir():
+                p.unlink()
+            out.rmdir()
+        raise
     finally:
         lock.release()
 
