@@ -77,6 +77,8 @@ class TrainConfig:
     neg_boundary: str = "keep"       # keep | clip | reflect | drop
     neg_warmup_epochs: int = 0
     neg_other_photos: bool = False   # literal mode: negative step on a different batch of photos
+    neg_optimizer: str = "separate"  # literal mode: "separate" (a second optimizer, its own moments) or "same"
+                                     # (the training optimizer and its moments at LR -lambda*lr: the asker's recipe)
     neg_loss: str = "match"          # "match" (the true-label loss's shape), "mse": -1/2|f-w|^2, "huber":
                                      # -Huber(|f-w|), "repulsion": bounded 1/2 max(0, m-|f-w|)^2
     neg_margin: float = 0.0          # repulsion margin m; 0 = D
@@ -123,6 +125,7 @@ CHOICES = {
     "augment_backend": ("auto", "albumentations", "torch"),
     "realism": ("auto", "on", "off"),
     "neg_mode": ("off", "literal", "combined"),
+    "neg_optimizer": ("separate", "same"),
     "neg_lambda_schedule": ("constant", "linear"),
     "neg_policy": ("one_sided", "random", "redraw", "symmetric", "prediction_side"),
     "neg_boundary": ("keep", "clip", "reflect", "drop"),
@@ -192,6 +195,9 @@ HELP = {
     "neg_boundary": ("wrong labels", "a wrong point beyond the screen's edge: keep, clip, reflect (at the edge, "
                                      "rows -0.5..8.5, cols -0.5..15.5) or drop"),
     "neg_warmup_epochs": ("wrong labels", "epochs of true labels only before wrong points start; epochs"),
+    "neg_optimizer": ("wrong labels", "literal mode: separate (a second optimizer with its own moments steps at LR "
+                                      "-lambda*lr) or same (the training optimizer itself, its moments too, with its LR "
+                                      "set to -lambda*lr for the wrong-label batch: the recipe as first asked)"),
     "neg_other_photos": ("wrong labels", "literal mode: the negative step on a different batch of photos; "
                                          "true/false"),
     "neg_loss": ("wrong labels", "the wrong-point term: match (the true loss's shape), mse, huber, or "

@@ -15,7 +15,9 @@ base pretrained on other people; the default when --data holds one person:
 
     python scripts/eval_wrong_labels.py --regime personal             # 24 people x k 9, 36, 144, gazecnn
     python scripts/eval_wrong_labels.py --regime personal --quick     # 12 people, fewer arms
-    python scripts/eval_wrong_labels.py --data my_capture             # one person: held-out unit = session
+    python scripts/eval_wrong_labels.py --data my_capture             # one person: cross-validation inside
+                                                                      # their photos (gazeneg/study/one_person.py)
+    python scripts/eval_wrong_labels.py --data my_capture --regime personal   # one person: held-out unit = session
     python scripts/eval_wrong_labels.py --regime personal --init checkpoints/demo.pt --finetune full
 """
 
@@ -52,9 +54,11 @@ def get_args_parser():
                    help="equivalence margin in cells: a difference whose 95%% interval lies within +-margin is "
                         f"'equivalent' (default: sweep {DEFAULT_MARGIN}; personal: half the measured calibration gain)")
     g = p.add_argument_group("personal regime")
-    g.add_argument("--regime", choices=("sweep", "personal"), default=None,
-                   help="sweep: arms x seeds x budgets over many people; personal: one person's k calibration "
-                        "photos (default when --data holds one person)")
+    g.add_argument("--regime", choices=("sweep", "personal", "one_person"), default=None,
+                   help="sweep: arms x seeds x budgets over many people; personal: k calibration photos of each "
+                        "held-out person or session; one_person: repeated grouped cross-validation inside one "
+                        "person's photos (default when --data holds one person)")
+    g.add_argument("--repeats", type=int, default=None, help="one_person: repeats of the grouped k-fold (default 2)")
     g.add_argument("--init", default="", metavar="CKPT", help="base model for every fold instead of pretraining one "
                    "(architecture checked; e.g. checkpoints/demo.pt)")
     g.add_argument("--ks", type=int, nargs="+", default=None, help="calibration photos per person (default 9 36 144)")
@@ -115,6 +119,40 @@ def personal_main(args, argv) -> int:
     return 0
 
 
+def one_person_main(args, argv) -> int:
+    from gazeneg.study.one_person import OnePersonConfig, one_person_arms, run_one_person
+    from gazeneg.study.one_person import build_report as build_one
+    from gazeneg.study.one_person import verdict_lines as one_lines
+
+    if args.list_arms:
+        for name, a in one_person_arms().items():
+            print(f"{name:<30} {a.note}")
+        return 0
+    out = args.out or f"runs/one-person-{time.strftime('%Y%m%d-%H%M%S')}" + ("-quick" if args.quick else "")
+    kw = {"data": args.data, "out": out, "model": args.model or "gazecnn", "init": args.init, "workers": args.workers}
+    cfg = OnePersonConfig.quick(**kw) if args.quick else OnePersonConfig(**kw)
+    for key, field in (("lr_grid", "lr_grid"), ("arms", "arms")):
+        if getattr(args, key):
+            setattr(cfg, field, tuple(getattr(args, key)) if key != "arms" else list(args.arms))
+    for key in ("steps", "folds", "base_epochs", "cache", "repeats"):
+        if getattr(args, key) is not None:
+            setattr(cfg, key, getattr(args, key))
+    t0 = time.perf_counter()
+    run_one_person(cfg)
+    elapsed = time.perf_counter() - t0
+    doc = build_one(out, margin=args.margin, elapsed=elapsed, command="python scripts/eval_wrong_labels.py " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)))
+    print(f"\nOne person: verdicts vs the fine-tuned baseline, paired over {doc['n_folds']} cross-validation folds "
+          f"(grouped by {doc['group_kind']}), Holm-corrected; equivalence margin +-{doc['margin_cells']:.3g} cells:")
+    for line in one_lines(out):
+        print(line)
+    print("\nWhat these photos can and cannot show:")
+    for sentence in doc["answer"]:
+        print("  " + sentence)
+    print(f"\nfinished in {elapsed:.0f} s. Report: {Path(out) / 'report.md'} (rows.csv, summary.json beside it)")
+    return 0
+
+
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     if args.margin is not None and not args.margin > 0:
@@ -123,7 +161,11 @@ def main(argv=None) -> int:
     if regime is None:
         from gazeneg.study.personal import one_person
 
-        regime = "personal" if args.data and one_person(args.data) else "sweep"
+        regime = "one_person" if args.data and one_person(args.data) else "sweep"
+    if regime == "one_person":
+        if not args.data:
+            raise SystemExit("error: --regime one_person needs --data (a folder of one person's photos)")
+        return one_person_main(args, argv)
     if regime == "personal":
         return personal_main(args, argv)
     if args.list_arms:

@@ -192,3 +192,57 @@ def test_watchdog_action_stop_ends_the_wrong_labels(tiny_dataset):
     assert res.watchdog_events and res.watchdog_events[0]["lambda_after"] == 0.0
     assert all(h["lambda"] == 0.0 for h in res.state.history[res.watchdog_events[0]["epoch"] + 1:])
     assert np.isfinite([h["val_mean_error_cells"] for h in res.state.history]).all()
+
+
+def _adam_head():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(3, 2)
+    return lin, torch.optim.AdamW(lin.parameters(), lr=1e-2, weight_decay=0.0)
+
+
+def test_the_recipe_as_asked_uses_the_training_optimizer_and_gives_it_its_lr_back():
+    """neg_optimizer "same": the negative step is taken by the training optimizer itself (its moments get the
+    wrong-label gradient), at LR -lambda x LR, and the optimizer's own LR comes back after it; "separate"
+    leaves the training optimizer's state alone."""
+    from gazeneg.config import from_dict
+    from gazeneg.wronglabels.objective import WrongLabelObjective
+
+    x, y = torch.randn(8, 3), torch.rand(8, 2) * 4 + 2
+    for which in ("same", "separate"):
+        lin, opt = _adam_head()
+        cfg = from_dict(dict(neg_mode="literal", neg_policy="random", neg_lambda=0.5, neg_optimizer=which,
+                             optimizer="adamw", loss="mse"))
+        obj = WrongLabelObjective.from_config(cfg, n_train=8)
+        opt.zero_grad()
+        (0.5 * ((lin(x) - y) ** 2).sum(1).mean()).backward()
+        opt.step()
+        m_before = [opt.state[p]["exp_avg"].clone() for p in lin.parameters()]
+        params = list(lin.parameters())
+        neg_opt = obj.pick_neg_optimizer(opt, lambda ps=params: torch.optim.AdamW(ps, lr=1e-2, weight_decay=0.0))
+        assert (neg_opt is opt) == (which == "same")
+        obj.literal_step(lin, neg_opt, x, None, y, torch.arange(8), 0, 0.5, 1e-2, lambda loss: loss.backward(),
+                         lambda xb, fb, m=lin: m(xb))
+        assert opt.param_groups[0]["lr"] == 1e-2
+        changed = any(not torch.equal(opt.state[p]["exp_avg"], m) for p, m in zip(lin.parameters(), m_before,
+                                                                                   strict=True))
+        assert changed == (which == "same")
+
+
+def test_every_sweep_family_measures_all_three_implementations_and_says_which():
+    from gazeneg.study.sweep import all_arms
+
+    arms = {a.name: a for a in all_arms()}
+    for fam in ("sgd", "adam"):
+        assert "second optimizer" in arms[f"{fam}:original_pred_side"].implementation
+        assert "training optimizer itself" in arms[f"{fam}:original_same_opt"].implementation
+        assert "combined" in arms[f"{fam}:original_combined"].implementation
+        # the literal step's second step of lambda x lr is matched by the baseline at (1 + lambda) x lr
+        assert arms[f"{fam}:original_pred_side"].same_as == f"{fam}:lr_control_1.5"
+        assert arms[f"{fam}:lr_control_1.5"].overrides["lr_scale"] == 1.5
+        # repulsion never reflects a wrong point to within the margin of y
+        assert arms[f"{fam}:repulsion"].overrides["neg_boundary"] == "keep"
+    from gazeneg.study.personal import personal_arms
+
+    p = {a.name: a for a in personal_arms()}
+    assert p["ft:original_l0.5_B2_same"].overrides["neg_optimizer"] == "same"
+    assert p["ft:original_l0.5_B2_combined"].overrides["neg_mode"] == "combined"

@@ -255,11 +255,13 @@ def _one_person_three_sessions(root):
 
 
 def test_one_person_capture_runs_the_personal_regime_by_session(tmp_path, capsys):
-    """scripts/eval_wrong_labels.py --data DIR on one person with three sessions: the personal regime is the
-    default, the held-out unit is the session, and the report says so."""
+    """scripts/eval_wrong_labels.py --data DIR --regime personal on one person with three sessions: the held-out
+    unit is the session, and the report says so (the default for one person is the one-person regime,
+    tests/test_one_person.py)."""
     data = _one_person_three_sessions(tmp_path / "me")
     out = tmp_path / "out"
-    rc = _script("eval_wrong_labels").main(["--data", str(data), "--out", str(out), "--model", "mlp", "--ks", "9", "36",
+    rc = _script("eval_wrong_labels").main(["--data", str(data), "--out", str(out), "--regime", "personal",
+                                            "--model", "mlp", "--ks", "9", "36",
                                             "--arms", "ft:no_finetune", "ft:baseline", "ft:original_l0.5_B2",
                                             "--lr-grid", "1e-3", "1e-2", "--steps", "10", "--base-epochs", "30",
                                             "--cache", str(tmp_path / "cache"), "--workers", "1"])
@@ -342,3 +344,20 @@ def test_the_margin_is_half_the_measured_calibration_gain():
     assert gain == pytest.approx(0.10) and margin == pytest.approx(0.05)
     margin, gain = margin_from_gain([r for r in rows if r["arm"] != "ft:no_finetune"], arms, 0.0)
     assert gain != gain and margin == 0.05   # nan: no control to measure it with
+
+
+def test_the_tuned_arm_chooses_lambda_b_and_lr_on_validation_only():
+    from gazeneg.study.personal import personal_arms
+    from gazeneg.study.personal_report import TUNED, with_tuned_arm
+
+    arms = {a.name: a for a in personal_arms()}
+    rows = []
+    for arm, lr, val, test in (("ft:original_l0.5_B2", 1e-3, 0.9, 0.5), ("ft:original_l1_B3", 1e-4, 0.7, 2.0),
+                               ("ft:original_l1_B3", 1e-3, 0.8, 0.1), ("ft:baseline", 1e-3, 0.1, 0.1)):
+        rows.append({"arm": arm, "person": "s1", "budget": 9, "lr": lr, "val_error": val, "final_test_error": test,
+                     "selected": False, "val_outcome": "ok", "diverged": False, "collapsed": False})
+    out, arms2 = with_tuned_arm(rows, arms)
+    tuned = [r for r in out if r["arm"] == TUNED]
+    assert len(tuned) == 1 and tuned[0]["tuned_from"] == "ft:original_l1_B3" and tuned[0]["lr"] == 1e-4
+    assert tuned[0]["final_test_error"] == 2.0          # chosen by validation, whatever its test error
+    assert TUNED in arms2 and arms2[TUNED].family == "ft"

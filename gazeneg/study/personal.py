@@ -127,6 +127,16 @@ def personal_arms() -> list[Arm]:
         Arm("ft:symmetric_k4", "ft", {"neg_mode": "combined", "neg_policy": "symmetric", "neg_k": 4,
                                       "neg_lambda": 0.2, "neg_distance": D, "neg_boundary": "keep"},
             note="4 symmetric points 2 cells away, Lambda = 0.8", same_as="ft:lr_control_0.2"),
+        # The original scheme at lambda 0.5, B = 2 in the two other implementations (the arm above is the
+        # literal step by a second AdamW with its own moments): the recipe as asked, the fine-tune's own
+        # optimizer with its LR set negative for the wrong-label batch; and one combined loss.
+        Arm("ft:original_l0.5_B2_same", "ft", {**lit, "neg_policy": "prediction_side", "neg_distance": D,
+                                               "guard_bound": D, "neg_lambda": 0.5, "neg_optimizer": "same"},
+            note="the original scheme (lambda 0.5, B = 2), the recipe as asked: the same AdamW at LR -lambda x LR"),
+        Arm("ft:original_l0.5_B2_combined", "ft", {"neg_mode": "combined", "neg_boundary": "keep",
+                                                   "neg_policy": "prediction_side", "neg_distance": D,
+                                                   "guard_bound": D, "neg_lambda": 0.5},
+            note="the original scheme (lambda 0.5, B = 2) as one combined loss"),
         Arm("ft:naive_l0.3", "ft", {**lit, "neg_policy": "random", "neg_distance": D, "neg_lambda": 0.3},
             note="random wrong point 2 cells away, lambda 0.3, no guard", series="naive"),
         Arm("ft:naive_l1.5", "ft", {**lit, "neg_policy": "random", "neg_distance": D, "neg_lambda": 1.5},
@@ -140,7 +150,8 @@ def personal_arms() -> list[Arm]:
     return arms
 
 
-QUICK_ARMS = ["ft:no_finetune", "ft:baseline", "ft:lr_control_0.2", "ft:original_l0.5_B2", "ft:original_l4_B2",
+QUICK_ARMS = ["ft:no_finetune", "ft:baseline", "ft:lr_control_0.2", "ft:original_l0.5_B2", "ft:original_l0.5_B2_same",
+              "ft:original_l0.5_B2_combined", "ft:original_l4_B2",
               "ft:original_random_B2", "ft:symmetric_k4", "ft:naive_l1.5", "cls:baseline", "cls:complement"]
 # Full fine-tuning costs seconds per run: by default it measures the arms that answer the question.
 FULL_ARMS = ["ft:no_finetune", "ft:baseline", "ft:original_l0.5_B2", "ft:original_l4_B2", "ft:symmetric_k4"]
@@ -414,7 +425,7 @@ def finetune_head(head: Head, h: torch.Tensor, y: torch.Tensor, cfg: TrainConfig
     obj = WrongLabelObjective.from_config(cfg, n_train=len(y))
     params = list(head.parameters())
     opt = make_optimizer(cfg, params)
-    neg_opt = make_optimizer(cfg, params, negative=True)
+    neg_opt = obj.pick_neg_optimizer(opt, lambda: make_optimizer(cfg, params, negative=True))
     idx = torch.arange(len(y))
     cls = cfg.head == "classification"
     cells = true_cells_of(y) if cls else None

@@ -23,7 +23,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: 
 
 from gazeneg.files import atomic_write_text, save_figure  # noqa: E402
 from gazeneg.study.formatting import clean_json, fmt, fmt_signed  # noqa: E402
-from gazeneg.study.personal import BASELINES, personal_arms, read_finetunes  # noqa: E402
+from gazeneg.study.personal import BASELINES, personal_arms, read_finetunes, select_lr  # noqa: E402
 from gazeneg.study.stats import (  # noqa: E402
     ALPHA,
     DEFAULT_MARGIN,
@@ -34,6 +34,7 @@ from gazeneg.study.stats import (  # noqa: E402
     summarize,
     verdict,
 )
+from gazeneg.study.sweep import Arm  # noqa: E402
 from gazeneg.study.sweep_report import METHOD_TEXT, VERDICT_COLOURS, entry_row  # noqa: E402
 
 # The smallest effect of interest: this fraction of the calibration's own measured gain (the no-fine-tune
@@ -105,6 +106,30 @@ def edge_choices(lrs: dict, grid_: list, share: float = 0.5) -> dict:
     return out
 
 
+TUNED = "ft:original_tuned"
+
+
+def with_tuned_arm(rows: list[dict], arms: dict) -> tuple[list[dict], dict]:
+    """Add the arm that tunes the original scheme's (lambda, B, LR) on validation: per (unit, k), of every
+    original-scheme run (all lambda, B and LR), the one with the lowest validation error among those whose
+    validation outcome is ok. Its rows are copies of the chosen runs (selected), so it is paired with the
+    baseline like any arm; it needs no runs of its own."""
+    orig = [n for n, a in arms.items() if a.series == "original" and a.family == "ft"]
+    if len(orig) < 2:
+        return rows, arms
+    by: dict = {}
+    for r in rows:
+        if r["arm"] in orig:
+            by.setdefault((r["person"], r["budget"]), []).append(r)
+    extra = []
+    for rs in by.values():
+        pick = select_lr([{**r, "val_outcome": r.get("val_outcome", "ok")} for r in rs])
+        extra.append({**pick, "arm": TUNED, "selected": True, "tuned_from": pick["arm"]})
+    arm = Arm(TUNED, "ft", {}, group="original",
+              note=f"the original scheme with lambda, B and LR chosen on validation (of {len(orig)} lambda x B arms)")
+    return rows + extra, {**arms, TUNED: arm}
+
+
 def build_report(out, *, elapsed: float | None = None, command: str = "", margin: float | None = None,
                  rows: list[dict] | None = None, meta: dict | None = None) -> dict:
     """rows: finetunes.csv rows (default: read it; a test passes fabricated ones, which need only the
@@ -118,6 +143,7 @@ def build_report(out, *, elapsed: float | None = None, command: str = "", margin
         meta = json.loads(p.read_text()) if p.exists() else {}
     all_arms = {a.name: a for a in personal_arms()}
     arms = {n: a for n, a in all_arms.items() if any(r["arm"] == n for r in rows)}
+    rows, arms = with_tuned_arm(rows, arms)
     chosen = [r for r in rows if r["selected"]]
     ratio = overlap_ratio(meta)
     gain = math.nan
@@ -478,6 +504,14 @@ def render_markdown(doc, summary, same_lr, more, lrs, timing, plots, ks, meta, a
             L.append(entry_row(e, same, (str(max(lr, key=lr.get)) if lr else "-")
                                + (f" ({e['lr_edge']})" if e.get("lr_edge") else "")))
         L.append("")
+    L += _more_and_lr_sections(more, lrs, cfg, one, many)
+    L += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
+    return "\n".join(L) + "\n"
+
+
+def _more_and_lr_sections(more, lrs, cfg, one, many) -> list[str]:
+    """The report's 'More real photos' and 'Learning rates chosen' sections."""
+    L: list[str] = []
     if more:
         L += ["## More real photos", "", "The fine-tuned baseline with more calibration photos, paired by "
               f"{one} (Holm over these comparisons):", "",
@@ -496,8 +530,7 @@ def render_markdown(doc, summary, same_lr, more, lrs, timing, plots, ks, meta, a
         for a, c in lrs.items():
             L.append(f"| {a} | {', '.join(f'{lr}: {n}' for lr, n in c.items())} |")
         L.append("")
-    L += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
-    return "\n".join(L) + "\n"
+    return L
 
 
 def verdict_lines(out) -> list[str]:

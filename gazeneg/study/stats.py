@@ -252,7 +252,7 @@ def summarize(rows: list[dict], arms: dict, *, metric: str = "final_test_error",
             n_fail = sum(failed(r) for r in runs)
             ok_runs = [r for r in runs if _ok(r)]
             e = {"arm": name, "budget": budget, "family": arm.family, "holm_family": holm_family(arm),
-                 "group": arm.group, "note": arm.note,
+                 "group": arm.group, "note": arm.note, "implementation": getattr(arm, "implementation", ""),
                  "n_seeds": len(runs), "n_ok": len(runs) - n_fail, "mean_error_cells": m,
                  "ci95_low": lo, "ci95_high": hi, "finite_mean_error_cells": mean_ci(ok_vals)[0],
                  "diverged_runs": diverged, "collapsed_runs": collapsed, "failed_runs": n_fail,

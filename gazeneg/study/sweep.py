@@ -69,6 +69,20 @@ class Arm:
         return self.total_lambda > 0 or float(o.get("cls_neg_weight", 0)) > 0 or bool(o.get("cls_complement_only"))
 
     @property
+    def implementation(self) -> str:
+        """Which implementation of the wrong-label step its numbers measure (docs/science.md section 4)."""
+        o = self.overrides
+        mode = o.get("neg_mode", "off")
+        if mode == "combined":
+            return "one combined loss (true term - lambda x wrong term), one optimizer step"
+        if mode == "literal":
+            if o.get("neg_optimizer") == "same":
+                return ("the training optimizer itself, its moments too, with its LR set to -lambda x LR for the "
+                        "wrong-label batch (the recipe as asked)")
+            return "a second optimizer with its own moments steps at LR -lambda x LR (the literal negative step)"
+        return ""
+
+    @property
     def policy(self) -> str:
         return self.overrides.get("neg_policy", "one_sided") if self.overrides.get("neg_mode", "off") != "off" else ""
 
@@ -96,14 +110,29 @@ def _main_arms(fam: str) -> list[Arm]:
             note="gradient-norm cap 1.0 alone"),
         Arm(p + "guard_watchdog", fam, {**opt, **rnd, "neg_lambda": 1.5, "watchdog": True},
             note="watchdog alone, on the diverging Lambda = 1.5"),
-        Arm(p + "repulsion", fam, {**opt, **rnd, "neg_lambda": 0.5, "neg_loss": "repulsion"},
-            note="bounded repulsion, m = D"),
+        # "keep", not "reflect": a point reflected at the edge can land closer to y than the margin, and then y
+        # is no longer a minimiser of the repulsion (docs/science.md section 1).
+        Arm(p + "repulsion", fam, {**opt, **rnd, "neg_boundary": "keep", "neg_lambda": 0.5, "neg_loss": "repulsion"},
+            note="bounded repulsion, m = D, wrong points kept off the screen (no reflection)"),
         # The original scheme: B = D, w on the prediction's side of the truth. The boundary must keep w on
         # that side: "reflect" would mirror it to the far side near an edge, where stepping away from w
         # moves f away from y (docs/science.md section 1), so this arm keeps off-grid points.
         Arm(p + "original_pred_side", fam, {**opt, **lit, "neg_boundary": "keep", "neg_policy": "prediction_side",
                                             "neg_lambda": 0.5, "guard_bound": D},
-            note="the original scheme: B = D, wrong point on the prediction's side"),
+            note="the original scheme: B = D, wrong point on the prediction's side", same_as=p + "lr_control_1.5"),
+        # The same scheme as the question put it: the training optimizer's own LR set negative for the
+        # wrong-label batch, its moments shared with the true-label steps.
+        Arm(p + "original_same_opt", fam, {**opt, **lit, "neg_boundary": "keep", "neg_policy": "prediction_side",
+                                           "neg_lambda": 0.5, "guard_bound": D, "neg_optimizer": "same"},
+            note="the original scheme, the recipe as asked: the same optimizer at LR -lambda x LR"),
+        # ... and as one combined loss: what the scheme does when no optimizer state is in the way.
+        Arm(p + "original_combined", fam, {**opt, "neg_mode": "combined", "neg_distance": D, "neg_boundary": "keep",
+                                           "neg_policy": "prediction_side", "neg_lambda": 0.5, "guard_bound": D},
+            note="the original scheme as one combined loss"),
+        # A literal arm "at the same LR" takes a second step of lambda x lr: its LR-matched control is the
+        # baseline at (1 + lambda) x lr (lambda 0.5 for the original scheme).
+        Arm(p + "lr_control_1.5", fam, {**opt, "lr_scale": 1.5},
+            note="baseline at lr x (1 + 0.5): the LR-matched control of a literal lambda = 0.5 arm"),
         Arm(p + "symmetric_k4", fam, {**opt, "neg_mode": "combined", "neg_policy": "symmetric", "neg_k": 4,
                                       "neg_lambda": 0.2, "neg_boundary": "keep"},
             note="4 symmetric points, Lambda = 0.8", same_as=p + "lr_control_0.2" if fam == "sgd" else p + "baseline"),
@@ -150,7 +179,8 @@ def all_arms() -> list[Arm]:
 
 
 QUICK_ARMS = ["sgd:baseline", "sgd:lr_control_0.2", "sgd:naive_l0.3", "sgd:naive_l1.5", "sgd:original_pred_side",
-              "sgd:symmetric_k4", "sgd:one_sided_l0.3", "adam:baseline", "adam:symmetric_k4",
+              "sgd:symmetric_k4", "sgd:one_sided_l0.3", "adam:baseline", "adam:symmetric_k4", "adam:original_pred_side",
+              "adam:original_same_opt", "adam:original_combined",
               "cls:baseline", "cls:complement", "cls:negated_ce", "cls:complement_only"]
 
 
@@ -337,8 +367,12 @@ def sweep_test_groups(data_path: Path, n_val: int) -> int:
     labels = Path(data_path) / "labels.csv"
     rows = []
     if labels.is_file():
-        with open(labels, newline="") as f:
-            rows = list(csv.DictReader(f))
+        try:
+            with open(labels, newline="", encoding="utf-8-sig") as f:
+                rows = list(csv.DictReader(f))
+        except (UnicodeDecodeError, csv.Error):   # the loader's own error names the file and what is wrong
+            load_dataset(data_path)
+            raise
     if not rows or not {"subject", "session"} <= rows[0].keys():
         load_dataset(data_path)  # raises the loader's own error, naming the file and what is wrong
     n = len({r["subject"] for r in rows})

@@ -437,7 +437,8 @@ def entry_row(e: dict, *extra: str) -> str:
                 f"{fmt_signed(e['diff_ci95_high'], 3)}]; median {fmt_signed(e['diff_median'], 3)}, "
                 f"{100 * e['share_harmed']:.0f}% harmed; detectable {fmt(e.get('detectable_cells'))}")
     v = f"**{e['verdict']}**" + (f" ({e['verdict_reason']})" if e.get("verdict_reason") else "")
-    cells = [e["arm"], e["note"], err, diff, fmt_p(e.get("p_holm")), fmt_p(e.get("p_tost_holm")), v,
+    note = e["note"] + (f" [measures: {e['implementation']}]" if e.get("implementation") else "")
+    cells = [e["arm"], note, err, diff, fmt_p(e.get("p_holm")), fmt_p(e.get("p_tost_holm")), v,
              f"{e['failure_verdict']} ({e['diverged_runs']} diverged, {e['collapsed_runs']} collapsed)", *extra]
     return "| " + " | ".join(cells) + " |"
 

@@ -4,8 +4,12 @@ extra loss or the negative step, with its guards, its lambda schedule and its co
 
 Regression (docs/science.md sections 1, 2, 4):
   combined  loss = true-label loss - lambda * sum_k N(f, w_k), one optimizer step
-  literal   the usual step on true labels, then a separate optimizer (its own state) steps on
-            sum_k N(f, w_k) with learning rate -lambda * lr, on the same photos or on other photos
+  literal   the usual step on true labels, then an optimizer steps on sum_k N(f, w_k) with learning
+            rate -lambda * lr, on the same photos or on other photos. Which optimizer is what the number
+            measures (docs/science.md section 4): neg_optimizer "separate", a second optimizer with its own
+            moments (under Adam it moves every weight by about lambda * lr whatever the gradient), or "same",
+            the training optimizer itself with its moments, its LR set negative for the wrong-label batch
+            (the recipe as the question put it)
 N is the negative objective of losses.py (the same shape as the true-label loss, or the bounded
 repulsion), and the guards mask which (sample, w) pairs count.
 Classification (section 3): a known-wrong cell enters through complement_nll (-log(1 - p)) or the
@@ -45,6 +49,7 @@ class WrongLabelObjective:
     direction_guard: bool = False
     grad_cap: float = 0.0
     other_photos: bool = False
+    neg_optimizer: str = "separate"  # literal: "separate" optimizer, or the "same" one (the asker's recipe)
     # classification
     cls_loss: str = "complement"
     cls_confidence: float = 0.0
@@ -80,6 +85,7 @@ class WrongLabelObjective:
                    generator=gen, neg_loss=resolve_neg_loss(cfg.loss, cfg.neg_loss),
                    margin=cfg.neg_margin or cfg.neg_distance, bound=cfg.guard_bound, bound_norm=cfg.guard_bound_norm,
                    direction_guard=cfg.guard_direction, grad_cap=cfg.guard_grad_cap, other_photos=cfg.neg_other_photos,
+                   neg_optimizer=cfg.neg_optimizer,
                    cls_loss=cfg.cls_neg_loss, cls_confidence=cfg.cls_neg_confidence, cls_only=cfg.cls_complement_only,
                    cls_uniform=cfg.cls_neg_uniform, distance=cfg.neg_distance, k=cfg.neg_k,
                    # a fixed direction makes no sense for cells: one-sided and prediction-side become random
@@ -157,9 +163,15 @@ class WrongLabelObjective:
             p.grad = g if p.grad is None else p.grad + g
         return loss
 
+    def pick_neg_optimizer(self, opt, make_separate):
+        """The optimizer of the literal negative step: the training optimizer itself ("same") or a new one
+        made by make_separate() ("separate")."""
+        return opt if self.neg_optimizer == "same" else make_separate()
+
     def literal_step(self, model, neg_opt, xb, fb, yb, idx, step: int, lam: float, lr: float, backward,
                      forward) -> float:
-        """Literal mode: a separate optimizer ascends N at learning rate -lam * lr on the batch (xb, fb, yb).
+        """Literal mode: an optimizer (a separate one, or the training one: see pick_neg_optimizer) ascends N
+        at learning rate -lam * lr on the batch (xb, fb, yb), then gets its own LR back.
         Returns the negative term's value (for the non-finite check). Also measures the step's mean size
         per parameter relative to lam * lr (docs/science.md section 4: about 1 under Adam, whatever the
         gradient's size, so a cap or a mask that shrinks the gradient cannot shrink it)."""
@@ -172,10 +184,13 @@ class WrongLabelObjective:
             return float(neg.item())
         if self.grad_cap > 0 and cap_norm_([p.grad for p in params], self.grad_cap):
             self.counter.add("grad_cap", 1)
+        saved = [g["lr"] for g in neg_opt.param_groups]
         for g in neg_opt.param_groups:
-            g["lr"] = -lam * lr   # the literal negative learning rate
+            g["lr"] = -lam * lr * g.get("lr_scale", 1.0)   # the literal negative learning rate
         before = [p.detach().clone() for p in params]
         neg_opt.step()
+        for g, old_lr in zip(neg_opt.param_groups, saved, strict=True):
+            g["lr"] = old_lr   # the same optimizer (the asker's recipe) goes back to its own LR
         self.counter.steps += 1
         moved = sum(float((p.detach() - b).abs().sum()) for p, b in zip(params, before, strict=True))
         n = sum(p.numel() for p in params)
