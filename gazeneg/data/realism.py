@@ -43,14 +43,16 @@ class ScleraTint(A.ImageOnlyTransform):
     """Pull the bright, low-saturation pixels (the sclera, and any white glint) towards a tint: a grey
     of value `value_range` (fraction of 255) tinted by up to `tint` per channel, mixed in by `amount_range`."""
 
-    def __init__(self, value_range=(0.55, 0.85), tint=0.08, amount_range=(0.4, 1.0), p=0.5):
+    def __init__(self, value_range=(0.45, 0.8), tint=0.1, amount_range=(0.5, 1.0), p=0.5):
         super().__init__(p=p)
         self.value_range, self.tint, self.amount_range = value_range, tint, amount_range
 
     def get_params(self):
         g = self.random_generator
         v = g.uniform(*self.value_range)
-        colour = np.clip(v * (1.0 + g.uniform(-self.tint, self.tint, 3)), 0, 1) * 255.0
+        # a greyish tone, leaning warm (a webcam's sclera takes the skin's and the room's colour)
+        colour = np.clip(v * (1.0 + g.uniform(-self.tint, self.tint, 3) + np.array([self.tint, 0, -self.tint])),
+                         0, 1) * 255.0
         return {"colour": colour.astype(np.float32), "amount": float(g.uniform(*self.amount_range))}
 
     def apply(self, img, colour=None, amount=1.0, **params):
@@ -64,23 +66,26 @@ class ScleraTint(A.ImageOnlyTransform):
 
 
 class IrisTint(A.ImageOnlyTransform):
-    """Shift the hue of the saturated pixels (the iris) by up to `hue_shift` (OpenCV hue units, 0..180)
-    and scale their saturation by `sat_range`."""
+    """Shift the hue of the saturated pixels (the iris, and some of the skin) by up to `hue_shift`
+    (OpenCV hue units, 0..180), scale their saturation by `sat_range` and their value by `value_range`
+    (a webcam's iris is darker and duller than a render's)."""
 
-    def __init__(self, hue_shift=25, sat_range=(0.3, 1.1), p=0.5):
+    def __init__(self, hue_shift=25, sat_range=(0.3, 1.1), value_range=(0.5, 1.0), p=0.5):
         super().__init__(p=p)
-        self.hue_shift, self.sat_range = hue_shift, sat_range
+        self.hue_shift, self.sat_range, self.value_range = hue_shift, sat_range, value_range
 
     def get_params(self):
         g = self.random_generator
-        return {"dh": float(g.uniform(-self.hue_shift, self.hue_shift)), "ks": float(g.uniform(*self.sat_range))}
+        return {"dh": float(g.uniform(-self.hue_shift, self.hue_shift)), "ks": float(g.uniform(*self.sat_range)),
+                "kv": float(g.uniform(*self.value_range))}
 
-    def apply(self, img, dh=0.0, ks=1.0, **params):
+    def apply(self, img, dh=0.0, ks=1.0, kv=1.0, **params):
         hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV).astype(np.float32)
         m = _smooth(hsv[..., 1] / 255.0, 0.25, 0.45)
         h = np.mod(hsv[..., 0] + dh * m, 180.0)
         s = np.clip(hsv[..., 1] * (1 + (ks - 1) * m), 0, 255)
-        out = np.stack([h, s, hsv[..., 2]], -1).astype(np.uint8)
+        v = hsv[..., 2] * (1 + (kv - 1) * m)
+        out = np.stack([h, s, v], -1).astype(np.uint8)
         return cv2.cvtColor(out, cv2.COLOR_HSV2RGB)
 
 
@@ -125,7 +130,7 @@ class SideShadow(A.ImageOnlyTransform):
     Illumination (used too, for gentle gradients at any angle) caps its intensity at 0.2, a side-to-side
     ratio of 1.5 at most; real strips show deeper shadows."""
 
-    def __init__(self, depth_range=(0.2, 0.6), centre_range=(0.3, 0.7), soft_range=(0.04, 0.2), p=0.3):
+    def __init__(self, depth_range=(0.2, 0.5), centre_range=(0.3, 0.7), soft_range=(0.04, 0.2), p=0.3):
         super().__init__(p=p)
         self.depth_range, self.centre_range, self.soft_range = depth_range, centre_range, soft_range
 
@@ -177,25 +182,25 @@ def webcam_look(seed: int | None = None) -> A.Compose:
         [
             # the scene
             IrisTint(p=0.5),
-            ScleraTint(p=0.6),
+            ScleraTint(p=0.8),
             Eyelashes(p=0.3),
             GlassesGlare(p=0.12),
             # shading: gentle gradients at any angle, and deep one-sided shadows
-            A.Illumination(mode="linear", effect_type="darken", intensity_range=(0.05, 0.2), p=0.3),
-            SideShadow(p=0.3),
+            A.Illumination(mode="linear", effect_type="darken", intensity_range=(0.05, 0.2), p=0.25),
+            SideShadow(p=0.25),
             # the lens and the motion
             A.OneOf([A.Defocus(radius=(1, 2), alias_blur=(0.1, 0.3)),
                      A.GaussianBlur(sigma_limit=(0.4, 1.2), blur_limit=0),
-                     A.MotionBlur(blur_limit=(3, 5))], p=0.6),
+                     A.MotionBlur(blur_limit=(3, 5))], p=0.75),
             # the sensor: exposure (dim frames are common: the range leans darker), contrast, tone
-            A.RandomBrightnessContrast(brightness_limit=(-0.35, 0.05), contrast_limit=(-0.45, 0.05), p=0.8),
-            A.RandomGamma(gamma_limit=(90, 170), p=0.4),
+            A.RandomBrightnessContrast(brightness_limit=(-0.3, 0.05), contrast_limit=(-0.4, 0.05), p=0.8),
+            A.RandomGamma(gamma_limit=(90, 150), p=0.4),
             # white balance and colour cast, and the washed-out colour of a cheap sensor
             A.PlanckianJitter(mode="blackbody", p=0.4),
-            A.RGBShift(r_shift_limit=(-12, 12), g_shift_limit=(-8, 8), b_shift_limit=(-12, 12), p=0.4),
+            A.RGBShift(r_shift_limit=(-12, 12), g_shift_limit=(-16, 6), b_shift_limit=(-12, 12), p=0.5),
             A.HueSaturationValue(hue_shift_limit=0, sat_shift_limit=(-45, 5), val_shift_limit=0, p=0.5),
-            A.OneOf([A.ISONoise(color_shift=(0.01, 0.04), intensity=(0.1, 0.4)),
-                     A.GaussNoise(std_range=(0.01, 0.05))], p=0.5),
+            A.OneOf([A.ISONoise(color_shift=(0.01, 0.03), intensity=(0.05, 0.25)),
+                     A.GaussNoise(std_range=(0.01, 0.04))], p=0.5),
             # the pipeline: a small face upscaled, then the camera's or the stream's JPEG
             A.Downscale(scale_range=(0.4, 0.8), interpolation_pair={"downscale": cv2.INTER_AREA,
                                                                     "upscale": cv2.INTER_LINEAR}, p=0.4),
