@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     except NotACheckoutError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:   # Ctrl-C while the command's modules load (torch, OpenCV): before it started
+        print("\ninterrupted before the command started: nothing was done", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

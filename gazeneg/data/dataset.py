@@ -152,6 +152,17 @@ def load_dataset(root, *, load_images: bool = True) -> GazeDataset:
         return _load_rows(root, meta, csv_path, h, w, load_images)
     except UnicodeDecodeError as e:
         fail_at(csv_path, None, f"not UTF-8 text (byte {e.start}); save labels.csv as UTF-8")
+    except csv.Error as e:   # an unmatched quote runs a field past csv's 128 KB limit, or to the end
+        fail_at(csv_path, _odd_quote_line(csv_path), f"not a readable CSV row: {e} (an unmatched double quote?)")
+
+
+def _odd_quote_line(path: Path) -> int | None:
+    """The first line of a CSV holding an odd number of double quotes: where an unmatched quote opens."""
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        for n, line in enumerate(f, start=1):
+            if line.count('"') % 2:
+                return n
+    return None
 
 
 def _contained(root: Path, rel: str, csv_path: Path, line_no: int) -> str:

@@ -165,6 +165,13 @@ def main(argv=None) -> int:
     except ModelFileError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:   # a read-only cache, or `models` a file: the path and the reason, one line
+        print(f"error: {e.filename or models_dir()}: {e.strerror or e} (the model cache {models_dir()} must be a "
+              "writable folder; set GAZENEG_CACHE to use another)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: files already checked are kept; run the same command again", file=sys.stderr)
+        return 130
     return 0
 
 
