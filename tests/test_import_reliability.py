@@ -210,3 +210,13 @@ def test_the_importers_face_crop_is_lives_crop_of_a_first_frame(tmp_path, backen
         written = [float(rows[stem][k]) for k in ("face_x", "face_y", "face_w", "face_h", "frame_w", "frame_h",
                                                   "yaw", "pitch", "roll")]
         assert written == pytest.approx([*box, *wh, *pose], abs=0.01), n
+
+
+def test_the_writers_refusal_to_reuse_a_folder_names_only_the_option(tmp_path):
+    """Item 4: 'pass resume=True (--resume)' spoke of the Python argument; the user has the option."""
+    from gazeneg.data.dataset import DatasetWriter, new_meta
+
+    DatasetWriter(tmp_path / "ds", new_meta("test")).close()
+    with pytest.raises(DatasetError, match=r"already holds a dataset; add --resume to continue it") as e:
+        DatasetWriter(tmp_path / "ds", new_meta("test"))
+    assert "resume=True" not in str(e.value)

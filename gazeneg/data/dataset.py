@@ -325,8 +325,8 @@ class DatasetWriter:
         self.images_dir = self.root / "images"
         labels = self.root / "labels.csv"
         if labels.exists() and not resume:
-            raise DatasetError(f"{self.root}: already holds a dataset; pass resume=True (--resume) to "
-                               "continue it or choose another folder")
+            raise DatasetError(f"{self.root}: already holds a dataset; add --resume to continue it, or choose "
+                               "another folder")
         self.images_dir.mkdir(parents=True, exist_ok=True)
         self.paths: set[str] = set()
         if labels.exists():
