@@ -68,7 +68,8 @@ def _pair(text: str, what: str, cast=float) -> tuple:
 
 
 def _outputs(args, source: Path, dataset: bool) -> dict[str, Path]:
-    out = Path(args.out) if args.out else Path(f"{source.resolve().name or 'source'}_gaze.csv")
+    name = source.resolve().stem if source.is_file() else source.resolve().name
+    out = Path(args.out) if args.out else Path(f"{name or 'source'}_gaze.csv")
     if out.suffix.lower() != ".csv":
         raise ValueError(f"--out {out}: must end in .csv")
     files = {"csv": out}
