@@ -39,6 +39,7 @@ import io
 import os
 import re
 import shutil
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -440,7 +441,9 @@ def _import_locked(photos_dir: Path, csv_path: Path, out_dir: Path, entries: lis
                 summary.imported += 1
                 summary.per_session[f"{e.subject}/{e.session}"] += 1
                 summary.edge_targets += int(not grid.in_grid(e.row, e.col))
-        load_dataset(target, load_images=False)   # what was written passes the loader's checks, or says where not
+        with warnings.catch_warnings():   # its warnings would name the hidden folder; training loads say them
+            warnings.simplefilter("ignore")
+            load_dataset(target, load_images=False)   # what was written passes the loader's checks, or says where not
         if not has_data:
             if out_dir.is_dir():
                 out_dir.rmdir()   # empty (checked above): rename needs the name free
