@@ -30,12 +30,31 @@ class ListSource:
         pass
 
 
+class FixedDetector:
+    """The astronaut's detection in the first frame, every frame: these tests are about the session's logic
+    over hundreds of frames (5 s target timeouts), not about finding the face (tests/test_live.py does)."""
+
+    def __init__(self, frame):
+        from gazeneg.webcam.detect import make_detector
+
+        self.det = make_detector("haar", track=False).detect(frame)
+        assert self.det is not None
+
+    def detect(self, frame):
+        return self.det
+
+
 @pytest.fixture(scope="module")
 def frames():
     return face_frames(40)
 
 
-def test_recentre_removes_a_constant_offset_api(frames):
+@pytest.fixture(scope="module")
+def detector(frames):
+    return FixedDetector(frames[0])
+
+
+def test_recentre_removes_a_constant_offset_api(frames, detector):
     rng = np.random.default_rng(0)
     offset = np.array([0.8, -1.1])          # the model drifted: everything 0.8 rows down, 1.1 cols left
     looking_at = {"p": np.array([5.0, 3.0])}
@@ -43,7 +62,7 @@ def test_recentre_removes_a_constant_offset_api(frames):
     def predict_fn(strips, feats):
         return (looking_at["p"] + offset + rng.normal(0, 0.05, 2))[None]
 
-    pipe = L.FramePipeline(predict_fn=predict_fn, smoother=L.make_smoother("none"))
+    pipe = L.FramePipeline(predict_fn=predict_fn, smoother=L.make_smoother("none"), detector=detector)
     seen = []
 
     class ListSink:
@@ -68,11 +87,11 @@ def test_recentre_removes_a_constant_offset_api(frames):
     assert len(marked) == 1 and marked[0].frame == after[0].frame - 1
 
 
-def test_recentre_by_key_saves_the_calibration_and_refuses_without_samples(frames, tmp_path):
+def test_recentre_by_key_saves_the_calibration_and_refuses_without_samples(frames, detector, tmp_path):
     offset = np.array([-0.5, 0.7])
     answer = {"p": np.array(grid.CENTRE) + offset}
     pipe = L.FramePipeline(predict_fn=lambda s, f: np.full((1, 2), np.nan) if answer["p"] is None else answer["p"][None],
-                           smoother=L.make_smoother("none"))
+                           smoother=L.make_smoother("none"), detector=detector)
     calib = tmp_path / "m.pt.calib.json"
     L.Calibration().save(calib)
     logs = []
@@ -94,7 +113,7 @@ def test_recentre_by_key_saves_the_calibration_and_refuses_without_samples(frame
         recentre_offset(np.zeros((0, 2)), (4.0, 7.5))
 
 
-def _fake_session(tmp_path, *, broken=(), flaky=(), calibrate="never", samples=4):
+def _fake_session(tmp_path, detector, *, broken=(), flaky=(), calibrate="never", samples=4):
     """A session whose model answers the shown target + noise; no answer (NaN) on `broken` targets, and on
     `flaky` targets the first time they are shown."""
     rng = np.random.default_rng(1)
@@ -111,7 +130,7 @@ def _fake_session(tmp_path, *, broken=(), flaky=(), calibrate="never", samples=4
             return np.array([[np.nan, np.nan]])
         return (np.array(t) + rng.normal(0, 0.05, 2))[None]
 
-    pipe = L.FramePipeline(predict_fn=predict_fn, smoother=L.make_smoother("none"))
+    pipe = L.FramePipeline(predict_fn=predict_fn, smoother=L.make_smoother("none"), detector=detector)
     logs = []
     session = L.LiveSession(pipe, calib_path=tmp_path / "m.pt.calib.json", calibrate=calibrate, samples=samples,
                             fixation_s=0.1, screen_cm=(34.4, 19.3), distance_cm=60.0, log=logs.append)
@@ -120,8 +139,8 @@ def _fake_session(tmp_path, *, broken=(), flaky=(), calibrate="never", samples=4
     return tap, logs
 
 
-def test_accuracy_report_per_target_and_region_with_its_png(frames, tmp_path):
-    tap, logs = _fake_session(tmp_path)
+def test_accuracy_report_per_target_and_region_with_its_png(frames, detector, tmp_path):
+    tap, logs = _fake_session(tmp_path, detector)
     L.run_live(tap, ListSource(frames * 3), clock=FrameClock(30.0))
     rep = tap.report
     assert rep is not None and len(rep.targets) == len(L.VALIDATION_POINTS)
@@ -137,8 +156,8 @@ def test_accuracy_report_per_target_and_region_with_its_png(frames, tmp_path):
     assert any("accuracy per target and region" in m for m in logs)
 
 
-def test_a_target_without_samples_refuses_the_summary(frames, tmp_path):
-    tap, logs = _fake_session(tmp_path, broken=[(6.0, 9.0)])
+def test_a_target_without_samples_refuses_the_summary(frames, detector, tmp_path):
+    tap, logs = _fake_session(tmp_path, detector, broken=[(6.0, 9.0)])
     L.run_live(tap, ListSource(frames * 16), clock=FrameClock(30.0))   # 5 s timeouts, shown 3 times
     assert tap.report is None and not report_paths(tmp_path / "m.pt.calib.json")[0].exists()
     assert "no validation samples for 1 of 8 targets ((6, 9))" in tap.session.error
@@ -147,13 +166,13 @@ def test_a_target_without_samples_refuses_the_summary(frames, tmp_path):
         target_report([((2.0, 2.0), np.ones((3, 2))), ((6.0, 9.0), np.zeros((0, 2)))])
 
 
-def test_calibration_targets_with_too_few_samples_are_redone(frames, tmp_path):
-    tap, logs = _fake_session(tmp_path, flaky=[(0.0, 15.0)], calibrate="always")
+def test_calibration_targets_with_too_few_samples_are_redone(frames, detector, tmp_path):
+    tap, logs = _fake_session(tmp_path, detector, flaky=[(0.0, 15.0)], calibrate="always")
     L.run_live(tap, ListSource(frames * 6), clock=FrameClock(30.0))
     assert (tmp_path / "m.pt.calib.json").exists() and tap.session.error is None
     assert any("calibration saved" in m for m in logs)
     # a target that never gets samples: the calibration is refused, not fitted on the other eight
-    tap2, logs2 = _fake_session(tmp_path / "b", broken=[(8.0, 0.0)], calibrate="always")
+    tap2, logs2 = _fake_session(tmp_path / "b", detector, broken=[(8.0, 0.0)], calibrate="always")
     (tmp_path / "b").mkdir()
     L.run_live(tap2, ListSource(frames * 16), clock=FrameClock(30.0))
     assert "too few good samples even when shown again ((8, 0))" in tap2.session.error
