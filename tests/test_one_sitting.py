@@ -78,4 +78,7 @@ def test_the_summary_prints_a_failed_outcome_and_data_warnings(tmp_path):
     assert "warning: one target, (row 2, col 3), holds 32 of the 40 photos (80%)" in text
     assert "held-out test subjects ['s1']" in text
     assert data_warnings([[r, c] for r in range(grid.ROWS) for c in range(grid.COLS)]) == []
+    # Shaped like the real import of issue 24: 90 photos, 41 points, 34 on one.
+    real = [[1.2, 3.4]] * 34 + [[r % 9 + 0.1 * k, (5 * r) % 16] for k in range(2) for r in range(28)]
+    assert any("holds 34 of the 90 photos (38%)" in w for w in data_warnings(real))
     assert np.isfinite(m["test_mean_error_cells"])
