@@ -64,3 +64,25 @@ def test_monitors_never_fails_here():
     assert isinstance(screens.monitors(), list)    # no xrandr, no screeninfo, or a display: a list either way
     with pytest.raises(screens.ScreenError, match="reports no monitors"):
         screens.choose(0, [])
+
+
+def test_the_live_window_is_moved_onto_the_monitor(monkeypatch):
+    import inspect
+
+    from gazeneg.webcam import live as L
+    from gazeneg.webcam import tracker
+
+    assert inspect.signature(L.LiveWindow).parameters["name"].default == tracker.LIVE_WINDOW
+    monkeypatch.setattr(screens, "monitors", lambda: screens.parse_xrandr(XRANDR))
+    calls = []
+    monkeypatch.setattr(tracker, "place_window", lambda name, mon: calls.append((name, mon.name)))
+    frames = face_frames(2)
+    for headless, want in ((False, [(tracker.LIVE_WINDOW, "DP-1")]), (True, [])):
+        args = live_cli.get_args_parser().parse_args(["x.pt", "--monitor", "1"] + (["--headless"] if headless else []))
+        pipe = L.FramePipeline(predict_fn=lambda s, f: np.array([[2.0, 11.0]]))
+        tap = tracker.attach(L.LiveSession(pipe, calibrate="never", validate=False, log=lambda *a: None), args)
+        calls.clear()
+        tap.feed(frames[0], 0.0)
+        tap.feed(frames[1], 0.1)
+        assert calls == want                       # once, at the first frame, and never without a window
+        tap.close()

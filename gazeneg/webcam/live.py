@@ -605,7 +605,7 @@ def render_live(session: LiveSession, res: LiveResult, frame_bgr: np.ndarray, sc
     else:
         face = "eyes closed" if res.closed else "face ok"
     face += f"   [{res.det.backend}]" if res.det is not None else ""
-    text = f"{mode}   {session.rate.fps:5.1f} fps   {session.rate.latency_ms:5.1f} ms   {face}   c recalibrate, v check, Esc quit"
+    text = f"{mode}   {session.rate.fps:5.1f} fps   {session.rate.latency_ms:5.1f} ms   {face}   c recalibrate, v check, r recentre, Esc quit"
     cv2.putText(canvas, text, (15, 28), font, 0.6, (200, 200, 200), 1, cv2.LINE_AA)
     if session.error is not None:
         cv2.putText(canvas, session.error[:110], (15, 54), font, 0.5, (80, 80, 230), 1, cv2.LINE_AA)

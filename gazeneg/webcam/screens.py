@@ -106,3 +106,16 @@ class MonitorAction(argparse.Action):
         cm = mon.size_cm
         if cm is not None and hasattr(namespace, "screen_cm") and namespace.screen_cm == parser.get_default("screen_cm"):
             namespace.screen_cm = cm
+
+
+def place_window(name: str, monitor: Monitor) -> bool:
+    """Move an open OpenCV window onto `monitor` and make it fullscreen there; False when the GUI cannot
+    (a headless OpenCV build, no such window). Only the position is asked of the window system."""
+    import cv2
+
+    try:
+        cv2.moveWindow(name, monitor.x, monitor.y)
+        cv2.setWindowProperty(name, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
+        return True
+    except cv2.error:
+        return False

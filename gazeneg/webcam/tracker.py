@@ -44,9 +44,11 @@ from gazeneg.webcam.live import (
 )
 from gazeneg.webcam.record import EventInbox, GazeRecorder, GazeSample, make_sample
 from gazeneg.webcam.replay import KEEP, ReplaySource, SessionRecorder, StripReplayPipeline
-from gazeneg.webcam.screens import MonitorAction
+from gazeneg.webcam.screens import MonitorAction, place_window
 from gazeneg.webcam.sources import default_clock, open_source, screen_size
 from gazeneg.webcam.stream import LslSink, WebSocketSink, parse_address
+
+LIVE_WINDOW = "gazeneg live"   # live.LiveWindow's window name
 
 
 class GazeFileSink:
@@ -81,6 +83,7 @@ class SampleTap:
         self.last_offset = None
         self.report = None        # the last accuracy.TargetReport
         self.report_files = None
+        self.window_monitor = None  # live's window goes onto this screens.Monitor at the first frame
 
     def __getattr__(self, name):
         return getattr(self.session, name)
@@ -143,6 +146,8 @@ class SampleTap:
         ts = getattr(self.source, "timestamp", None)
         if ts is not None:
             now = ts
+        if self.window_monitor is not None and self.frame_index == 0:
+            place_window(LIVE_WINDOW, self.window_monitor)
         mode = self.session.mode
         validating = self.session.collector if mode == VALIDATE else None
         res = self.session.feed(frame_bgr, now)
@@ -235,7 +240,10 @@ def attach(session: LiveSession, args, source=None) -> SampleTap:
         session.pipe = StripReplayPipeline(session.pipe, source)
     events = EventInbox(args.events_from)
     sinks = sinks_from_args(args, events, screen)
-    return SampleTap(session, screen=screen, sinks=sinks, events=events, source=source)
+    tap = SampleTap(session, screen=screen, sinks=sinks, events=events, source=source)
+    if getattr(args, "monitor", None) is not None and not getattr(args, "headless", False):
+        tap.window_monitor = args.monitor
+    return tap
 
 
 # ----------------------------------------------------------------------------------------------
