@@ -161,9 +161,11 @@ def split_by_subject(ds: GazeDataset, n_val: int, n_test: int, seed: int, fold: 
         # The test groups are named and too few groups remain for n_val: validation takes what leaves
         # one group for training (one person, three sessions, --test-groups me/s3: val one session).
         n_val_left = len(uniq) - 1
-    if len(uniq) < n_val_left + n_test_left + 1 and n_val_left + n_test_left > 0:
+    sittings = len(set(np.char.add(np.char.add(ds.subjects.astype(str), "/"), ds.sessions.astype(str))[rest].tolist()))
+    if len(uniq) < n_val_left + n_test_left + 1 and n_val_left + n_test_left > 0 and sittings < 3:
         # One or two sittings: too few sessions to hold whole ones out. Split them by target cell instead
-        # (held-out shares of the cells, not one cell each), when there are cells enough.
+        # (held-out shares of the cells, not one cell each), when there are cells enough. (With three or
+        # more, asking for more held-out groups than there are stays an error: the request is the mistake.)
         c_groups, c_uniq = _cell_groups(ds, rest)
         c_test = max(1, round(CELL_FRACTION * len(c_uniq))) if n_test_left else 0
         c_val = max(1, round(CELL_FRACTION * len(c_uniq))) if n_val_left else 0
