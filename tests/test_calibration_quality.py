@@ -116,3 +116,12 @@ def test_live_refuses_values_that_make_no_sense(tmp_path, capsys, args, culprit)
     with pytest.raises(SystemExit) as e:
         cli_live.get_args_parser("gazeneg live").parse_args([str(tmp_path / "best.pt"), *args])
     assert e.value.code == 2 and culprit in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("raw", [[1.8e35, 3.0], [4.0, -500.0]])
+def test_an_absurd_prediction_is_never_drawn_or_smoothed(frames, raw):
+    """Item 12: live ran with predictions of 1.8e35 cells; such a frame now has no point."""
+    pipe = L.FramePipeline(predict_fn=lambda s, f: np.array([raw]), smoother=L.make_smoother("none"),
+                           detector=make_detector("haar"))
+    res = pipe.process(frames[0], 0.0)
+    assert res.det is not None and res.raw is None and res.point is None and res.smoothed is None

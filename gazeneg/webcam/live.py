@@ -50,6 +50,7 @@ from gazeneg.webcam.filters import (  # noqa: F401  (re-exported: the smoothers 
 from gazeneg.webcam.sources import Window, frame_loop
 
 CALIB_VERSION = 1
+ABSURD_CELLS = 100.0   # a prediction further than this from the screen's centre is no gaze point (checkpoint.py)
 # Calibration points in a spread-out order: the first k are used for k targets. The first 9 are the
 # usual 9-point layout (corners, centre, edge midpoints), then 4 inner points, then the rest of a 5x5 lattice.
 _R, _C = (0.0, 2.0, 4.0, 6.0, 8.0), (0.0, 3.75, 7.5, 11.25, 15.0)
@@ -266,9 +267,10 @@ class FramePipeline:
             return res
         raw = np.asarray(self.predict_fn(strip[None], feats[None]), np.float64).reshape(2)
         t3 = time.perf_counter()
-        if not np.isfinite(raw).all():
-            # A non-finite prediction is never drawn, logged or fed to the smoother (which it would poison
-            # for every later frame): the frame counts as one without a point.
+        if not np.isfinite(raw).all() or np.abs(raw - np.asarray(grid.CENTRE)).max() > ABSURD_CELLS:
+            # A non-finite or absurd prediction (damaged weights gave 1e35 cells) is never drawn, logged or fed
+            # to the smoother (which it would poison for every later frame): the frame counts as one without
+            # a point.
             res.ms = {"detect": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3, "model": (t3 - t2) * 1e3,
                       "total": (t3 - t0) * 1e3}
             return res
