@@ -14,33 +14,10 @@ Esc (or q) quit.
 import argparse
 import json
 
-import cv2
-import torch
-
 from gazeneg.cli.errors import RESUME, run_cli
-from gazeneg.model.checkpoint import load_checkpoint
-from gazeneg.webcam.detect import make_detector
-from gazeneg.webcam.filters import DEFAULT_SMOOTHER
-from gazeneg.webcam.live import (
-    DEFAULT_DISTANCE_CM,
-    DEFAULT_SCREEN_CM,
-    SMOOTHERS,
-    CalibrationError,
-    FramePipeline,
-    LiveSession,
-    LiveWindow,
-    calibration_path,
-    default_user,
-    list_calibrations,
-    make_smoother,
-    poor_fit_threshold,
-    run_live,
-    summarize_latency,
-)
-from gazeneg.webcam.sources import CaptureError, screen_size
-from gazeneg.webcam.tracker import add_args as tracker_args
-from gazeneg.webcam.tracker import attach as attach_outputs
-from gazeneg.webcam.tracker import open_input
+from gazeneg.webcam.filters import DEFAULT_SMOOTHER, SMOOTHERS
+from gazeneg.webcam.options import DEFAULT_DISTANCE_CM, DEFAULT_SCREEN_CM
+from gazeneg.webcam.options import add_args as tracker_args
 
 
 def _positive_int(text: str) -> int:
@@ -112,6 +89,28 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv=None, prog: str | None = None) -> int:
     args = get_args_parser(prog).parse_args(argv)
+    # torch and OpenCV only once the options are read: `gazeneg live --help` stays fast
+    import cv2
+    import torch
+
+    from gazeneg.model.checkpoint import load_checkpoint
+    from gazeneg.webcam.detect import make_detector
+    from gazeneg.webcam.live import (
+        FramePipeline,
+        LiveSession,
+        LiveWindow,
+        calibration_path,
+        default_user,
+        list_calibrations,
+        make_smoother,
+        poor_fit_threshold,
+        run_live,
+        summarize_latency,
+    )
+    from gazeneg.webcam.sources import CaptureError, screen_size
+    from gazeneg.webcam.tracker import attach as attach_outputs
+    from gazeneg.webcam.tracker import open_input
+
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     model, _ckpt = load_checkpoint(args.checkpoint)
@@ -154,4 +153,4 @@ def main(argv=None, prog: str | None = None) -> int:
 
 def cli(argv=None, prog: str | None = None) -> int:
     """main with known bad input as one line on stderr and exit 2."""
-    return run_cli(lambda: main(argv, prog), extra=(CaptureError, CalibrationError), resume=RESUME["live"])
+    return run_cli(lambda: main(argv, prog), resume=RESUME["live"])

@@ -23,20 +23,9 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
-
-from gazeneg.cli.errors import run_cli
-from gazeneg.data.dataset import load_dataset
+from gazeneg.cli.errors import as_cli
 from gazeneg.files import atomic_write_text
-from gazeneg.model.checkpoint import load_checkpoint
-from gazeneg.model.metrics import error_metrics
-from gazeneg.training.loop import evaluate, tensors
-from gazeneg.training.runfiles import write_predictions
-from gazeneg.webcam.accuracy import TABLE_FIELDS, error_heatmap, format_table, region_table
 from gazeneg.webcam.filters import SMOOTHERS
-from gazeneg.webcam.record import SAMPLE_FIELDS
-from gazeneg.webcam.sources import CaptureError, ImageFolderSource, open_source
-from gazeneg.webcam.tracker import Tracker
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -84,6 +73,17 @@ def _outputs(args, source: Path, dataset: bool) -> dict[str, Path]:
 
 
 def predict_dataset(args, root: Path, files: dict) -> dict:
+    # torch and the model code only when predicting: `gazeneg predict --help` stays fast
+    import numpy as np
+    import torch
+
+    from gazeneg.data.dataset import load_dataset
+    from gazeneg.model.checkpoint import load_checkpoint
+    from gazeneg.model.metrics import error_metrics
+    from gazeneg.training.loop import evaluate, tensors
+    from gazeneg.training.runfiles import write_predictions
+    from gazeneg.webcam.accuracy import TABLE_FIELDS, error_heatmap, format_table, region_table
+
     model, _ = load_checkpoint(args.checkpoint)
     ds = load_dataset(root)
     if args.subjects:
@@ -95,8 +95,6 @@ def predict_dataset(args, root: Path, files: dict) -> dict:
         n = len(keep)
         ds = dataclasses.replace(ds, **{f.name: getattr(ds, f.name)[keep] for f in dataclasses.fields(ds)
                                         if isinstance(getattr(ds, f.name), np.ndarray) and len(getattr(ds, f.name)) == n})
-    import torch
-
     pred = evaluate(model, tensors(ds), torch.device("cpu"))
     true = ds.targets.astype(np.float64)
     screen_px = _pair(args.screen, "--screen", int)
@@ -120,6 +118,10 @@ def predict_dataset(args, root: Path, files: dict) -> dict:
 
 
 def predict_frames(args, source: Path, files: dict) -> int:
+    from gazeneg.webcam.record import SAMPLE_FIELDS
+    from gazeneg.webcam.sources import ImageFolderSource, open_source
+    from gazeneg.webcam.tracker import Tracker
+
     src = open_source(str(source))
     names = [p.name for p in src.files] if isinstance(src, ImageFolderSource) else None
     calibration = None if args.calibration == "none" else args.calibration
@@ -158,5 +160,4 @@ def main(argv=None, prog: str | None = None) -> int:
     return 0
 
 
-def cli(argv=None, prog: str | None = None) -> int:
-    return run_cli(lambda: main(argv, prog), extra=(CaptureError,))
+cli = as_cli(main)

@@ -47,6 +47,7 @@ from gazeneg.webcam.filters import (  # noqa: F401  (re-exported: the smoothers 
     OneEuroFilter,
     make_smoother,
 )
+from gazeneg.webcam.options import DEFAULT_DISTANCE_CM, DEFAULT_SCREEN_CM  # noqa: F401  (re-exported)
 from gazeneg.webcam.sources import Window, frame_loop
 
 CALIB_VERSION = 1
@@ -59,9 +60,6 @@ _SPREAD = [(0.0, 0.0), (0.0, 15.0), (8.0, 0.0), (8.0, 15.0), (4.0, 7.5), (0.0, 7
 SPREAD_POINTS = tuple(_SPREAD + [(r, c) for r in _R for c in _C if (r, c) not in _SPREAD])
 # Validation targets: none of them is a calibration point of the default 9.
 VALIDATION_POINTS = tuple((r, c) for r in (2.0, 6.0) for c in (2.0, 6.0, 9.0, 13.0))
-# A 15.6" 16:9 laptop screen seen from 60 cm, used when the user gives no geometry.
-DEFAULT_SCREEN_CM = (34.4, 19.3)
-DEFAULT_DISTANCE_CM = 60.0
 
 
 class CalibrationError(GazenegError, ValueError):

@@ -33,9 +33,9 @@ from gazeneg.files import atomic_write_text
 from gazeneg.webcam.detect import crop_eyes, eyes_closed
 from gazeneg.webcam.detection import Detection
 from gazeneg.webcam.live import LiveResult
+from gazeneg.webcam.options import KEEP
 
 SESSION_VERSION = 1
-KEEP = ("frames", "strips")
 
 
 class SessionError(ValueError):
