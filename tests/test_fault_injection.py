@@ -156,3 +156,40 @@ def test_capture_killed_at_random_points_resumes_to_a_consistent_dataset(tmp_pat
     cells = {(round(float(r), 3), round(float(c), 3)) for r, c in ds.targets}
     assert len(cells) == 48 and len(ds) == 48 * 5
     assert killed_mid_way >= 1   # at least one kill landed in the middle of the session
+
+
+def _rows(ds):
+    with open(ds / "labels.csv", newline="") as f:
+        return sorted(tuple(r.values()) for r in csv.DictReader(f))
+
+
+def test_an_import_killed_at_random_points_ends_as_an_uninterrupted_one(tmp_path):
+    """Issue 24 items 8-10: SIGKILL a new import and an import --resume at random points; rerunning the same
+    command ends with exactly the rows and images of an uninterrupted import (nothing twice, nothing
+    half-written, no hidden building folder left)."""
+    from gazeneg.webcam.importer import import_photos
+    from tests.own_data import SCREEN, make_photo_folder
+
+    photos, labels = make_photo_folder(tmp_path / "raw", per_session=200)   # about 5 s an import here
+    lines = labels.read_text().splitlines(keepends=True)
+    first = tmp_path / "first.csv"
+    first.write_text("".join(lines[:201]))
+    ref = tmp_path / "ref"
+    import_photos(photos, first, ref, screen=SCREEN, crop="eye", log=lambda *_: None)
+    import_photos(photos, labels, ref, screen=SCREEN, crop="eye", resume=True, log=lambda *_: None)
+    rng = random.Random(1)
+    out = tmp_path / "ds"
+
+    def cmd(csv_path):
+        return ["-m", "gazeneg", "import", str(photos), str(csv_path), "--screen", "1440x900", "--crop", "eye",
+                "--out", str(out), "--quiet", *(["--resume"] if (out / "labels.csv").exists() else [])]
+
+    for csv_path in (first, labels):
+        for _ in range(3):
+            _kill_after(_start(cmd(csv_path)), rng.uniform(1.0, 5.0))
+        done = subprocess.run([sys.executable, *cmd(csv_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    assert _rows(out) == _rows(ref)
+    assert sorted(p.name for p in (out / "images").iterdir()) == sorted(p.name for p in (ref / "images").iterdir())
+    assert all((out / "images" / p.name).read_bytes() == p.read_bytes() for p in (ref / "images").iterdir())
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".importing")]
