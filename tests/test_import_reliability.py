@@ -220,3 +220,15 @@ def test_the_writers_refusal_to_reuse_a_folder_names_only_the_option(tmp_path):
     with pytest.raises(DatasetError, match=r"already holds a dataset; add --resume to continue it") as e:
         DatasetWriter(tmp_path / "ds", new_meta("test"))
     assert "resume=True" not in str(e.value)
+
+
+def test_the_import_summary_warns_about_targets_that_teach_little(folder, tmp_path):
+    """Item 2 at import time: a real import had 34 of its 90 photos on one point, over 16 cells."""
+    photos, _ = folder
+    names = sorted(p.name for p in photos.iterdir())[:20]
+    (tmp_path / "l.csv").write_text("filename,row,col\n" + "".join(
+        f"{n},{2 if i < 12 else i % 9},{3 if i < 12 else i % 16}\n" for i, n in enumerate(names)))
+    s = import_photos(photos, tmp_path / "l.csv", tmp_path / "me", crop="eye", log=quiet)
+    text = "\n".join(s.lines())
+    assert "warning: the targets cover only 9 of the 144 cells" in text
+    assert "warning: one target, (row 2, col 3), holds 12 of the 20 photos (60%)" in text

@@ -59,6 +59,7 @@ from gazeneg.data.dataset import (
     parse_float,
 )
 from gazeneg.data.images import ImageFileError, read_image
+from gazeneg.data.splits import data_warnings
 from gazeneg.files import lock_folder
 from gazeneg.webcam.detect import crop_eyes, face_columns, make_detector
 
@@ -96,6 +97,7 @@ class ImportSummary:
     edge_targets: int = 0           # targets in the half cell between the outer cell centres and the edge
     offscreen: list = field(default_factory=list)           # "line N name: why" of the rows skipped off screen
     face_backend: str = ""          # crop face: the face finder used
+    warnings: list = field(default_factory=list)            # splits.data_warnings of the whole data set
 
     def lines(self) -> list[str]:
         out = [f"imported {self.imported} photo(s) into {self.out}"
@@ -110,6 +112,7 @@ class ImportSummary:
                 out.append(f"  ... and {len(self.offscreen) - LISTED} more")
         for group, n in sorted(self.per_session.items()):
             out.append(f"  {group}: {n}")
+        out += [f"warning: {w}" for w in self.warnings]
         return out
 
 
@@ -443,7 +446,8 @@ def _import_locked(photos_dir: Path, csv_path: Path, out_dir: Path, entries: lis
                 summary.edge_targets += int(not grid.in_grid(e.row, e.col))
         with warnings.catch_warnings():   # its warnings would name the hidden folder; training loads say them
             warnings.simplefilter("ignore")
-            load_dataset(target, load_images=False)   # what was written passes the loader's checks, or says where not
+            written = load_dataset(target, load_images=False)   # passes the loader's checks, or says where not
+        summary.warnings = data_warnings(written.targets)
         if not has_data:
             if out_dir.is_dir():
                 out_dir.rmdir()   # empty (checked above): rename needs the name free
