@@ -49,6 +49,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("--outputs", action="store_true", help="also time it with every output on: --record-gaze CSV and "
                    "JSONL, --record-session (strips), LSL and WebSocket (a client connected) when gazeneg[stream] is in")
+    p.add_argument("--outputs-each", action="store_true", help="with --outputs: also time each output alone")
     p.add_argument("--one-core", action="store_true", help="pin the process (its writer and server threads too) "
                    "to one CPU core")
     return p
@@ -67,8 +68,12 @@ def measure(pipe: FramePipeline, frames, warmup: int) -> dict:
     return out
 
 
-def measure_with_outputs(pipe: FramePipeline, frames, warmup: int, folder) -> tuple[dict, list[str]]:
-    """measure(), but each frame through webcam.tracker.SampleTap with every output on (the files in `folder`)."""
+OUTPUTS = ("files", "session", "lsl", "websocket")
+
+
+def measure_with_outputs(pipe: FramePipeline, frames, warmup: int, folder, kinds=OUTPUTS) -> tuple[dict, list[str]]:
+    """measure(), but each frame through webcam.tracker.SampleTap with the outputs `kinds` on (files: CSV and
+    JSONL; session: --record-session strips; lsl; websocket with a client connected); files go in `folder`."""
     from pathlib import Path
 
     from gazeneg.webcam.live import LiveSession
@@ -76,18 +81,25 @@ def measure_with_outputs(pipe: FramePipeline, frames, warmup: int, folder) -> tu
     from gazeneg.webcam.tracker import GazeFileSink, SampleTap
 
     folder = Path(folder)
-    sinks = [GazeFileSink(folder / "g.csv"), GazeFileSink(folder / "g.jsonl"),
-             SessionRecorder(folder / "session", keep="strips")]
-    names = ["CSV", "JSONL", "session strips"]
-    client = None
+    sinks, names, client = [], [], None
+    if "files" in kinds:
+        sinks += [GazeFileSink(folder / "g.csv"), GazeFileSink(folder / "g.jsonl")]
+        names += ["CSV", "JSONL"]
+    if "session" in kinds:
+        sinks.append(SessionRecorder(folder / "session", keep="strips"))
+        names.append("session strips")
     try:
         from gazeneg.webcam.stream import LslSink, WebSocketSink
 
-        ws = WebSocketSink("127.0.0.1", 0)
-        sinks += [LslSink(name=f"bench-{os.getpid()}"), ws]
-        names += ["LSL", "WebSocket"]
-        client = _ws_client(ws.port)
-        ws.wait(10)
+        if "lsl" in kinds:
+            sinks.append(LslSink(name=f"bench-{os.getpid()}-{len(os.listdir(folder))}"))
+            names.append("LSL")
+        if "websocket" in kinds:
+            ws = WebSocketSink("127.0.0.1", 0)
+            sinks.append(ws)
+            names.append("WebSocket")
+            client = _ws_client(ws.port)
+            ws.wait(10)
     except ValueError as e:   # StreamError: gazeneg[stream] not installed
         print(f"  (streams left out: {e})")
     session = LiveSession(pipe, calibrate="never", validate=False, log=lambda *a: None)
@@ -105,6 +117,10 @@ def measure_with_outputs(pipe: FramePipeline, frames, warmup: int, folder) -> tu
     w, c = np.array(wall[warmup:]), np.array(cpu[warmup:])
     out["total"] = {"median_ms": float(np.median(w)), "p95_ms": float(np.percentile(w, 95))}
     out["cpu_total"] = {"median_ms": float(np.median(c)), "p95_ms": float(np.percentile(c, 95))}
+    # What the outputs add to each frame, measured inside the same frame: tap.feed's wall time minus the
+    # pipeline's own (LiveResult.ms total): the sample, the file lines, the LSL push, the WebSocket hand-off.
+    extra = w - np.array([r.ms.get("total", 0.0) for r in results[warmup:]])
+    out["outputs_added"] = {"median_ms": float(np.median(extra)), "p95_ms": float(np.percentile(extra, 95))}
     return out, names
 
 
@@ -198,6 +214,17 @@ def main(argv=None) -> int:
         print(f"  with outputs on ({', '.join(names)}): median {w['median_ms']:.2f} ms, p95 {w['p95_ms']:.2f} ms "
               f"(thread CPU median {c['median_ms']:.2f} ms; the writer and server threads' work is in the wall time "
               f"only when they share the core: --one-core)")
+        a = wo["outputs_added"]
+        print(f"  the outputs' own time in each frame (feed minus the pipeline, same frame): median "
+              f"{a['median_ms']:.3f} ms, p95 {a['p95_ms']:.3f} ms")
+        for kind in OUTPUTS if args.outputs_each else ():
+            with tempfile.TemporaryDirectory() as tmp:
+                pipe = FramePipeline(model, detector=make_detector(backend, alternate_iris=args.iris == "alternate"),
+                                     smoother=make_smoother(args.smoother))
+                one, _ = measure_with_outputs(pipe, frames[:args.warmup + 150], args.warmup, tmp, kinds=(kind,))
+            a = one["outputs_added"]
+            out[f"outputs_added_{kind}"] = a
+            print(f"    {kind} alone: its own time per frame median {a['median_ms']:.3f} ms, p95 {a['p95_ms']:.3f} ms")
         t = wo["total"]
     if args.json:
         with open(args.json, "w") as f:
