@@ -112,7 +112,7 @@ def measure_with_outputs(pipe: FramePipeline, frames, warmup: int, folder, kinds
         cpu.append((time.thread_time() - c0) * 1e3)
     tap.close()
     if client is not None:
-        client.join(10)
+        client.wait(10)
     out = summarize_latency(results, warmup=warmup)
     w, c = np.array(wall[warmup:]), np.array(cpu[warmup:])
     out["total"] = {"median_ms": float(np.median(w)), "p95_ms": float(np.percentile(w, 95))}
@@ -125,19 +125,15 @@ def measure_with_outputs(pipe: FramePipeline, frames, warmup: int, folder, kinds
 
 
 def _ws_client(port: int):
-    import asyncio
-    import threading
+    """A WebSocket client reading every message, in its own process on any core: another program, as a real
+    subscriber is (in this process it would compete for the interpreter lock and be timed as the output's)."""
+    import subprocess
 
-    from websockets.asyncio.client import connect
-
-    async def run():
-        async with connect(f"ws://127.0.0.1:{port}") as ws:
-            async for _ in ws:
-                pass
-
-    t = threading.Thread(target=lambda: asyncio.run(run()), daemon=True)
-    t.start()
-    return t
+    code = ("import asyncio\nfrom websockets.asyncio.client import connect\nasync def run():\n"
+            f"    async with connect('ws://127.0.0.1:{port}') as ws:\n        async for _ in ws:\n            pass\n"
+            "asyncio.run(run())")
+    cores = os.sched_getaffinity(0) | set(range(os.cpu_count() or 1))
+    return subprocess.Popen([sys.executable, "-c", code], preexec_fn=lambda: os.sched_setaffinity(0, cores))
 
 
 def _load() -> str:
