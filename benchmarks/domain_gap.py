@@ -233,6 +233,15 @@ def small_grey(images: np.ndarray, size=(24, 8)) -> np.ndarray:
                      for im in images]).reshape(len(images), -1).astype(np.float32) / 255.0
 
 
+def row_profile(images: np.ndarray, rows: int = 8) -> np.ndarray:
+    """Mean over strips of each of `rows` horizontal bands' grey, after each strip's grey is standardised
+    (mean 0, sd 1): where the dark (lids, lashes, iris) and bright (sclera, cheek) parts of the strip sit,
+    whatever the exposure."""
+    g = small_grey(images, (IMAGE_W // 4, rows)).reshape(len(images), rows, -1)
+    g = (g - g.mean(axis=(1, 2), keepdims=True)) / (g.std(axis=(1, 2), keepdims=True) + 1e-3)
+    return g.mean(axis=(0, 2))
+
+
 # ------------------------------------------------------------------------------------------------
 # Classifiers
 
@@ -356,6 +365,7 @@ def arm_report(name, train_imgs, real: dict, args, log=print) -> dict:
         res["classifiers"][k] = {"auc_mean": float(np.mean(per_fold)), "auc_sd": float(np.std(per_fold, ddof=1)),
                                  "auc_folds": per_fold, "auc_pooled": auc(scores[y == 1], neg),
                                  "auc_by_source": by_src, "seconds": time.perf_counter() - t}
+    res["row_profile"] = {"real": row_profile(real_all).tolist(), "render": row_profile(train_imgs).tolist()}
     st_train, st_real = strip_stats(train_imgs), strip_stats(real_all)
     for j, s in enumerate(STATS):
         p5, p50, p95 = np.percentile(st_train[:, j], [5, 50, 95])
@@ -389,6 +399,12 @@ def print_report(arms: dict, real: dict, log=print):
             log(f"  {s:<16}{r['train_p5']:>10.3g}{r['train_p50']:>10.3g}{r['train_p95']:>10.3g}{r['real_median']:>10.3g}"
                 f"{r['real_median_percentile']:>7.0f}%{r['real_inside_5_95']:>7.0%}   {by}")
     log("  (" + "; ".join(f"{k}: {v}" for k, v in STAT_HELP.items()) + ")")
+    log("\nrow profile: each strip's grey standardised, then the mean of 8 horizontal bands, top to bottom "
+        "(negative = darker than the strip's mean; where lids, lashes, iris, sclera and cheek sit)")
+    first = next(iter(arms.values()))["row_profile"]
+    log(f"  {'real strips':<28}" + " ".join(f"{v:+5.2f}" for v in first["real"]))
+    for n in names:
+        log(f"  {'renders, ' + n:<28}" + " ".join(f"{v:+5.2f}" for v in arms[n]["row_profile"]["render"]))
     log("\ngoal (issue 21): logistic AUC on 24x8 grey pixels <= 0.75 and every real median inside the training "
         "strips' 5th-95th percentiles")
     for n in names:

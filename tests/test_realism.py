@@ -208,3 +208,41 @@ def test_training_applies_the_look_as_configured(renders, tmp_path, monkeypatch,
                              augment_backend=backend, ema=0.0, realism=setting))
         loop.run(cfg, argv=["x"])
         assert any(seen) == expect, (data.name, setting, augment, seen)
+
+
+def _domain_gap():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "domain_gap.py"
+    spec = importlib.util.spec_from_file_location("domain_gap_bench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_domain_gap_measures():
+    """The benchmark's AUC, folds, logistic regression and statistics on cases with known answers."""
+    dg = _domain_gap()
+    assert dg.auc([3, 4, 5], [0, 1, 2]) == 1.0 and dg.auc([0, 1], [2, 3]) == 0.0
+    assert dg.auc([1, 1], [1, 1]) == 0.5 and dg.auc([1, 3], [2]) == 0.5
+    y = np.r_[np.ones(30), np.zeros(70)]
+    folds = dg.stratified_folds(y, 5, 0)
+    assert sorted(np.concatenate([te for _, te in folds]).tolist()) == list(range(100))
+    assert all(y[te].sum() == 6 and len(te) == 20 for _, te in folds)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100, 5))
+    x[y == 1, 2] += 3.0                               # one informative feature
+    scores, per_fold = dg.cross_validated(lambda a, b: dg.fit_logistic(a, b, 1e-2), x, y, folds)
+    assert np.mean(per_fold) > 0.9
+    noise = rng.normal(size=(100, 5))
+    _, per_fold = dg.cross_validated(lambda a, b: dg.fit_logistic(a, b, 1e-2), noise, y, folds)
+    assert 0.25 < np.mean(per_fold) < 0.75
+    flat = np.full((2, IMAGE_H, IMAGE_W, 3), 128, np.uint8)
+    flat[1, :, :, 0] = 200                            # a red cast
+    flat[1, :, : IMAGE_W // 2] //= 2                  # and its left half in shadow
+    st = dict(zip(dg.STATS, dg.strip_stats(flat).T, strict=True))
+    assert st["brightness"][0] == pytest.approx(128 / 255, abs=0.01) and st["contrast"][0] < 1e-6
+    assert st["chroma"][0] == 0 and st["warmth"][0] == 0 and st["side_asymmetry"][0] == 0
+    assert st["warmth"][1] > 0.1 and st["green_tint"][1] < 0 and st["side_asymmetry"][1] > 0.5
+    assert dg.percentile_of(np.arange(100), 49.5) == 50.0
