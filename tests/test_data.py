@@ -20,7 +20,7 @@ def test_loads_valid_dataset(ds_dir):
     assert ds.images.shape == (6, 32, 96, 3) and ds.images.dtype == np.uint8
     assert ds.targets[1].tolist() == [2.0, 11.0]
     assert set(ds.subjects) == {"s00", "s01"}
-    assert ds.face.shape == (6, 7)
+    assert ds.face.shape == (6, 13)   # box 4, pose 3, eye landmarks 6
 
 
 def test_missing_image_names_file_and_line(ds_dir):
@@ -109,7 +109,7 @@ def test_writer_refuses_existing_and_resumes(ds_dir):
 
 def test_face_features_centre_is_zero():
     f = face_features(220, 140, 200, 200, 640, 480)
-    assert f.tolist() == pytest.approx([0.0, 0.0, 200 / 640, 200 / 480, 0.0, 0.0, 0.0])
+    assert f.tolist() == pytest.approx([0.0, 0.0, 200 / 640, 200 / 480, 0.0, 0.0, 0.0] + [0.0] * 6)
     assert face_features(0, 0, 100, 100, 640, 480)[0] < 0  # face left of centre -> negative x
 
 

@@ -305,7 +305,7 @@ def test_selfie_pose_is_the_pose_of_the_mirrored_view(models, photo):
         yaw, pitch, roll = selfie_pose(raw)
         assert (yaw, roll) == pytest.approx((mirrored[0], mirrored[2]), abs=3.0), (angle, raw, mirrored)
         assert pitch == pytest.approx(mirrored[1], abs=8.0), (angle, raw, mirrored)
-        assert crop_eyes(img, det)[1][4:] * POSE_SCALE_DEG == pytest.approx(selfie_pose(raw), abs=1e-3)
+        assert crop_eyes(img, det)[1][4:7] * POSE_SCALE_DEG == pytest.approx(selfie_pose(raw), abs=1e-3)
 
 
 def shut_eyes(photo, mesh):
@@ -383,7 +383,8 @@ def test_corner_crop_puts_each_corner_on_its_strip_position():
         cv2.circle(frame_rgb, (round((x - 0.5) * 16), round((y - 0.5) * 16)), round(r * 16), colours[k], -1,
                    cv2.LINE_AA, shift=4)
     frame = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
-    lm = SimpleNamespace(eye_corners=((l_outer, l_inner), (r_inner, r_outer)), head_pose=(0.0, 0.0, 0.0))
+    lm = SimpleNamespace(eye_corners=((l_outer, l_inner), (r_inner, r_outer)), head_pose=(0.0, 0.0, 0.0),
+                         iris=(l_inner, r_inner), opening=(0.4, 0.4))
     det = Detection(face=(200, 150, 200, 200), left_eye=(237.3, 241.1), right_eye=(337.2, 232.2), landmarks=lm)
     strip, _ = crop_eyes(frame, det)
     half = EYE_WIDTH_PX / 2

@@ -36,7 +36,17 @@ from gazeneg.files import atomic_write_bytes, atomic_write_text
 
 # The strip geometry lives in strip.py, which face.py imports directly (so face and data no longer import
 # each other); re-exported here for everything that reads it from data.
-from gazeneg.strip import CHANNELS, EYE_LEFT_XY, EYE_RIGHT_XY, FACE_FEATURES, IMAGE_H, IMAGE_W, face_features  # noqa: F401
+from gazeneg.strip import (  # noqa: F401
+    CHANNELS,
+    EYE_LEFT_XY,
+    EYE_RIGHT_XY,
+    FACE_FEATURES,
+    IMAGE_H,
+    IMAGE_W,
+    RELATIVE_POSE_LIMIT_DEG,
+    face_features,
+    relative_pose_by_group,
+)
 
 FORMAT_VERSION = 1
 # Normalisation applied to uint8 pixels before the model: (x / 255 - MEAN) / STD.
@@ -46,7 +56,9 @@ PIXEL_STD = 0.25
 REQUIRED_COLUMNS = ("path", "row", "col", "subject", "session")
 FACE_COLUMNS = ("face_x", "face_y", "face_w", "face_h", "frame_w", "frame_h")
 POSE_COLUMNS = ("yaw", "pitch", "roll")
-OPTIONAL_COLUMNS = FACE_COLUMNS + POSE_COLUMNS + ("timestamp",)
+# Eye landmark features (strip.eye_features), strip-left eye ("l") then strip-right eye ("r").
+EYE_COLUMNS = ("eye_lx", "eye_ly", "eye_lopen", "eye_rx", "eye_ry", "eye_ropen")
+OPTIONAL_COLUMNS = FACE_COLUMNS + POSE_COLUMNS + EYE_COLUMNS + ("timestamp",)
 ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
 
@@ -199,6 +211,7 @@ def _load_rows(root: Path, meta: dict, csv_path: Path, h: int, w: int, load_imag
                           f"{' (has ' + ', '.join(partial) + ')' if partial else ''}: the model gets zero head pose "
                           "for every row (written by an older gazeneg? capture or render it again to have it)",
                           stacklevel=2)
+        has_eyes = _has_eye_columns(col, has_face, csv_path)
         rows, seen = [], {}
         for line_no, rec in enumerate(reader, start=2):
             if not rec or all(not x.strip() for x in rec):
@@ -230,12 +243,16 @@ def _load_rows(root: Path, meta: dict, csv_path: Path, h: int, w: int, load_imag
                     pose = [parse_float(rec[col[k]], k, csv_path, line_no) for k in POSE_COLUMNS]
                     if any(abs(v) > 90 for v in pose):
                         fail_at(csv_path, line_no, f"head pose {pose} is not in degrees within +-90")
-                face = face_features(*vals, *pose)
+                raw_eyes = [rec[col[k]].strip() for k in EYE_COLUMNS] if has_eyes else []
+                eyes = ([parse_float(rec[col[k]], k, csv_path, line_no) for k in EYE_COLUMNS]
+                        if any(raw_eyes) else None)
+                face = face_features(*vals, *pose, eyes=eyes)
             rows.append((line_no, path, r, c, rec[col["subject"]].strip(),
                          rec[col["session"]].strip(), face))
     if not rows:
         fail_at(csv_path, None, "has no data rows: the dataset is empty")
     n = len(rows)
+    face = _relative_pose(rows, csv_path)
     if load_images:   # the declared size bounded before anything is allocated (meta.json is only a header)
         _check_image_memory(root / "meta.json", n, h, w)
     images = np.zeros((n, h, w, CHANNELS), np.uint8) if load_images else np.zeros((n, 0, 0, 0), np.uint8)
@@ -246,7 +263,7 @@ def _load_rows(root: Path, meta: dict, csv_path: Path, h: int, w: int, load_imag
         root=root,
         images=images,
         targets=np.array([[r[2], r[3]] for r in rows], np.float32),
-        face=np.stack([r[6] for r in rows]).astype(np.float32),
+        face=face.astype(np.float32),
         subjects=np.array([r[4] for r in rows]),
         sessions=np.array([r[5] for r in rows]),
         paths=np.array([r[1] for r in rows]),
@@ -270,6 +287,26 @@ def _check_image_memory(meta_path: Path, n: int, h: int, w: int) -> None:
         fail_at(meta_path, None, f"image_size [{h}, {w}] for {n} rows needs {need / 1024 ** 3:.1f} GiB of memory, "
                 f"more than the {limit / 1024 ** 3:.1f} GiB gazeneg allows (the model's eye strips are "
                 f"[{IMAGE_H}, {IMAGE_W}]); not loaded")
+
+
+def _has_eye_columns(col: dict, has_face: bool, csv_path: Path) -> bool:
+    has_eyes = all(c in col for c in EYE_COLUMNS)
+    if has_face and not has_eyes:
+        warnings.warn(f"{csv_path}: no eye-landmark columns ({', '.join(EYE_COLUMNS)}): the model gets zero "
+                      "eye features for every row (written by an older gazeneg or without landmarks; "
+                      "capture, import or render it again to have them)", stacklevel=3)
+    return has_eyes
+
+
+def _relative_pose(rows, csv_path: Path) -> np.ndarray:
+    """The rows' face features with each person's (and session's) head pose relative to their own neutral
+    pose, clipped to the trained range (strip.relative_pose_by_group); says how many rows were outside it."""
+    face, clipped = relative_pose_by_group(np.stack([r[6] for r in rows]), [f"{r[4]}\x00{r[5]}" for r in rows])
+    if clipped.any():
+        warnings.warn(f"{csv_path}: {int(clipped.sum())} of {len(rows)} rows have a head pose beyond the trained "
+                      f"range (+-{RELATIVE_POSE_LIMIT_DEG} deg yaw, pitch, roll from the person's median): "
+                      "clipped to it", stacklevel=3)
+    return face
 
 
 def _read_image(root: Path, rel: str, size: tuple[int, int], csv_path: Path, line_no: int) -> np.ndarray:
@@ -360,7 +397,8 @@ class DatasetWriter:
         return len(self.paths)
 
     def add(self, image_rgb: np.ndarray, row: float, col: float, *, subject: str, session: str,
-            name: str | None = None, face=None, frame=None, pose=None, timestamp: float | None = None) -> str:
+            name: str | None = None, face=None, frame=None, pose=None, eyes=None,
+            timestamp: float | None = None) -> str:
         if name is None:
             name = f"{subject}_{session}_{len(self.paths):06d}.png"
         rel = f"images/{name}"
@@ -376,6 +414,8 @@ class DatasetWriter:
         values = dict(path=rel, row=f"{row:.4f}", col=f"{col:.4f}", subject=subject, session=session,
                       face_x=_fmt(fx), face_y=_fmt(fy), face_w=_fmt(fw), face_h=_fmt(fh), frame_w=_fmt(W),
                       frame_h=_fmt(H), yaw=_fmt(yaw, 3), pitch=_fmt(pitch, 3), roll=_fmt(roll, 3),
+                      **dict(zip(EYE_COLUMNS, (_fmt(v, 4) for v in (eyes if eyes is not None else [""] * 6)),
+                                 strict=True)),
                       timestamp="" if timestamp is None else f"{timestamp:.3f}")
         self._w.writerow([values.get(c, "") for c in self.columns])
         self._f.flush()

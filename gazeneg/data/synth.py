@@ -19,6 +19,15 @@ The head pose features are the pose that camera sees (strip.pose_angles of the h
 camera's axes, so a head facing the screen reads pitch about -22 deg, nose below the camera), plus
 measurement noise, in the selfie convention strip.selfie_pose gives the webcam's landmark pose.
 
+Per person (renderer version 3): where the camera sits (above the screen's top edge, below its bottom edge or
+beside it: camera_place_p), the offset a generic solvePnP face model reads on this face (pose_bias), the
+neutral posture (a slouch, a head held a little turned: posture), and the angle between each eye's optical
+axis (what the iris shows) and its visual axis (what the eye looks along), about 5 deg temporal (kappa). The
+model sees the pose relative to the person's median (strip.relative_pose), so the camera's place and the
+bias change nothing it keys on; posture and kappa are per-person offsets only a calibration can remove.
+Each frame's eye landmark features (strip.eye_features: iris relative to the corners, lid opening) come from
+the exact geometry plus Gaussian noise of the size the landmark model shows on real frames (docs/face.md).
+
 Nuisances per frame: head position and pose, crop shift / scale / roll, lighting gradient, gamma, white balance,
 blur, sensor noise, blinks (eyes closed, label kept), fixation jitter and rare lapses (the eyes look
 elsewhere, the label stays the target cell centre). truth.csv beside labels.csv records where the
@@ -58,10 +67,12 @@ from gazeneg.data.dataset import (
     new_meta,
 )
 from gazeneg.files import atomic_write_bytes, atomic_write_text
-from gazeneg.strip import head_rotation, pose_angles
+from gazeneg.strip import RELATIVE_POSE_LIMIT_DEG, eye_features, head_rotation, pose_angles
 
 RENDERER = "gazeneg.data.synth"
-RENDERER_VERSION = 2   # 2: head pose (rotation of the head, pose features in labels.csv)
+# 2: head pose (rotation of the head, pose features in labels.csv). 3: per-person camera place, pose bias,
+# posture and kappa; eye landmark features in labels.csv.
+RENDERER_VERSION = 3
 SESSION = "synth"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR_ENV = "GAZENEG_DATA_DIR"
@@ -80,9 +91,27 @@ class SynthConfig:
     # per-frame head pose (yaw, pitch, roll) in degrees, selfie convention (strip.head_rotation): Gaussian
     # with these sds, clipped at head_rotation_deg. A person at a webcam turns the head by a few degrees;
     # 4 deg of yaw moves the irises about as far as looking one cell further does.
+    # about the person's neutral posture; the limits are the model's trained range (strip.RELATIVE_POSE_LIMIT_DEG)
     head_rotation_sd_deg: tuple = (4.0, 3.0, 2.0)
-    head_rotation_deg: tuple = (15.0, 12.0, 10.0)
+    head_rotation_deg: tuple = RELATIVE_POSE_LIMIT_DEG
     pose_noise_deg: float = 1.0                  # sd of the recorded pose features (a landmark pose's jitter)
+    # per person: the neutral posture (Gaussian sds, yaw/pitch/roll deg; the eyes still find the targets, so
+    # only the eye-in-head angles change), the bias of the measured pose (a generic solvePnP face model on
+    # this face: the astronaut near frontal reads pitch -16 deg, a person at a desk +21), and where the
+    # camera sits: above the screen's top edge, below its bottom edge, beside its left or right edge.
+    posture_sd_deg: tuple = (2.0, 3.0, 1.5)
+    pose_bias_sd_deg: tuple = (3.0, 8.0, 2.0)
+    camera_place_p: tuple = (0.6, 0.2, 0.2)     # above, below, beside
+    camera_x_sd_cm: float = 3.0                  # above/below: offset from the screen's vertical mid-line
+    # angle kappa: each eye's optical axis (which the iris shows) is its visual axis turned temporally by
+    # about 5 deg (sd over people), and up or down by a per-person angle; each eye differs a little more
+    kappa_deg: float = 5.0
+    kappa_sd_deg: float = 1.5
+    kappa_v_sd_deg: float = 1.5
+    kappa_eye_sd_deg: float = 0.5
+    # sds of the eye landmark features' noise (iris x and y in eye widths, lid opening): the landmark
+    # model's scatter on real webcam frames (benchmarks/real_webcam.py --feature-noise)
+    eye_feature_noise: tuple = (0.02, 0.02, 0.03)
     # camera for the face box (iTracker's face grid): mirrored pinhole at the screen's top centre,
     # aimed at the nominal head
     frame_w: int = 640
@@ -140,7 +169,7 @@ class SynthConfig:
         for name in ("fixation_sd_cells", "face_box_noise_px", "shift_frac", "scale_frac", "roll_deg",
                      "shift_sd_frac", "scale_sd", "roll_sd_deg",
                      "light_gradient", "white_balance", "lid_follow", "camera_above_cm", "eyeball_drop_px",
-                     "pose_noise_deg"):
+                     "pose_noise_deg", "camera_x_sd_cm", "kappa_sd_deg", "kappa_v_sd_deg", "kappa_eye_sd_deg"):
             if getattr(self, name) < 0:
                 bad(name, "must be >= 0")
         if self.scale_frac >= 0.5 or self.shift_frac >= 0.5:
@@ -153,6 +182,13 @@ class SynthConfig:
             v = getattr(self, name)
             if len(v) != 3 or any(not 0 <= x < 60 for x in v):
                 bad(name, "must be three numbers (yaw, pitch, roll) in [0, 60) degrees")
+        for name in ("posture_sd_deg", "pose_bias_sd_deg", "eye_feature_noise"):
+            v = getattr(self, name)
+            if len(v) != 3 or any(x < 0 for x in v):
+                bad(name, "must be three non-negative numbers")
+        p = self.camera_place_p
+        if len(p) != 3 or any(x < 0 for x in p) or abs(sum(p) - 1.0) > 1e-6:
+            bad("camera_place_p", "must be three probabilities (above, below, beside) summing to 1")
         if self.head_range_cm[2] >= self.distance_cm:
             bad("head_range_cm", f"depth range must stay below distance_cm={self.distance_cm}")
         for name in ("brightness", "gamma", "blur_sigma", "noise_sd"):
@@ -169,6 +205,7 @@ class SynthConfig:
         jitter, no lighting change, no noise or blur, no blinks, the eyes look exactly at the target."""
         return dataclasses.replace(
             self, head_range_cm=(0.0, 0.0, 0.0), head_rotation_sd_deg=(0.0, 0.0, 0.0), pose_noise_deg=0.0,
+            eye_feature_noise=(0.0, 0.0, 0.0),
             face_box_noise_px=0.0, shift_sd_frac=0.0, scale_sd=0.0,
             roll_sd_deg=0.0, blink_rate=0.0, fixation_sd_cells=0.0, lapse_rate=0.0, brightness=(1.0, 1.0),
             light_gradient=0.0, white_balance=0.0, gamma=(1.0, 1.0), blur_sigma=(0.0, 0.0),
@@ -232,6 +269,10 @@ class SubjectParams:
     crease_gap: float           # lid crease this far above the upper lid margin
     crease_strength: float
     socket_depth: float         # darkening of the eye socket
+    camera_cm: tuple = (0.0, -18.0, 0.0)   # the webcam's position in the world (screen plane, z = 0)
+    pose_bias: tuple = (0.0, 0.0, 0.0)     # the measured pose's offset, a turn in the head's axes (deg)
+    posture: tuple = (0.0, 0.0, 0.0)       # neutral head pose in the world (yaw, pitch, roll deg)
+    kappa: tuple = ((0.0, 0.0), (0.0, 0.0))  # per eye (image-left, image-right): (temporal, up) deg
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -289,7 +330,33 @@ def sample_subject(rng: np.random.Generator, config: SynthConfig = DEFAULT_CONFI
         crease_gap=u(3.0, 6.0),
         crease_strength=u(0.08, 0.3),
         socket_depth=u(0.05, 0.2),
+        **_person_geometry(rng, config),
     )
+
+
+def _person_geometry(rng: np.random.Generator, config: SynthConfig) -> dict:
+    """The per-person draws of renderer version 3 (drawn after every earlier one, so the appearance of
+    subject i is what version 2 drew): camera place, pose bias, posture, kappa."""
+    place = int(rng.choice(3, p=np.asarray(config.camera_place_p, float) / sum(config.camera_place_p)))
+    side = 1.0 if rng.random() < 0.5 else -1.0
+    xoff = float(np.clip(rng.normal(0.0, 1.0), -2.5, 2.5)) * config.camera_x_sd_cm
+    yb = rng.uniform(-0.4, 0.4) * config.screen_h_cm
+    h2, w2 = config.screen_h_cm / 2, config.screen_w_cm / 2
+    cam = [(xoff, -h2 - config.camera_above_cm, 0.0), (xoff, h2 + config.camera_above_cm + 1.0, 0.0),
+           (side * (w2 + 2.0), yb, 0.0)][place]
+    bias = rng.standard_normal(3) * np.asarray(config.pose_bias_sd_deg, float)
+    posture = np.clip(rng.standard_normal(3) * np.asarray(config.posture_sd_deg, float), -10.0, 10.0)
+    k = rng.standard_normal(6)
+    kh = config.kappa_deg + config.kappa_sd_deg * k[0]
+    kv = config.kappa_v_sd_deg * k[1]
+    e = config.kappa_eye_sd_deg * k[2:]
+    kappa = ((kh + e[0], kv + e[1]), (kh + e[2], kv + e[3]))
+
+    def r(v):
+        return tuple(round(float(x), 4) for x in v)
+
+    return dict(camera_cm=r(cam), pose_bias=r(bias), posture=r(posture),
+                kappa=tuple(r(x) for x in kappa))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -313,30 +380,34 @@ def eye_directions(head_cm, iod_cm: float, target_cm, rotation=None) -> np.ndarr
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def camera_axes(config: SynthConfig = DEFAULT_CONFIG) -> tuple[np.ndarray, np.ndarray]:
-    """(position (3,), axes (3, 3)) of the mirrored pinhole camera at the screen's top centre, aimed at the
-    nominal head: the rows of axes are its x (frame right, = world x: mirrored), y (frame down) and z
-    (forward, towards the person) in world coordinates; a proper rotation."""
-    cam = np.array([0.0, -config.screen_h_cm / 2 - config.camera_above_cm, 0.0])
+def camera_axes(config: SynthConfig = DEFAULT_CONFIG, camera_cm=None) -> tuple[np.ndarray, np.ndarray]:
+    """(position (3,), axes (3, 3)) of the mirrored pinhole camera at camera_cm (default: the screen's top
+    centre, camera_above_cm above its edge), aimed at the nominal head: the rows of axes are its x (frame
+    right, mirrored: world x when the camera is straight ahead), y (frame down) and z (forward, towards the
+    person) in world coordinates; a proper rotation with no roll (x stays in the world's horizontal plane)."""
+    cam = (np.array([0.0, -config.screen_h_cm / 2 - config.camera_above_cm, 0.0]) if camera_cm is None
+           else np.asarray(camera_cm, float))
     aim = np.array([0.0, config.face_drop_cm, config.distance_cm]) - cam
     zc = aim / np.linalg.norm(aim)
-    xc = np.array([1.0, 0.0, 0.0])           # mirrored: frame x grows with world x
-    yc = np.array([0.0, zc[2], -zc[1]])      # zc x xc: frame y points (mostly) down
+    xc = np.array([zc[2], 0.0, -zc[0]])      # horizontal, perpendicular to zc; world x for a centred camera
+    xc /= np.linalg.norm(xc)
+    yc = np.cross(zc, xc)                    # frame y points (mostly) down
     return cam, np.stack([xc, yc, zc])
 
 
-def camera_pose(rotation, config: SynthConfig = DEFAULT_CONFIG) -> tuple[float, float, float]:
+def camera_pose(rotation, config: SynthConfig = DEFAULT_CONFIG, camera_cm=None) -> tuple[float, float, float]:
     """(yaw, pitch, roll) degrees, selfie convention, of a head with world rotation `rotation` as the
     camera sees it: the pose of the head's axes in the camera's axes, which a landmark model's head pose
-    (after strip.selfie_pose) measures. A head facing the screen reads pitch < 0: the camera is above it."""
-    _, axes = camera_axes(config)
+    (after strip.selfie_pose) measures. A head facing the screen reads pitch < 0 when the camera is above it,
+    > 0 when below, and yaw != 0 when it is beside the screen."""
+    _, axes = camera_axes(config, camera_cm)
     return pose_angles(axes @ np.asarray(rotation, float))
 
 
-def face_box(head_cm, face_w_cm: float, config: SynthConfig = DEFAULT_CONFIG):
-    """(x, y, w, h) in frame pixels of the face box a mirrored pinhole camera at the screen's top centre,
-    aimed at the nominal head, sees for a head (eye-line midpoint) at head_cm. Square box."""
-    cam, (xc, yc, zc) = camera_axes(config)
+def face_box(head_cm, face_w_cm: float, config: SynthConfig = DEFAULT_CONFIG, camera_cm=None):
+    """(x, y, w, h) in frame pixels of the face box a mirrored pinhole camera at camera_cm (default the
+    screen's top centre), aimed at the nominal head, sees for a head (eye-line midpoint) at head_cm. Square box."""
+    cam, (xc, yc, zc) = camera_axes(config, camera_cm)
     f = config.frame_w / (2 * math.tan(math.radians(config.camera_hfov_deg) / 2))
     d = np.asarray(head_cm, float) + np.array([0.0, config.face_drop_cm, 0.0]) - cam
     depth = float(d @ zc)
@@ -356,8 +427,9 @@ class Sample:
     (W, H) in source-frame pixels. gaze: the (row, col) the eyes really looked at (the label is the
     target). iris_xy: (2, 2) iris centres (x, y) of the image-left and image-right eye in strip
     coordinates where pixel j spans [j, j + 1). head_cm: (3,) world head position. head_pose: the head's
-    true (yaw, pitch, roll) in the world, degrees; pose: what the camera measures of it (camera_pose plus
-    pose noise), the features written to labels.csv."""
+    true (yaw, pitch, roll) in the world, degrees; pose: what the camera measures of it (camera_pose from the person's
+    camera, plus the person's pose bias and noise), the features written to labels.csv. eye_feats: the eye
+    landmark features (strip.eye_features) of the exact geometry plus the landmark noise."""
 
     image: np.ndarray
     face: tuple
@@ -369,6 +441,7 @@ class Sample:
     pose: tuple
     blink: bool
     lapse: bool
+    eye_feats: np.ndarray = None
 
 
 _GRID_CACHE: dict = {}
@@ -393,7 +466,8 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
                   *, config: SynthConfig = DEFAULT_CONFIG, head_pose=None) -> Sample:
     """Render one frame of `subject` asked to look at (target_row, target_col). Every random number is
     drawn from rng in a fixed order whatever the config, so turning a nuisance off changes nothing else.
-    head_pose: (yaw, pitch, roll) degrees to use instead of the drawn one (the draw still happens)."""
+    head_pose: (yaw, pitch, roll) degrees to use instead of the person's posture plus the drawn variation
+    (the draw still happens)."""
     cfg, sp, s = config, subject, config.supersample
     if not (grid.in_grid(target_row, target_col)):
         raise ValueError(f"target ({target_row}, {target_col}) is outside the {grid.ROWS}x{grid.COLS} grid")
@@ -408,12 +482,14 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
     head = np.array([0.0, 0.0, cfg.distance_cm]) + rng.uniform(-1, 1, 3) * np.asarray(cfg.head_range_cm)
     lim = np.asarray(cfg.head_rotation_deg, float)
     drawn_pose = np.clip(rng.standard_normal(3) * np.asarray(cfg.head_rotation_sd_deg, float), -lim, lim)
-    head_pose = drawn_pose if head_pose is None else np.asarray(head_pose, float)
+    head_pose = np.asarray(sp.posture, float) + drawn_pose if head_pose is None else np.asarray(head_pose, float)
     rot = head_rotation(*head_pose)
-    pose = np.asarray(camera_pose(rot, cfg)) + rng.standard_normal(3) * cfg.pose_noise_deg
+    # the generic face model's bias is a fixed turn in the head's own axes: measured = camera @ head @ bias
+    pose = (np.asarray(camera_pose(rot @ head_rotation(*sp.pose_bias), cfg, sp.camera_cm))
+            + rng.standard_normal(3) * cfg.pose_noise_deg)
 
     # --- face box in the camera frame, with detector jitter
-    fx, fy, fw, fh = face_box(head, sp.face_w_cm, cfg)
+    fx, fy, fw, fh = face_box(head, sp.face_w_cm, cfg, sp.camera_cm)
     box_noise = rng.normal(0.0, 1.0, 3)
     fx += box_noise[0] * cfg.face_box_noise_px
     fy += box_noise[1] * cfg.face_box_noise_px
@@ -423,6 +499,7 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
     # --- eyeball rotation: each eye's own line of sight (vergence), in the head's axes (the strip follows
     # the eye corners, which turn with the head)
     dirs = eye_directions(head, sp.iod_cm, screen_point_cm(gaze[0], gaze[1], cfg), rot) @ rot
+    dirs = optical_axes(dirs, sp.kappa)
     limbus = math.sqrt(sp.eyeball_radius ** 2 - sp.iris_radius ** 2)   # iris plane's distance from the centre
     iris_off = limbus * dirs[:, :2]                      # (2, 2) canonical strip px; mirrored view: x = world x
     cos_t = np.clip(-dirs[:, 2], 1e-3, 1.0)              # foreshortening of the iris disc
@@ -449,6 +526,7 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
     blur = rng.uniform(*cfg.blur_sigma)
     noise_sd = rng.uniform(*cfg.noise_sd)
     noise = rng.standard_normal((IMAGE_H, IMAGE_W, 3), dtype=np.float32)
+    feat_noise = rng.standard_normal(6) * np.tile(np.asarray(cfg.eye_feature_noise, float), 2)
 
     # --- supersampled canvas in canonical coordinates
     px, py = _pixel_centres(s)
@@ -553,10 +631,34 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
     small = small + noise * noise_sd
     image = np.clip(np.rint(small), 0, 255).astype(np.uint8)
 
-    iris_xy = (ball_c + iris_off - c0) @ fwd.T + c0 + shift
+    def to_strip(q):
+        return (np.asarray(q, float) - c0) @ fwd.T + c0 + shift
+
+    iris_xy = to_strip(ball_c + iris_off)
+    # The eye landmark features of the exact geometry: corners where the lids meet (lx = -+eye_half_w, at the
+    # canthal tilt's heights), the lid-to-lid distance in the eye's middle (t = 0).
+    hw, tilt = sp.eye_half_w, 0.5 * sp.canthal_tilt
+    corners = [to_strip([[eye_c[0, 0] - hw, eye_c[0, 1] - tilt], [eye_c[0, 0] + hw, eye_c[0, 1] + tilt]]),
+               to_strip([[eye_c[1, 0] - hw, eye_c[1, 1] + tilt], [eye_c[1, 0] + hw, eye_c[1, 1] - tilt]])]
+    shifts = cfg.lid_follow * iris_off[:, 1]
+    up, lo = -sp.upper_h + shifts, sp.lower_h + 0.25 * shifts
+    opening = (lo - up) * ((1.0 - closure) if blink else 1.0) / (2 * hw)
+    eye_feats = eye_features(iris_xy, corners, opening) + feat_noise
     return Sample(image=image, face=face, frame=(cfg.frame_w, cfg.frame_h), gaze=(float(gaze[0]), float(gaze[1])),
                   iris_xy=iris_xy, head_cm=head, head_pose=tuple(float(v) for v in head_pose),
-                  pose=tuple(float(v) for v in pose), blink=blink, lapse=lapse)
+                  pose=tuple(float(v) for v in pose), blink=blink, lapse=lapse, eye_feats=eye_feats)
+
+
+def optical_axes(dirs, kappa) -> np.ndarray:
+    """(2, 3) unit optical axes (what the iris shows) from the two eyes' visual axes `dirs` (head axes, z < 0
+    towards the screen; image-left eye first) and kappa ((temporal, up) deg per eye): each turned away from
+    the nose (-x for the image-left eye, +x for the image-right one) and up (-y) by its angles."""
+    dirs = np.asarray(dirs, float)
+    k = np.radians(np.asarray(kappa, float))
+    ax = np.arctan2(dirs[:, 0], -dirs[:, 2]) + k[:, 0] * np.array([-1.0, 1.0])
+    ay = np.arctan2(dirs[:, 1], -dirs[:, 2]) - k[:, 1]
+    out = np.stack([np.tan(ax), np.tan(ay), -np.ones(2)], axis=1)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -609,7 +711,8 @@ def _render_subject(job):
         images[k] = smp.image
         records.append(dict(name=f"{subject_name(i)}_{SESSION}_{cell:03d}_{rep}.png", row=row, col=col,
                             face=smp.face, frame=smp.frame, gaze=smp.gaze, blink=smp.blink,
-                            lapse=smp.lapse, head=smp.head_cm, head_pose=smp.head_pose, pose=smp.pose))
+                            lapse=smp.lapse, head=smp.head_cm, head_pose=smp.head_pose, pose=smp.pose,
+                            eyes=smp.eye_feats))
     return sp.to_dict(), images, records
 
 
@@ -675,7 +778,8 @@ def _render_into(root: Path, n_subjects, frames_per_cell, seed, config, workers,
                 meta["subjects"][name] = sp
                 for img, rec in zip(images, records, strict=True):
                     rel = wr.add(img, rec["row"], rec["col"], subject=name, session=SESSION,
-                                 name=rec["name"], face=rec["face"], frame=rec["frame"], pose=rec["pose"])
+                                 name=rec["name"], face=rec["face"], frame=rec["frame"], pose=rec["pose"],
+                                 eyes=rec["eyes"])
                     truth.append((rel, *rec["gaze"], int(rec["blink"]), int(rec["lapse"]), *rec["head"],
                                   *rec["head_pose"]))
                 sheet_parts.append((images, records))

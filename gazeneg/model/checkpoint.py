@@ -119,13 +119,15 @@ def read_checkpoint(path, map_location="cpu") -> dict:
 
 def _check_face_inputs(path, state: dict) -> None:
     """A model whose face MLP takes another number of face features than this gazeneg computes (4, the face
-    box alone, before the head pose joined them) cannot be used: say so, and how to get a new one."""
+    box alone, before the head pose joined them; 7, before the eye landmarks) cannot be used: say so, and how
+    to get a new one."""
     for k, v in state.items():
         n = int(v.shape[1]) if k.startswith("face_mlp.") and v.ndim == 2 else FACE_FEATURES  # the Linear's inputs
+        n = int(v.shape[-1]) if k in ("mu", "weight") else n                                 # the landmark model
         if n != FACE_FEATURES:
             raise CheckpointError(
                 f"{path}: was trained on {n} face features; this gazeneg gives the model {FACE_FEATURES} "
-                f"(face box and head pose). Retrain it on data with head pose "
+                f"(face box, head pose and eye landmarks). Retrain it on data with them "
                 "(python scripts/train.py, or make demo for the demo model; data captured or rendered before "
                 "the pose columns load with zero pose)")
 

@@ -204,8 +204,65 @@ def mobilenet_v3_small(*, head: str = "regression", use_face: bool = True, hidde
     return GazeModel(bb, dim, head=head, use_face=use_face, hidden=hidden, dropout=dropout)
 
 
+class LandmarkRidge(nn.Module):
+    """The landmark-feature model (the approach WebGazer and EyeTrax ship): ridge regression from the face
+    features alone (face box, head pose relative to the person, and the two eyes' landmark features: iris
+    relative to the corners, lid opening; strip.face_features) to (row, col). It ignores the strip's
+    pixels, so what it learns on renders depends only on the eye's geometry, not on how the renderer draws
+    it: the CNN's baseline that does not depend on the renderer's look. Fitted in closed form
+    (fit_closed_form; train.fit does so for it), calibrated per person like the CNN (live.Calibration).
+    Its standardisation and weights are buffers: the checkpoint holds them, nothing is trained by SGD."""
+
+    closed_form = True
+    ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+
+    def __init__(self, *, head: str = "regression"):
+        super().__init__()
+        if head != "regression":
+            raise ValueError(f"the landmark model is a regression (head 'regression'), not {head!r}")
+        self.head_type = head
+        self.register_buffer("mu", torch.zeros(FACE_FEATURES))
+        self.register_buffer("sd", torch.ones(FACE_FEATURES))
+        self.register_buffer("weight", torch.zeros(2, FACE_FEATURES))
+        self.register_buffer("bias", torch.tensor(grid.CENTRE, dtype=torch.float32))
+        self.register_buffer("alpha", torch.tensor(float("nan")))
+        self.backbone = nn.Identity()
+
+    fixed_backbone = False
+
+    def forward(self, images: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+        return ((face.float() - self.mu) / self.sd) @ self.weight.T + self.bias
+
+    def points(self, out: torch.Tensor) -> torch.Tensor:
+        return out
+
+    def fit_closed_form(self, face, targets, val_face, val_targets) -> float:
+        """Fit on (face (N, FACE_FEATURES), targets (N, 2)), the ridge penalty picked from ALPHAS on the
+        validation rows (alpha x N on the standardised features). Returns the validation mean error (cells)."""
+        x, y = np.asarray(face, np.float64), np.asarray(targets, np.float64)
+        xv, yv = np.asarray(val_face, np.float64), np.asarray(val_targets, np.float64)
+        mu, sd = x.mean(0), x.std(0)
+        sd = np.where(sd > 1e-8, sd, 1.0)   # a constant feature (no landmarks) gets weight 0
+        xs, ym = (x - mu) / sd, y.mean(0)
+        best = None
+        for a in self.ALPHAS:
+            w = np.linalg.solve(xs.T @ xs + a * len(x) * np.eye(x.shape[1]), xs.T @ (y - ym))
+            err = float(np.linalg.norm(((xv - mu) / sd) @ w + ym - yv, axis=1).mean())
+            if best is None or err < best[0]:
+                best = (err, a, w)
+        err, a, w = best
+        for name, v in (("mu", mu), ("sd", sd), ("weight", w.T), ("bias", ym), ("alpha", a)):
+            getattr(self, name).copy_(torch.as_tensor(np.asarray(v), dtype=torch.float32))
+        return err
+
+
+def landmarks(*, head: str = "regression") -> LandmarkRidge:
+    return LandmarkRidge(head=head)
+
+
 MODELS = {
     "gazecnn": gazecnn,
+    "landmarks": landmarks,
     "mlp": mlp,
     "resnet18": resnet18,
     "mobilenet_v3_small": mobilenet_v3_small,
@@ -213,7 +270,7 @@ MODELS = {
 DEFAULT_MODEL = "gazecnn"
 
 
-def create_model(name: str = DEFAULT_MODEL, **kwargs) -> GazeModel:
+def create_model(name: str = DEFAULT_MODEL, **kwargs) -> GazeModel | LandmarkRidge:
     """Build a registered model from keyword hyperparameters; unknown names or kwargs raise."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")

@@ -40,7 +40,14 @@ import numpy as np
 from gazeneg import grid
 from gazeneg.data.dataset import DatasetError, DatasetWriter, new_meta
 from gazeneg.files import atomic_write_bytes, atomic_write_text, lock_folder
-from gazeneg.webcam.detect import FaceEyeDetector, crop_eyes, eyes_closed, face_columns, make_detector
+from gazeneg.webcam.detect import (
+    FaceEyeDetector,
+    crop_eyes,
+    eyes_closed,
+    face_columns,
+    landmark_features,
+    make_detector,
+)
 
 # The frame sources, the window and the frame loop live in webcam.py (shared with live.py); these names
 # stay importable from here.
@@ -358,7 +365,8 @@ class CaptureSession:
         target = self.current
         W, H = frame_bgr.shape[1], frame_bgr.shape[0]
         # The mirrored box and the selfie pose: their data.face_features are the features crop_eyes gives the model.
-        item = (strip, *face_columns(det, W, H), now, frame_bgr if self.raw_dir is not None else None)
+        item = (strip, *face_columns(det, W, H), landmark_features(det, W), now,
+                frame_bgr if self.raw_dir is not None else None)
         if target.arrow is not None:
             self.buffer.append(item)
         else:
@@ -416,7 +424,7 @@ class CaptureSession:
         self._show(now)
 
     def _write(self, target: Target, item) -> None:
-        strip, face, frame_wh, pose, now, raw = item
+        strip, face, frame_wh, pose, eyes, now, raw = item
         name = f"{self.subject}_{self.session}_{len(self.writer):06d}"
         try:
             if raw is not None:
@@ -424,7 +432,7 @@ class CaptureSession:
                 if ok:  # before the row, so every row of a raw-keeping session has its raw frame
                     atomic_write_bytes(self.raw_dir / f"{name}.jpg", buf.tobytes())
             self.writer.add(strip, target.row, target.col, subject=self.subject, session=self.session,
-                            name=f"{name}.png", face=face, frame=frame_wh, pose=pose, timestamp=now)
+                            name=f"{name}.png", face=face, frame=frame_wh, pose=pose, eyes=eyes, timestamp=now)
         except OSError as e:
             if e.errno == errno.ENOSPC:
                 raise DiskFullError(f"disk full while writing to {self.writer.root}: free some space, then "

@@ -8,7 +8,7 @@ absent. Each Detection says which backend made it.
     detector = make_detector()                # landmarks if the models are cached, else Haar
     det = detector.detect(frame_bgr)          # None, or a Detection in frame pixels
     if det is not None:
-        strip_rgb, feats = crop_eyes(frame_bgr, det)   # (32, 96, 3) uint8, (7,) float32
+        strip_rgb, feats = crop_eyes(frame_bgr, det)   # (32, 96, 3) uint8, (13,) float32
         if not eyes_closed(strip_rgb, det): ...
 
 The strip: with landmarks each eye is cut along its own corners and scaled by its own width, so its
@@ -48,6 +48,7 @@ from gazeneg.strip import (
     EYE_WIDTH_PX,
     IMAGE_H,
     IMAGE_W,
+    eye_features,
     face_features,
     selfie_pose,
 )
@@ -416,7 +417,7 @@ def crop_eyes(frame_bgr: np.ndarray, det: Detection) -> tuple[np.ndarray, np.nda
         strip = _warp_to(frame_bgr, eye_alignment(det.left_eye, det.right_eye, W), IMAGE_W, IMAGE_H)
     strip = cv2.cvtColor(strip, cv2.COLOR_BGR2RGB) if strip.ndim == 3 else cv2.cvtColor(strip, cv2.COLOR_GRAY2RGB)
     box, frame_wh, pose = face_columns(det, W, H)
-    return strip, face_features(*box, *frame_wh, *pose)
+    return strip, face_features(*box, *frame_wh, *pose, eyes=landmark_features(det, W))
 
 
 def face_columns(det: Detection, frame_w: int, frame_h: int) -> tuple[tuple, tuple, tuple]:
@@ -424,6 +425,26 @@ def face_columns(det: Detection, frame_w: int, frame_h: int) -> tuple[tuple, tup
     (x, y, w, h), the frame (W, H) and the head pose (detection_pose). data.face_features of these is what
     crop_eyes hands the model, so capture and import write them."""
     return mirror_box(det.face, frame_w), (frame_w, frame_h), detection_pose(det)
+
+
+def landmark_features(det: Detection, frame_w: float) -> np.ndarray | None:
+    """The eye landmark features (strip.eye_features, (6,) float64: iris x, iris y, lid opening of the
+    strip-left eye, then of the strip-right eye) of a landmark detection, measured in the mirrored view the
+    strip is cut in, as the renderer computes them from its exact geometry; None for Haar (no landmarks).
+    These are the eye_lx..eye_ropen columns capture and import write (DatasetWriter.add(eyes=...))."""
+    lm = det.landmarks
+    if lm is None:
+        return None
+
+    def m(p):
+        return (frame_w - float(p[0]), float(p[1]))
+
+    (l_outer, l_inner), (r_inner, r_outer) = lm.eye_corners
+    # Mirrored, the raw image-right eye (the person's left) is the strip's left eye; each eye's corners are
+    # given left to right in the mirrored view.
+    return eye_features((m(lm.iris[1]), m(lm.iris[0])),
+                        ((m(r_outer), m(r_inner)), (m(l_inner), m(l_outer))),
+                        (lm.opening[1], lm.opening[0]))
 
 
 def detection_pose(det: Detection) -> tuple[float, float, float]:

@@ -31,6 +31,7 @@ import numpy as np
 from gazeneg import grid
 from gazeneg.errors import GazenegError
 from gazeneg.files import atomic_write_text
+from gazeneg.strip import PoseReference
 from gazeneg.webcam.detect import (
     Detection,
     FaceEyeDetector,
@@ -214,6 +215,7 @@ class LiveResult:
     point: np.ndarray | None = None      # calibrated
     smoothed: np.ndarray | None = None   # calibrated and smoothed
     closed: bool = False                 # eyes looked closed: no prediction
+    pose_clipped: bool = False           # the head pose, relative to the person's, was beyond the trained range
     strip: np.ndarray | None = None
     ms: dict = field(default_factory=dict)  # wall ms: detect, crop (+ closed-eye check), model, smooth, total
 
@@ -225,11 +227,14 @@ class LiveResult:
 class FramePipeline:
     """Frame -> face/eyes (tracked) -> eye strip -> model -> calibration -> smoothing.
 
-    predict_fn(strip (1, H, W, 3) uint8, feats (1, 4) float32) -> (1, 2) (row, col) replaces the model
-    call (tests, or another runtime)."""
+    predict_fn(strip (1, H, W, 3) uint8, feats (1, FACE_FEATURES) float32) -> (1, 2) (row, col) replaces
+    the model call (tests, or another runtime). The model gets the head pose relative to the person's median
+    pose (pose_reference: strip.PoseReference, a running window by default), clipped to the trained range;
+    clipped frames are flagged (LiveResult.pose_clipped) and counted (pose_reference.n_clipped)."""
 
     def __init__(self, model=None, *, detector: FaceEyeDetector | None = None, smoother=None,
-                 calibration: Calibration | None = None, predict_fn=None, skip_closed: bool = True):
+                 calibration: Calibration | None = None, predict_fn=None, skip_closed: bool = True,
+                 pose_reference: PoseReference | None = None):
         if model is None and predict_fn is None:
             raise ValueError("FramePipeline needs a model or a predict_fn")
         if predict_fn is None:
@@ -247,6 +252,7 @@ class FramePipeline:
         self.smoother = smoother or make_smoother("kalman")
         self.calibration = calibration or Calibration()
         self.skip_closed = skip_closed
+        self.pose_reference = pose_reference or PoseReference()
 
     def process(self, frame_bgr: np.ndarray, now: float) -> LiveResult:
         t0 = time.perf_counter()
@@ -257,6 +263,8 @@ class FramePipeline:
             res.ms = {"detect": (t1 - t0) * 1e3, "total": (t1 - t0) * 1e3}
             return res
         strip, feats = crop_eyes(frame_bgr, det)
+        feats = self.pose_reference.apply(feats)
+        res.pose_clipped = self.pose_reference.last_clipped
         res.strip = strip
         res.closed = self.skip_closed and eyes_closed(strip, det)
         t2 = time.perf_counter()
@@ -605,6 +613,9 @@ def render_live(session: LiveSession, res: LiveResult, frame_bgr: np.ndarray, sc
     else:
         face = "eyes closed" if res.closed else "face ok"
     face += f"   [{res.det.backend}]" if res.det is not None else ""
+    pr = session.pipe.pose_reference
+    if pr.n_clipped:
+        face += f"   pose beyond trained range: {pr.n_clipped}/{pr.n_seen} frames{' (now)' if res.pose_clipped else ''}"
     text = f"{mode}   {session.rate.fps:5.1f} fps   {session.rate.latency_ms:5.1f} ms   {face}   c recalibrate, v check, r recentre, Esc quit"
     cv2.putText(canvas, text, (15, 28), font, 0.6, (200, 200, 200), 1, cv2.LINE_AA)
     if session.error is not None:
