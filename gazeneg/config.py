@@ -153,7 +153,8 @@ HELP = {
                             "(me/s3); overrides the seeded choice"),
     "val_groups": ("data", "validate on these groups by name, as --test-groups"),
     # model
-    "model": ("model", "architecture: gazecnn, mlp, resnet18 or mobilenet_v3_small"),
+    "model": ("model", "architecture: gazecnn, mlp, resnet18, mobilenet_v3_small, or landmarks (ridge on the "
+              "eye landmark features and head pose, no pixels; fitted in closed form)"),
     "model_kwargs": ("model", "the model's keyword arguments, a JSON object (e.g. '{\"width\": 32}')"),
     "head": ("model", "regression (a (row, col) point, cells) or classification (144-way softmax over cells)"),
     "ce_reg_weight": ("model", "classification: weight of an L2 term on the expected point, cells^2; 0 = off"),

@@ -1,6 +1,8 @@
 #!/usr/bin/env python
-"""`make demo`: render the default synthetic data set (once), train the default CNN on it,
-evaluate on held-out subjects against the ridge baseline, and say where the results are."""
+"""`make demo`: render the default synthetic data set (once), train the default CNN on it, fit the
+landmark-feature model (ridge regression on the eye landmark features and the head pose: the baseline that does
+not depend on how the renderer draws an eye), evaluate both on held-out subjects against the ridge baseline on
+eye patches, and say where the results are."""
 
 import sys
 from pathlib import Path
@@ -11,7 +13,9 @@ from gazeneg.files import atomic_write_bytes
 from gazeneg.training.loop import run
 from gazeneg.training.runfiles import summary_lines
 
-CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "demo.pt"
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+CHECKPOINT = CHECKPOINTS / "demo.pt"
+LANDMARK_CHECKPOINT = CHECKPOINTS / "landmarks.pt"
 
 
 def main(argv=None) -> int:
@@ -20,11 +24,19 @@ def main(argv=None) -> int:
     print()
     for line in summary_lines(run_dir):
         print(line)
-    # The model users reach for first (scripts/live.py checkpoints/demo.pt): a copy, written atomically.
-    CHECKPOINT.parent.mkdir(parents=True, exist_ok=True)
+    lm_dir = run(TrainConfig(name="demo-landmarks", model="landmarks"), argv=["scripts/demo.py"])
+    print()
+    for line in summary_lines(lm_dir):
+        print(line)
+    # The models users reach for first (scripts/live.py checkpoints/demo.pt): copies, written atomically.
+    CHECKPOINTS.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(CHECKPOINT, (Path(run_dir) / "best.pt").read_bytes())
+    atomic_write_bytes(LANDMARK_CHECKPOINT, (Path(lm_dir) / "best.pt").read_bytes())
     print(f"\nResults are in {run_dir}/ (metrics.json, metrics.csv, predictions.csv, best.pt, last.pt)")
-    print(f"The trained model is also at {CHECKPOINT}  (live tracking: python scripts/live.py {CHECKPOINT})")
+    print(f"and, for the landmark-feature model, in {lm_dir}/")
+    print(f"The trained models are also at {CHECKPOINT} and {LANDMARK_CHECKPOINT}  "
+          f"(live tracking: python scripts/live.py {CHECKPOINT})")
+    print("Real frames: python benchmarks/real_webcam.py FOLDER   (frames named ..._<x>_<y>.jpg)")
     print("Next: python scripts/eval_wrong_labels.py --quick   (does a negative learning rate on wrong labels help?)")
     return 0
 
