@@ -6,6 +6,7 @@ import torch
 
 from gazeneg.model.losses import negative_objective
 from gazeneg.model.networks import create_model
+from gazeneg.strip import FACE_FEATURES
 from gazeneg.wronglabels.guards import (
     GuardCounter,
     Watchdog,
@@ -43,7 +44,7 @@ def test_repulsion_is_bounded_and_zero_beyond_margin():
 def test_one_negative_step_increases_distance_to_w():
     torch.manual_seed(0)
     m = create_model("mlp")
-    x, face = torch.randn(4, 3, 32, 96), torch.zeros(4, 7)
+    x, face = torch.randn(4, 3, 32, 96), torch.zeros(4, FACE_FEATURES)
     w = torch.tensor([[[2.0, 11.0]]]).expand(4, 1, 2)
     opt = torch.optim.SGD(m.parameters(), lr=0.0)
     before = (m(x, face)[:, None, :] - w).norm(dim=-1).mean()
@@ -57,7 +58,7 @@ def test_one_negative_step_increases_distance_to_w():
 
 def test_combined_loss_and_literal_step_agree_under_sgd():
     torch.manual_seed(0)
-    x, face = torch.randn(16, 3, 32, 96), torch.zeros(16, 7)
+    x, face = torch.randn(16, 3, 32, 96), torch.zeros(16, FACE_FEATURES)
     y = torch.rand(16, 2) * torch.tensor([8.0, 15.0])
     w = (y + torch.tensor([2.0, 0.0]))[:, None, :]
     lam, lr = 0.3, 1e-4
@@ -127,7 +128,7 @@ def test_watchdog_restores_twice_from_one_snapshot_which_stays_unchanged():
     torch.manual_seed(0)
     m = create_model("mlp")
     opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
-    x, face, y = torch.randn(8, 3, 32, 96), torch.zeros(8, 7), torch.rand(8, 2) * 8
+    x, face, y = torch.randn(8, 3, 32, 96), torch.zeros(8, FACE_FEATURES), torch.rand(8, 2) * 8
 
     def steps(n):
         for _ in range(n):
