@@ -100,9 +100,9 @@ def read(path: Path) -> np.ndarray:
 # Running the live pipeline
 
 
-def person_reference(frames) -> tuple[np.ndarray, int]:
+def person_reference(frames) -> tuple[np.ndarray, np.ndarray]:
     """The person's pose reference over the folder (strip.pose_reference of every frame with a face) and
-    the number of frames with a face."""
+    the face features of those frames (n, FACE_FEATURES)."""
     det = make_detector("landmarks", track=False)
     feats = []
     for p, _ in frames:
@@ -110,7 +110,26 @@ def person_reference(frames) -> tuple[np.ndarray, int]:
         d = det.detect(img)
         if d is not None:
             feats.append(crop_eyes(img, d)[1])
-    return pose_reference(np.array(feats)), len(feats)
+    return pose_reference(np.array(feats)), np.array(feats)
+
+
+def compare_eye_features(person: np.ndarray) -> None:
+    """The person's mean eye landmark features beside the default renders' (labels.csv only, no images)."""
+    import warnings
+
+    from gazeneg.data.dataset import load_dataset
+    from gazeneg.data.synth import default_dataset_path
+    from gazeneg.strip import EYE_SLICE
+
+    print("eye landmark features, mean (sd) in eye widths: iris x, iris y, lid opening; strip-left eye, strip-right eye")
+    print("  this person:  " + "  ".join(f"{m:+.3f} ({s:.3f})" for m, s in zip(person[:, EYE_SLICE].mean(0),
+                                                                             person[:, EYE_SLICE].std(0), strict=True)))
+    path = default_dataset_path()
+    if (path / "labels.csv").is_file():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            f = load_dataset(path, load_images=False).face[:, EYE_SLICE]
+        print("  the renders:  " + "  ".join(f"{m:+.3f} ({s:.3f})" for m, s in zip(f.mean(0), f.std(0), strict=True)))
 
 
 def run_pipeline(model, frames, reference):
@@ -357,7 +376,9 @@ def main(argv=None) -> int:
         for n, ps in out["pose_check"].items():
             print_pose_check(n, ps)
     if not (args.feature_noise or args.pose_check):
-        ref, n_face = person_reference(frames)
+        ref, person = person_reference(frames)
+        n_face = len(person)
+        compare_eye_features(person)
         print(f"the person's pose reference over {n_face} frames with a face: yaw {ref[0] * POSE_SCALE_DEG:+.1f}, "
               f"pitch {ref[1] * POSE_SCALE_DEG:+.1f}, roll {ref[2] * POSE_SCALE_DEG:+.1f} deg (selfie convention)")
         labels = np.array([lab for _, lab in frames], float)
