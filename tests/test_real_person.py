@@ -156,3 +156,28 @@ def test_the_landmark_model_trains_in_closed_form_loads_and_beats_the_centre(ren
     face[1, EYE_SLICE] = [0.1, 0.0, 0.0, 0.1, 0.0, 0.0]
     out = predict(model, np.zeros((3, 32, 96, 3), np.uint8), face)
     assert out[1, 1] > out[0, 1] + 1.0
+
+
+def test_the_camera_iris_view_places_the_iris_by_its_angle_to_the_camera():
+    """iris_view "camera": an eye looking at the camera shows its iris camera_gaze_iris_px from the corner
+    line; a camera below the screen shows the irises of a person looking at the screen's centre above the
+    corner line (a camera above: below it); and a head turned with the gaze held moves the iris far less than
+    the eye-in-head view says."""
+    cam = dataclasses.replace(CLEAN, iris_view="camera")
+    above = _person()
+    below = dataclasses.replace(above, camera_cm=(0.0, 19.0, 0.0))
+    w = 2 * above.eye_half_w
+    assert (_render(above, 4, 7.5, cam).eye_feats[[1, 4]] > 0.03).all()
+    assert (_render(below, 4, 7.5, cam).eye_feats[[1, 4]] < -0.1).all()
+    centre_cam = dataclasses.replace(above, camera_cm=(0.0, 0.0, 0.0))     # a camera at the screen's centre
+    at_camera = _render(centre_cam, 4, 7.5, cam)                             # looked at
+    assert at_camera.iris_xy[:, 1] - EYE_LEFT_XY[1] == pytest.approx([cam.camera_gaze_iris_px] * 2, abs=0.05)
+    assert at_camera.iris_xy[:, 0] == pytest.approx([EYE_LEFT_XY[0], EYE_RIGHT_XY[0]], abs=0.05)
+
+    def shift(config):
+        a = render_sample(above, 4, 7.5, np.random.default_rng(0), config=config, head_pose=(0, 0, 0))
+        b = render_sample(above, 4, 7.5, np.random.default_rng(0), config=config, head_pose=(8, 0, 0))
+        return abs(b.iris_xy[0, 0] - a.iris_xy[0, 0])
+
+    assert shift(cam) < 0.3 * shift(CLEAN) and shift(CLEAN) > 1.5
+    assert w > 30

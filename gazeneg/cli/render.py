@@ -41,12 +41,21 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="worker processes (default: one per CPU, at most one per subject)")
     p.add_argument("--no-contact-sheet", action="store_true", help="skip contact_sheet.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--iris-view", choices=("head", "camera"), default="head",
+                   help="place the iris by its eye-in-head angle (default) or by its angle to the camera "
+                        "(SynthConfig.iris_view)")
     return p
 
 
 def main(argv=None, prog: str | None = None) -> int:
     args = get_args_parser(prog).parse_args(argv)
     kw = dict(n_subjects=args.subjects, frames_per_cell=args.frames_per_cell, seed=args.seed)
+    if args.iris_view != "head":
+        import dataclasses
+
+        from gazeneg.data.synth import DEFAULT_CONFIG
+
+        kw["config"] = dataclasses.replace(DEFAULT_CONFIG, iris_view=args.iris_view)
     if args.default:
         if args.no_contact_sheet:
             print(f"note: --no-contact-sheet is ignored with --default ({default_dataset_path(**kw)})",

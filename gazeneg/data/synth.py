@@ -135,6 +135,15 @@ class SynthConfig:
     # the screen's centre at 50 cm, the eye turns up 19.8 deg, which lifts the iris 4.8 px above the eyeball's
     # centre: a 2.8 px drop puts it 2.0 px above the corners, as on the real faces (docs/face.md).
     eyeball_drop_px: float = 2.8
+    # How the iris sits relative to the eye corners in the image. "head" (the default): by the eye-in-head
+    # angle, eyeballs eyeball_drop_px below the corner line. "camera": by the angle between the eye's optical
+    # axis and its direction to the camera (the eyeball's centre lies near the corners' depth, so a camera below
+    # the screen sees the irises of a person looking at the screen above the corner line, and a head turn with
+    # the gaze held moves the iris little); an eye looking at the camera shows its iris camera_gaze_iris_px
+    # below the corner line (-2.0: 2 px above, as on the 25 real stills above). Not the default: with the
+    # camera's place drawn per person it becomes a per-person offset only calibration removes (docs/face.md).
+    iris_view: str = "head"
+    camera_gaze_iris_px: float = -2.0
     # crop jitter, like a landmark-aligned crop's misalignment: Gaussian, mostly small, clipped at the
     # limits (shift as a fraction of the strip's width / height, scale as a fraction, roll in degrees).
     # Typical misalignment stays small because the iris moves only ~1.1 px per cell: with uniform
@@ -198,6 +207,8 @@ class SynthConfig:
             lo, hi = getattr(self, name)
             if lo > hi or lo < 0 or (name in ("brightness", "gamma") and lo <= 0):
                 bad(name, "must be (low, high) with 0 <= low <= high (brightness and gamma: low > 0)")
+        if self.iris_view not in ("camera", "head"):
+            bad("iris_view", "must be 'camera' or 'head'")
         if not (isinstance(self.supersample, int) and 1 <= self.supersample <= 8):
             bad("supersample", "must be an int in 1..8")
         if self.frame_w < 16 or self.frame_h < 16:
@@ -504,10 +515,19 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
     dirs = eye_directions(head, sp.iod_cm, screen_point_cm(gaze[0], gaze[1], cfg), rot) @ rot
     dirs = optical_axes(dirs, sp.kappa)
     limbus = math.sqrt(sp.eyeball_radius ** 2 - sp.iris_radius ** 2)   # iris plane's distance from the centre
-    iris_off = limbus * dirs[:, :2]                      # (2, 2) canonical strip px; mirrored view: x = world x
-    cos_t = np.clip(-dirs[:, 2], 1e-3, 1.0)              # foreshortening of the iris disc
-    proj = np.hypot(dirs[:, 0], dirs[:, 1])
-    axis = np.where(proj[:, None] > 1e-9, dirs[:, :2] / np.maximum(proj, 1e-9)[:, None], [[1.0, 0.0]])
+    lid_y = limbus * dirs[:, 1]                          # the lids follow the eye's rotation in the head
+    if cfg.iris_view == "camera":
+        eyes_w = head + np.outer([-sp.iod_cm / 2, sp.iod_cm / 2], rot[:, 0])
+        to_cam = np.asarray(sp.camera_cm, float) - eyes_w
+        view = (to_cam / np.linalg.norm(to_cam, axis=1, keepdims=True)) @ rot   # eye -> camera, head axes
+        seen = dirs - view
+        cos_t = np.clip(np.sum(dirs * view, axis=1), 1e-3, 1.0)
+    else:
+        seen = dirs - np.array([0.0, 0.0, -1.0])
+        cos_t = np.clip(-dirs[:, 2], 1e-3, 1.0)          # foreshortening of the iris disc
+    iris_off = limbus * seen[:, :2]                      # (2, 2) canonical strip px; mirrored view: x = world x
+    proj = np.hypot(seen[:, 0], seen[:, 1])
+    axis = np.where(proj[:, None] > 1e-9, seen[:, :2] / np.maximum(proj, 1e-9)[:, None], [[1.0, 0.0]])
 
     # --- crop jitter: canonical coords q -> strip coords p = S R (q - c0) + c0 + t
     jit = rng.standard_normal(4)
@@ -538,7 +558,8 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
     qy = (inv[1, 0] * ox + inv[1, 1] * oy + c0[1]).astype(np.float32)
     eye_c = np.array([[EYE_LEFT_XY[0] - sp.eye_dx, EYE_LEFT_XY[1] + sp.eye_dy],
                       [EYE_RIGHT_XY[0] + sp.eye_dx, EYE_RIGHT_XY[1] + sp.eye_dy]])
-    ball_c = eye_c + np.array([0.0, cfg.eyeball_drop_px])   # eyeball centres, below the corner line
+    drop = cfg.camera_gaze_iris_px if cfg.iris_view == "camera" else cfg.eyeball_drop_px
+    ball_c = eye_c + np.array([0.0, drop])   # eyeball centres (as the camera sees them), relative to the corner line
     mid = float(eye_c[:, 0].mean())
     side = (qx >= mid).astype(np.float32)        # which eye a pixel belongs to: 0 image-left, 1 image-right
 
@@ -555,7 +576,7 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
     base = np.clip(1.0 - t * t, 0.0, None)
     root = np.sqrt(base)
     y0 = -0.5 * sp.canthal_tilt * t
-    lid_shift = per_eye(cfg.lid_follow * iris_off[:, 1])
+    lid_shift = per_eye(cfg.lid_follow * lid_y)
     f_up = (0.35 * base + 0.65 * root) * (1.0 - sp.lid_skew * t)
     y_up_open = y0 - sp.upper_h * f_up + lid_shift
     y_lo = y0 + sp.lower_h * base * (0.6 + 0.4 * root) * (1.0 + 0.5 * sp.lid_skew * t) + 0.25 * lid_shift
@@ -643,7 +664,7 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
     hw, tilt = sp.eye_half_w, 0.5 * sp.canthal_tilt
     corners = [to_strip([[eye_c[0, 0] - hw, eye_c[0, 1] - tilt], [eye_c[0, 0] + hw, eye_c[0, 1] + tilt]]),
                to_strip([[eye_c[1, 0] - hw, eye_c[1, 1] + tilt], [eye_c[1, 0] + hw, eye_c[1, 1] - tilt]])]
-    shifts = cfg.lid_follow * iris_off[:, 1]
+    shifts = cfg.lid_follow * lid_y
     up, lo = -sp.upper_h + shifts, sp.lower_h + 0.25 * shifts
     opening = (lo - up) * ((1.0 - closure) if blink else 1.0) / (2 * hw)
     eye_feats = eye_features(iris_xy, corners, opening) + feat_noise
