@@ -6,10 +6,17 @@
 """
 
 import argparse
+import dataclasses
 import sys
 
 from gazeneg.cli.errors import RESUME, run_cli
-from gazeneg.data.synth import DEFAULT_SUBJECTS, default_dataset_path, ensure_default_dataset, render_dataset
+from gazeneg.data.synth import (
+    DEFAULT_CONFIG,
+    DEFAULT_SUBJECTS,
+    default_dataset_path,
+    ensure_default_dataset,
+    render_dataset,
+)
 
 
 def _at_least(low: int):
@@ -51,10 +58,6 @@ def main(argv=None, prog: str | None = None) -> int:
     args = get_args_parser(prog).parse_args(argv)
     kw = dict(n_subjects=args.subjects, frames_per_cell=args.frames_per_cell, seed=args.seed)
     if args.iris_view != "head":
-        import dataclasses
-
-        from gazeneg.data.synth import DEFAULT_CONFIG
-
         kw["config"] = dataclasses.replace(DEFAULT_CONFIG, iris_view=args.iris_view)
     if args.default:
         if args.no_contact_sheet:
