@@ -59,7 +59,6 @@ from gazeneg.data.dataset import (
     parse_float,
 )
 from gazeneg.data.images import ImageFileError, read_image
-from gazeneg.data.splits import data_warnings
 from gazeneg.files import lock_folder
 from gazeneg.webcam.detect import crop_eyes, face_columns, make_detector
 
@@ -447,6 +446,8 @@ def _import_locked(photos_dir: Path, csv_path: Path, out_dir: Path, entries: lis
         with warnings.catch_warnings():   # its warnings would name the hidden folder; training loads say them
             warnings.simplefilter("ignore")
             written = load_dataset(target, load_images=False)   # passes the loader's checks, or says where not
+        from gazeneg.data.splits import data_warnings  # splits needs torch (seeding): not at `import --help`
+
         summary.warnings = data_warnings(written.targets)
         if not has_data:
             if out_dir.is_dir():
