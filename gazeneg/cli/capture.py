@@ -1,10 +1,10 @@
 """Capture a gaze dataset: a fullscreen window shows one target at a time; look at it until it moves.
 
-    python scripts/capture.py --out data/me --subject me --session s1          # all 144 cells, webcam 0
-    python scripts/capture.py --out data/me --subject me --session s1 --resume # continue after a crash
-    python scripts/capture.py --out data/me --subject me --session s1 --validation   # into data/me-val
-    python scripts/capture.py --out data/me --layout nine --order shuffle --repeats 3
-    python scripts/capture.py --out data/re --source recording.mp4 --headless  # re-process a recording
+    gazeneg capture --out data/me --subject me --session s1          # all 144 cells, webcam 0
+    gazeneg capture --out data/me --subject me --session s1 --resume # continue after a crash
+    gazeneg capture --out data/me --subject me --session s1 --validation   # into data/me-val
+    gazeneg capture --out data/me --layout nine --order shuffle --repeats 3
+    gazeneg capture --out data/re --source recording.mp4 --headless  # re-process a recording
 
 Keys: arrow keys (or WASD) answer the attention check (which way the small arrow inside the target
 pointed), space pauses and resumes, Esc ends (everything captured so far is kept). Each kept frame is

@@ -1,9 +1,9 @@
 """Live gaze tracking with a trained checkpoint: highlights the predicted cell and a smoothed point.
 
-    python scripts/live.py runs/20261124-101500-gazecnn/best.pt            # webcam 0
-    python scripts/live.py best.pt --smoother ema --alpha 0.4 --recalibrate
-    python scripts/live.py best.pt --screen-cm 30.9x17.4 --distance-cm 55   # accuracy in cm and degrees
-    python scripts/live.py best.pt --source recording.mp4 --headless        # no window: latency figures
+    gazeneg live runs/20261124-101500-gazecnn/best.pt            # webcam 0
+    gazeneg live best.pt --smoother ema --alpha 0.4 --recalibrate
+    gazeneg live best.pt --screen-cm 30.9x17.4 --distance-cm 55   # accuracy in cm and degrees
+    gazeneg live best.pt --source recording.mp4 --headless        # no window: latency figures
 
 On the first run (or with --recalibrate) it shows 9 calibration targets, fits a per-user affine
 correction and saves it as <checkpoint>.calib.json; then an accuracy check on 8 other targets prints

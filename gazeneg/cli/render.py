@@ -1,8 +1,8 @@
 """Render the built-in synthetic eye data set (standard format, plus truth.csv and contact_sheet.png).
 
-    python scripts/render_synthetic.py --out data/synth24            # 24 subjects x 144 cells x 2
-    python scripts/render_synthetic.py --out /tmp/s --subjects 4 --frames-per-cell 1 --seed 3
-    python scripts/render_synthetic.py --default                     # the cached default set
+    gazeneg render --out data/synth24            # 24 subjects x 144 cells x 2
+    gazeneg render --out /tmp/s --subjects 4 --frames-per-cell 1 --seed 3
+    gazeneg render --default                     # the cached default set
 """
 
 import argparse
