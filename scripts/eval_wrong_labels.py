@@ -28,9 +28,6 @@ import time
 from pathlib import Path
 
 from gazeneg.cli.errors import run_cli
-from gazeneg.study.stats import DEFAULT_MARGIN
-from gazeneg.study.sweep import SweepConfig, all_arms, run_sweep
-from gazeneg.study.sweep_report import build_report, verdict_lines
 
 
 def get_args_parser():
@@ -52,7 +49,8 @@ def get_args_parser():
     p.add_argument("--model", default=None, help="model per run (default mlp)")
     p.add_argument("--margin", type=float, default=None,
                    help="equivalence margin in cells: a difference whose 95%% interval lies within +-margin is "
-                        f"'equivalent' (default: sweep {DEFAULT_MARGIN}; personal: half the measured calibration gain)")
+                        "'equivalent' (default: sweep gazeneg.study.stats.DEFAULT_MARGIN, 0.05 cells today; personal: half the "
+                        "measured calibration gain)")
     g = p.add_argument_group("personal regime")
     g.add_argument("--regime", choices=("sweep", "personal", "one_person"), default=None,
                    help="sweep: arms x seeds x budgets over many people; personal: k calibration photos of each "
@@ -155,6 +153,11 @@ def one_person_main(args, argv) -> int:
 
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
+    # torch only once the options are read: `gazeneg eval --help` stays fast
+    from gazeneg.study.stats import DEFAULT_MARGIN
+    from gazeneg.study.sweep import SweepConfig, all_arms, run_sweep
+    from gazeneg.study.sweep_report import build_report, verdict_lines
+
     if args.margin is not None and not args.margin > 0:
         raise SystemExit(f"error: --margin must be a positive number of cells, not {args.margin}")
     regime = args.regime
