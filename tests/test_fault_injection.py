@@ -124,7 +124,7 @@ def test_capture_killed_at_random_points_resumes_to_a_consistent_dataset(tmp_pat
     frames_dir = tmp_path / "frames"
     write_face_frames(frames_dir, 400, name="{i:04d}.jpg", seed=3)
     out = tmp_path / "ds"
-    code = ("from gazeneg import capture as C\n"
+    code = ("from gazeneg.webcam import capture as C\n"
             "plan = [C.Target(t.row, t.col, None) for t in C.make_plan(cells=list(range(0, 144, 3)), "
             "order='rowmajor')]\n"
             f"C.capture({str(out)!r}, {str(frames_dir)!r}, subject='a', session='s1', plan=plan, "
