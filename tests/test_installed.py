@@ -81,5 +81,6 @@ def test_the_built_wheel_in_a_fresh_venv(tmp_path):
     cached = list((tmp_path / "cache" / "gazeneg" / "data" / "synthetic").glob("default-*/labels.csv"))
     assert len(cached) == 1                                     # the default set, in the user cache
     assert not (site.parent / "data").exists() and not (Path(where).parents[1] / "data").exists()
-    r = gz("toy", "--help", ok=False)
+    assert "gazeneg toy" in gz("toy", "--help").stdout           # the toy ships in the package
+    r = gz("eval", "--help", ok=False)                          # eval still lives in the checkout
     assert "runs from a gazeneg checkout" in r.stderr

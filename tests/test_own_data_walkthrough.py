@@ -89,7 +89,7 @@ def _walk(tmp_path, monkeypatch, capsys, frames_folder, fast: bool, only=None):
     assert "test ['me/s3']" in out
     for cmd in (c for c in cmds if c[1] == "eval"):
         out = _run(cmd, extra, capsys)
-        assert "Personal regime: held-out unit = session" in out and "report.md" in out
+        assert "One person: verdicts" in out and "report.md" in out   # one person: the one-person regime
     for cmd in (c for c in cmds if c[1] == "live"):
         cmd = [str(run / "best.pt") if a == "runs/<run>/best.pt" else a for a in cmd]
         out = _run(cmd, extra, capsys)
