@@ -26,6 +26,7 @@ from pathlib import Path
 from gazeneg.cli.errors import as_cli
 from gazeneg.files import atomic_write_text
 from gazeneg.webcam.filters import SMOOTHERS
+from gazeneg.webcam.options import DEFAULT_DISTANCE_CM, DEFAULT_SCREEN_CM
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -41,8 +42,10 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--face-backend", choices=("auto", "landmarks", "haar"), default="auto")
     p.add_argument("--screen", default="1920x1080", metavar="WxH", help="screen pixels for x_px/y_px and the "
                    "error in pixels (default 1920x1080)")
-    p.add_argument("--screen-cm", default="34.4x19.3", metavar="WxH", help="screen size in cm (errors in cm, deg)")
-    p.add_argument("--distance-cm", type=float, default=60.0, help="eye-screen distance (errors in degrees)")
+    p.add_argument("--screen-cm", default="x".join(map(str, DEFAULT_SCREEN_CM)), metavar="WxH",
+                   help="screen size in cm (errors in cm, deg; default %(default)s)")
+    p.add_argument("--distance-cm", type=float, default=DEFAULT_DISTANCE_CM,
+                   help="eye-screen distance (errors in degrees; default %(default)s)")
     return p
 
 
