@@ -15,6 +15,8 @@ RESUME = {
               "and skipped)",
     "capture": "re-run with --resume to continue the session",
     "train": "continue it with `gazeneg train --resume RUN_DIR` (RUN_DIR: the run's folder, the newest under --out)",
+    "eval": "re-run the same command with the same --out (the output folder it printed first) to continue; "
+            "finished runs are kept and skipped",
     "live": None,
     "render": None,
 }

@@ -1,13 +1,12 @@
 """`gazeneg <command> [options]`: one console command for every program (pyproject [project.scripts]).
 
-Each command is the same program as its scripts/*.py: the package's commands run from the package
-(gazeneg/cli/); `eval` lives in the checkout (scripts/eval_wrong_labels.py, outside the installed
-package) and runs only from a checkout, saying so otherwise. Modules are imported only when their command runs, so `gazeneg --help` is fast."""
+Each command is a module of gazeneg/cli/ with get_args_parser(prog), main(argv, prog) and cli(argv, prog); its
+scripts/*.py is a thin wrapper over the same functions. Modules are imported only when their command runs, so
+`gazeneg --help` is fast."""
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
 from importlib import metadata
@@ -19,17 +18,13 @@ COMMANDS = {
     "import": ("gazeneg.cli.import_photos", "import a folder of photos plus a CSV of targets (cells or screen pixels)"),
     "capture": ("gazeneg.cli.capture", "capture your own data set: look at targets on a 9x16 grid"),
     "train": ("gazeneg.cli.train", "train a gaze model on the synthetic set or a data-set folder"),
-    "eval": ("scripts/eval_wrong_labels.py", "does a negative learning rate on wrong labels help? (sweep, report)"),
+    "eval": ("gazeneg.cli.eval", "does a negative learning rate on wrong labels help? (sweep, report)"),
     "live": ("gazeneg.cli.live", "live gaze tracking with a trained checkpoint and calibration"),
     "predict": ("gazeneg.cli.predict", "gaze of a checkpoint for a video, image folder or data set (CSV, errors)"),
     "toy": ("gazeneg.cli.toy", "the gradient-ascent logistic toy: its claims checked with numbers"),
 }
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-
-
-class NotACheckoutError(RuntimeError):
-    pass
 
 
 def version() -> str:
@@ -72,36 +67,8 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def load_checkout_script(rel: str):
-    """A program that lives in the checkout, outside the installed package: loaded by its path."""
-    path = CHECKOUT / rel
-    if not (path.is_file() and (CHECKOUT / "studies").is_dir()):
-        raise NotACheckoutError(
-            f"this command runs from a gazeneg checkout ({rel} is not beside the installed package at "
-            f"{CHECKOUT}): clone the repository and `pip install -e .` there")
-    if str(CHECKOUT) not in sys.path:  # a checkout script may import `studies` from the root
-        sys.path.insert(0, str(CHECKOUT))
-    spec = importlib.util.spec_from_file_location(f"gazeneg_checkout_{path.stem}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def run_command(name: str, argv: list[str]) -> int:
-    from gazeneg.cli.errors import run_cli
-
-    where = COMMANDS[name][0]
-    prog = f"gazeneg {name}"
-    if where.endswith(".py"):
-        mod = load_checkout_script(where)
-        # These scripts' parsers take no prog: argparse would print the script's file name.
-        saved = sys.argv[0]
-        sys.argv[0] = prog
-        try:
-            return run_cli(lambda: mod.main(argv))
-        finally:
-            sys.argv[0] = saved
-    return importlib.import_module(where).cli(argv, prog)
+    return importlib.import_module(COMMANDS[name][0]).cli(argv, f"gazeneg {name}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,9 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     use_user_cache_when_installed()
     try:
         return run_command(name, rest)
-    except NotACheckoutError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:   # Ctrl-C while the command's modules load (torch, OpenCV): before it started
         print("\ninterrupted before the command started: nothing was done", file=sys.stderr)
         return 130
