@@ -15,7 +15,7 @@ PKG = ROOT / "gazeneg"
 # Lowest first. A module may import from a lower layer or from its own sub-package; siblings on one rank
 # (study and webcam) may not import each other.
 LAYERS: list[tuple[int, str]] = [
-    (0, "gazeneg"),              # grid, strip, seeding, config, files, errors, testing: shared vocabulary
+    (0, "gazeneg"),              # grid, strip, seeding, config, files, errors, testing, units: shared vocabulary
     (1, "gazeneg.data"),
     (2, "gazeneg.model"),
     (3, "gazeneg.wronglabels"),
@@ -86,7 +86,7 @@ def test_every_module_has_a_layer_and_packages_exist():
     flat = sorted(p.name for p in PKG.glob("*.py"))
     # the top level holds only the shared vocabulary
     assert set(flat) <= {"__init__.py", "__main__.py", "grid.py", "strip.py", "seeding.py", "config.py",
-                         "files.py", "errors.py", "testing.py"}, flat
+                         "files.py", "errors.py", "testing.py", "units.py"}, flat
 
 
 def test_imports_point_down_the_layers():

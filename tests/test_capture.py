@@ -14,6 +14,7 @@ import pytest
 from gazeneg import grid
 from gazeneg.data.dataset import DatasetError, DatasetWriter, face_features, load_dataset
 from gazeneg.testing import astronaut_path, moving_face_frames
+from gazeneg.units import SizeError
 from gazeneg.webcam import capture as C
 from gazeneg.webcam.detect import crop_eyes
 
@@ -432,7 +433,7 @@ def test_make_plan_bad_options_name_the_culprit(kw, culprit):
 
 def test_screen_size(monkeypatch):
     assert C.screen_size("2560x1440") == (2560, 1440)
-    with pytest.raises(C.CaptureError, match="--screen 'big'"):
+    with pytest.raises(SizeError, match="--screen 'big'"):
         C.screen_size("big")
     import tkinter
 

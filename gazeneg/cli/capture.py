@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from gazeneg.cli.errors import RESUME, run_cli
+from gazeneg.units import parse_size
 from gazeneg.webcam.capture import ORDERS, CaptureError, CaptureSettings, capture, make_plan
 
 
@@ -57,6 +58,8 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv=None, prog: str | None = None) -> int:
     args = get_args_parser(prog).parse_args(argv)
+    if args.screen:
+        parse_size(args.screen, "--screen")   # before the camera opens, not when the window does
     out, session, seed = Path(args.out), args.session, args.seed
     n_cells, order = args.n_cells, args.order
     if args.validation:

@@ -15,6 +15,7 @@ import argparse
 import json
 
 from gazeneg.cli.errors import RESUME, run_cli
+from gazeneg.units import parse_size, size_arg
 from gazeneg.webcam.filters import DEFAULT_SMOOTHER, SMOOTHERS
 from gazeneg.webcam.options import DEFAULT_DISTANCE_CM, DEFAULT_SCREEN_CM
 from gazeneg.webcam.options import add_args as tracker_args
@@ -40,16 +41,6 @@ def _weight(text: str) -> float:
     return v
 
 
-def _cm(text: str) -> tuple[float, float]:
-    try:
-        w, h = (float(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT in cm, e.g. 34.4x19.3") from None
-    if w <= 0 or h <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive")
-    return w, h
-
-
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -72,7 +63,7 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=15, help="samples per calibration/validation target")
     p.add_argument("--fixation", type=float, default=0.8, help="seconds before a target's samples count")
     p.add_argument("--screen", default=None, metavar="WxH", help="window size in pixels (default: detected)")
-    p.add_argument("--screen-cm", type=_cm, default=DEFAULT_SCREEN_CM, metavar="WxH",
+    p.add_argument("--screen-cm", type=size_arg("--screen-cm", "cm"), default=DEFAULT_SCREEN_CM, metavar="WxH",
                    help=f"visible screen size in cm (default {DEFAULT_SCREEN_CM[0]}x{DEFAULT_SCREEN_CM[1]})")
     p.add_argument("--distance-cm", type=float, default=DEFAULT_DISTANCE_CM, help="eye-screen distance in cm")
     p.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (default 1)")
@@ -89,6 +80,8 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv=None, prog: str | None = None) -> int:
     args = get_args_parser(prog).parse_args(argv)
+    if args.screen:   # a string (--monitor may fill it in): checked here, before minutes of loading
+        parse_size(args.screen, "--screen")
     # torch and OpenCV only once the options are read: `gazeneg live --help` stays fast
     import cv2
     import torch

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from gazeneg.cli.errors import as_cli
 from gazeneg.files import atomic_write_text
+from gazeneg.units import size_arg
 from gazeneg.webcam.filters import SMOOTHERS
 from gazeneg.webcam.options import DEFAULT_DISTANCE_CM, DEFAULT_SCREEN_CM
 
@@ -40,23 +41,14 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--calibration", default="auto", help="video/images: auto (<checkpoint>.calib.json if "
                    "present), none, or a calibration file")
     p.add_argument("--face-backend", choices=("auto", "landmarks", "haar"), default="auto")
-    p.add_argument("--screen", default="1920x1080", metavar="WxH", help="screen pixels for x_px/y_px and the "
+    p.add_argument("--screen", type=size_arg("--screen"), default="1920x1080", metavar="WxH", help="screen pixels for x_px/y_px and the "
                    "error in pixels (default 1920x1080)")
-    p.add_argument("--screen-cm", default="x".join(map(str, DEFAULT_SCREEN_CM)), metavar="WxH",
+    p.add_argument("--screen-cm", type=size_arg("--screen-cm", "cm"), default="x".join(map(str, DEFAULT_SCREEN_CM)),
+                   metavar="WxH",
                    help="screen size in cm (errors in cm, deg; default %(default)s)")
     p.add_argument("--distance-cm", type=float, default=DEFAULT_DISTANCE_CM,
                    help="eye-screen distance (errors in degrees; default %(default)s)")
     return p
-
-
-def _pair(text: str, what: str, cast=float) -> tuple:
-    try:
-        a, b = (cast(v) for v in text.lower().split("x"))
-        if a <= 0 or b <= 0:
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"{what} {text!r}: expected WIDTHxHEIGHT with positive numbers, e.g. 1920x1080") from None
-    return a, b
 
 
 def _outputs(args, source: Path, dataset: bool) -> dict[str, Path]:
@@ -100,8 +92,7 @@ def predict_dataset(args, root: Path, files: dict) -> dict:
                                         if isinstance(getattr(ds, f.name), np.ndarray) and len(getattr(ds, f.name)) == n})
     pred = evaluate(model, tensors(ds), torch.device("cpu"))
     true = ds.targets.astype(np.float64)
-    screen_px = _pair(args.screen, "--screen", int)
-    screen_cm = _pair(args.screen_cm, "--screen-cm")
+    screen_px, screen_cm = args.screen, args.screen_cm
     metrics = error_metrics(pred, true)
     table = region_table(pred, true, screen_cm=screen_cm, distance_cm=args.distance_cm, screen_px=screen_px)
     write_predictions(files["csv"], ds, pred)
@@ -130,7 +121,7 @@ def predict_frames(args, source: Path, files: dict) -> int:
     calibration = None if args.calibration == "none" else args.calibration
     rows = []
     with Tracker(args.checkpoint, source=src, smoother=args.smoother, calibration=calibration,
-                 face_backend=args.face_backend, screen=_pair(args.screen, "--screen", int)) as tracker:
+                 face_backend=args.face_backend, screen=args.screen) as tracker:
         for s in tracker:
             d = s.to_dict()
             d["path"] = names[s.frame] if names is not None else f"{source.name}#{s.frame}"

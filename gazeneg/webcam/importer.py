@@ -60,6 +60,7 @@ from gazeneg.data.dataset import (
 )
 from gazeneg.data.images import ImageFileError, read_image
 from gazeneg.files import lock_folder
+from gazeneg.units import parse_size
 from gazeneg.webcam.detect import crop_eyes, face_columns, make_detector
 
 CROPS = ("auto", "face", "resize", "eye")
@@ -116,14 +117,8 @@ class ImportSummary:
 
 
 def parse_screen(text: str) -> tuple[int, int]:
-    """'1440x900' -> (1440, 900) pixels."""
-    try:
-        w, h = (int(v) for v in text.lower().replace(" ", "").split("x"))
-    except ValueError:
-        raise DatasetError(f"--screen {text!r}: expected WIDTHxHEIGHT in pixels, e.g. 1440x900") from None
-    if w <= 0 or h <= 0:
-        raise DatasetError(f"--screen {text!r}: width and height must be positive")
-    return w, h
+    """'1440x900' -> (1440, 900) pixels (gazeneg.units.parse_size, the one WxH parser; SizeError when bad)."""
+    return parse_size(text, "--screen", "pixels")
 
 
 def _check_name(kind: str, value: str, csv_path: Path, line: int | None) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 
 from gazeneg.data.images import MAX_PIXELS, ImageFileError, read_image
 from gazeneg.errors import GazenegError
+from gazeneg.units import parse_size
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MAX_FRAME_PIXELS = MAX_PIXELS   # a frame of an image-folder source beyond this is refused before decoding
@@ -189,13 +190,7 @@ def frame_loop(source, step, press, *, clock, done=lambda: False, max_frames: in
 def screen_size(override: str | None = None) -> tuple[int, int]:
     """(width, height) in pixels: `override` "WxH", else tkinter's idea of the screen, else 1920x1080."""
     if override:
-        try:
-            w, h = (int(v) for v in override.lower().split("x"))
-            if w <= 0 or h <= 0:
-                raise ValueError
-        except ValueError:
-            raise CaptureError(f"--screen {override!r}: expected WIDTHxHEIGHT in pixels, e.g. 2560x1440") from None
-        return w, h
+        return parse_size(override, "--screen", "pixels")
     try:
         import tkinter
 
