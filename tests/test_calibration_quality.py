@@ -4,37 +4,18 @@ about, offers to redo the worst targets, and is not reused automatically."""
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 
-from gazeneg.testing import astronaut_path, moving_face_frames
 from gazeneg.webcam import live as L
 from gazeneg.webcam.capture import FrameClock
 from gazeneg.webcam.detect import make_detector
-
-
-class ListSource:
-    live = False
-    fps = 30.0
-
-    def __init__(self, frames):
-        self.frames, self.i = frames, 0
-
-    def read(self):
-        if self.i >= len(self.frames):
-            return None
-        self.i += 1
-        return self.frames[self.i - 1]
-
-    def close(self):
-        pass
+from tests.conftest import ListSource, face_frames
 
 
 @pytest.fixture(scope="module")
 def frames():
-    photo = cv2.imread(str(astronaut_path()), cv2.IMREAD_COLOR)
-    return [f for f, _ in moving_face_frames(photo, 60)]
+    return face_frames(60)
 
 
 def test_calibrations_are_kept_per_user(tmp_path, monkeypatch):

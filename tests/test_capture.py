@@ -2,7 +2,6 @@
 crash safety and --resume, the attention check, pause/Esc, rejections and the clear error messages."""
 
 import errno
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -13,26 +12,14 @@ import pytest
 
 from gazeneg import grid
 from gazeneg.data.dataset import DatasetError, DatasetWriter, face_features, load_dataset
-from gazeneg.testing import astronaut_path, moving_face_frames
+from gazeneg.testing import moving_face_frames
 from gazeneg.units import SizeError
 from gazeneg.webcam import capture as C
 from gazeneg.webcam.detect import crop_eyes
+from tests.conftest import ListSource, fast_config, load_script
 
 FRAMES = 3      # per target
 FIX = 0.1       # s: 3 frames at 30 fps
-
-
-def _load_script(name):
-    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"script_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-@pytest.fixture(scope="module")
-def photo():
-    return cv2.imread(str(astronaut_path()), cv2.IMREAD_COLOR)
 
 
 @pytest.fixture(scope="module")
@@ -46,30 +33,6 @@ def folder(tmp_path_factory, frame_list):
     for i, f in enumerate(frame_list):
         cv2.imwrite(str(d / f"{i:04d}.jpg"), f, [cv2.IMWRITE_JPEG_QUALITY, 95])
     return d
-
-
-class ListSource:
-    """Frames from a list; raises `error` when asked for frame number `fail_at` (a crash, an unplugged
-    camera). None = no face in that frame (a blank one)."""
-
-    live = False
-    fps = 30.0
-
-    def __init__(self, frames, *, fail_at=None, error=None):
-        self.frames, self.fail_at, self.i = frames, fail_at, 0
-        self.error = error or RuntimeError("simulated crash")
-
-    def read(self):
-        if self.fail_at is not None and self.i == self.fail_at:
-            raise self.error
-        if self.i >= len(self.frames):
-            return None
-        f = self.frames[self.i]
-        self.i += 1
-        return f
-
-    def close(self):
-        pass
 
 
 def _settings(**kw):
@@ -114,7 +77,6 @@ def test_capture_from_video_file_writes_a_valid_dataset(tmp_path, frame_list):
 
 
 def test_captured_folder_is_accepted_by_training(tmp_path, folder):
-    from gazeneg.config import from_dict
     from gazeneg.training.loop import run
 
     out = tmp_path / "ds"
@@ -123,8 +85,7 @@ def test_captured_folder_is_accepted_by_training(tmp_path, folder):
                   settings=_settings(), headless=True, resume=k > 0, log=lambda *_: None)
     ds = _assert_consistent(out)
     assert sorted(set(ds.sessions.tolist())) == ["a", "b", "c"] and len(ds) == 27
-    cfg = from_dict(dict(data=str(out), epochs=1, out=str(tmp_path / "runs"), progress=False, augment=False,
-                         model="mlp", val_subjects=1, test_subjects=1, batch_size=8))
+    cfg = fast_config(out, tmp_path / "runs", batch_size=8)
     run_dir = run(cfg, argv=["test"], log=lambda *_: None)
     assert (run_dir / "metrics.json").is_file()
 
@@ -161,7 +122,7 @@ def test_crash_mid_session_leaves_a_loadable_dataset_and_resume_completes_it(tmp
         C.capture(out, str(folder), subject="astro", session="s1", plan=plan, settings=_settings(), headless=True,
                   log=lambda *_: None)
     # The script with --resume completes it from the saved plan (its own plan options are ignored).
-    script = _load_script("capture")
+    script = load_script("capture")
     rc = script.main(["--out", str(out), "--subject", "astro", "--session", "s1", "--resume", "--headless",
                       "--source", str(folder), "--frames", str(FRAMES), "--fixation", str(FIX), "--cells", "99"])
     assert rc == 0
@@ -394,7 +355,7 @@ def test_keep_raw_frames(tmp_path, frame_list):
 
 
 def test_validation_goes_to_its_own_folder(tmp_path, folder):
-    script = _load_script("capture")
+    script = load_script("capture")
     rc = script.main(["--out", str(tmp_path / "me"), "--session", "s1", "--validation", "--headless", "--source",
                       str(folder), "--frames", "2", "--fixation", "0", "--n-cells", "3"])
     assert rc == 0

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from gazeneg.cli import main as console
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,11 +49,8 @@ def test_each_command_has_its_scripts_options(name, expect, capsys):
                                             ("eval_wrong_labels", "eval"), ("toy_ascent", "toy")])
 def test_scripts_are_thin_wrappers_over_the_same_functions(script, module):
     import importlib
-    import importlib.util
 
-    spec = importlib.util.spec_from_file_location(f"w_{script}", ROOT / "scripts" / f"{script}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(script)
     assert mod.main is importlib.import_module(f"gazeneg.cli.{module}").main
 
 

@@ -7,6 +7,7 @@ import pytest
 from gazeneg.study.stats import compare, holm, mean_ci, summarize
 from gazeneg.study.sweep import Arm, SweepConfig, all_arms, load_done, run_sweep
 from gazeneg.study.sweep_report import build_report, read_results
+from tests.conftest import load_script
 
 
 def _rows(arm, values, budget=1, **extra):
@@ -230,12 +231,7 @@ def test_report_conclusions_follow_the_data(tmp_path):
 
 
 def test_sweep_table_prints_the_verdicts(tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("sweep_table", Path(__file__).parents[1] / "scripts" / "sweep_table.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("sweep_table")
     build_report(tmp_path / "a", rows=_fabricated_sweep({"sgd:original_pred_side": -0.2}))
     assert mod.main([str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out

@@ -22,13 +22,6 @@ from gazeneg.webcam.detect import (
 )
 
 
-@pytest.fixture(scope="module")
-def photo():
-    img = cv2.imread(str(astronaut_path()), cv2.IMREAD_COLOR)
-    assert img is not None and img.shape == (512, 512, 3)
-    return img
-
-
 def closed_eyes(photo):
     """The astronaut with both eyes painted over with cheek skin and a lash line: 'eyes closed'."""
     img = photo.copy()

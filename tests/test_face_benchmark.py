@@ -1,7 +1,6 @@
 """The real-face benchmark's own geometry: a perturbed still must carry its hand marks along exactly,
 or every error it reports is off."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -9,15 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("face_bench", ROOT / "benchmarks" / "face_landmarks.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("face_landmarks", "benchmarks")
 
 
 def _dot_image(pts, size=(260, 200)):

@@ -2,14 +2,13 @@
 published formulas and its behaviour (a fixed low-pass at rest, less lag with beta); make_smoother's names;
 and the default filter is the one benchmarks/filters.py chooses."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gazeneg.webcam import filters as F
+from tests.conftest import load_script
 
 
 # The reference implementation (1euro.py by Géry Casiez, the paper's companion code), transcribed as is:
@@ -114,11 +113,7 @@ def test_make_smoother_names_and_defaults():
 
 
 def _benchmark():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "filters.py"
-    spec = importlib.util.spec_from_file_location("bench_filters", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("filters", "benchmarks")
 
 
 def test_benchmark_metrics_on_known_signals():

@@ -7,6 +7,7 @@ from gazeneg.config import ConfigError, from_dict
 from gazeneg.data.dataset import DatasetError
 from gazeneg.study.sweep import SweepConfig, load_done, run_sweep
 from gazeneg.training.loop import run
+from tests.conftest import fast_config, load_script
 
 
 @pytest.mark.parametrize("kw, culprit", [
@@ -166,8 +167,7 @@ def test_non_finite_checkpoints_are_refused_at_load(tmp_path):
 def test_resume_after_a_kill_before_the_first_checkpoint_never_repeats_an_epoch(tiny_dataset, tmp_path):
     import csv
 
-    cfg = from_dict(dict(data=str(tiny_dataset), epochs=2, out=str(tmp_path / "runs"), progress=False,
-                         val_subjects=1, test_subjects=1, model="mlp", augment=False, flip=False))
+    cfg = fast_config(tiny_dataset, tmp_path / "runs", epochs=2)
     rd = run(cfg, argv=["x"])
     # As if killed while writing the first last.pt: metrics.csv has epoch 0, last.pt is a stale temp file.
     (rd / "last.pt").unlink()
@@ -202,13 +202,9 @@ def test_atomic_writes_get_the_users_umask(tmp_path):
 
 
 def _train_cli(argv, capsys):
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("train_script", Path(__file__).parents[1] / "scripts" / "train.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     from gazeneg.cli.errors import run_cli
+
+    mod = load_script("train")
 
     rc = run_cli(lambda: mod.main(argv))
     return rc, capsys.readouterr().err
@@ -355,8 +351,7 @@ def test_a_missing_image_is_reported_without_reading_every_row(tiny_dataset, tmp
 def test_resume_refuses_flags_it_would_ignore_and_extends_with_epochs(tiny_dataset, tmp_path, capsys):
     import csv
 
-    cfg = from_dict(dict(data=str(tiny_dataset), epochs=2, out=str(tmp_path / "runs"), progress=False,
-                         val_subjects=1, test_subjects=1, model="mlp", augment=False, flip=False))
+    cfg = fast_config(tiny_dataset, tmp_path / "runs", epochs=2)
     rd = run(cfg, argv=["x"])
     rc, err = _train_cli(["--resume", str(rd), "--epochs", "3", "--lr", "0.5"], capsys)
     assert rc == 2 and "--lr" in err and "--epochs" not in err.split("ignored:")[1].split("(")[0]
@@ -367,23 +362,13 @@ def test_resume_refuses_flags_it_would_ignore_and_extends_with_epochs(tiny_datas
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2]
 
 
-def _script_main(name):
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_eval_and_capture_with_an_out_that_is_a_file_are_one_line(tiny_dataset, tmp_path, capsys):
     from gazeneg.cli.capture import cli as capture_cli
     from gazeneg.cli.errors import run_cli
 
     afile = tmp_path / "afile"
     afile.write_text("x")
-    ev = _script_main("eval_wrong_labels")
+    ev = load_script("eval_wrong_labels")
     rc = run_cli(lambda: ev.main(["--data", str(tiny_dataset), "--regime", "sweep", "--arms", "adam:baseline",
                                   "--seeds", "2", "--budgets", "1", "--epochs", "1", "--out", str(afile / "sub")]))
     err = capsys.readouterr().err

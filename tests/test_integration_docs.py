@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gazeneg.webcam.record import GazeSample, read_samples
-from tests.test_tracker import face_frames, tiny_checkpoint, write_folder
+from tests.conftest import face_frames, tiny_checkpoint, write_folder
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "integration.md"
 README = DOC.parents[1] / "README.md"

@@ -228,11 +228,6 @@ def models():
         pytest.skip(f"landmark model files unavailable and could not be fetched: {e}")
 
 
-@pytest.fixture(scope="module")
-def photo():
-    return cv2.imread(str(astronaut_path()), cv2.IMREAD_COLOR)
-
-
 def _inside(pt, box):
     return box[0] <= pt[0] <= box[2] and box[1] <= pt[1] <= box[3]
 

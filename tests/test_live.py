@@ -1,9 +1,7 @@
 """The live pipeline, smoothing, the calibration fit and file, and the calibrate -> validate state
 machine, all headless."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,9 +11,9 @@ import torch
 from gazeneg import grid
 from gazeneg.model.checkpoint import save_checkpoint
 from gazeneg.model.networks import create_model
-from gazeneg.testing import astronaut_path, moving_face_frames
 from gazeneg.webcam import live as L
 from gazeneg.webcam.capture import FrameClock
+from tests.conftest import ListSource, face_frames, load_script
 
 # A non-symmetric distortion of the truth, as a user-specific model bias: corrected by the calibration.
 DISTORT = np.array([[0.8, 0.1, 1.2], [-0.05, 1.15, -0.7]])
@@ -23,25 +21,7 @@ DISTORT = np.array([[0.8, 0.1, 1.2], [-0.05, 1.15, -0.7]])
 
 @pytest.fixture(scope="module")
 def frames():
-    photo = cv2.imread(str(astronaut_path()), cv2.IMREAD_COLOR)
-    return [f for f, _ in moving_face_frames(photo, 80)]
-
-
-class ListSource:
-    live = False
-    fps = 30.0
-
-    def __init__(self, frames):
-        self.frames, self.i = frames, 0
-
-    def read(self):
-        if self.i >= len(self.frames):
-            return None
-        self.i += 1
-        return self.frames[self.i - 1]
-
-    def close(self):
-        pass
+    return face_frames(80)
 
 
 def test_calibration_fit_recovers_an_affine_map():
@@ -246,14 +226,6 @@ def test_render_live_without_a_window(frames, tmp_path):
     assert img.shape == (540, 960, 3)
 
 
-def _load_script(name):
-    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"script_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_live_script_headless_with_a_checkpoint(frames, tmp_path, capsys):
     model = create_model("gazecnn", width=8)
     ckpt = tmp_path / "best.pt"
@@ -262,7 +234,7 @@ def test_live_script_headless_with_a_checkpoint(frames, tmp_path, capsys):
     folder.mkdir()
     for i, f in enumerate(frames[:25]):
         cv2.imwrite(str(folder / f"{i:03d}.jpg"), f)
-    script = _load_script("live")
+    script = load_script("live")
     assert script.main([str(ckpt), "--source", str(folder), "--headless", "--smoother", "ema"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["frames"] > 0 and out["with_face"] == out["frames"] and out["total"]["median_ms"] > 0

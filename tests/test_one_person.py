@@ -12,6 +12,7 @@ import pytest
 
 from gazeneg import grid
 from gazeneg.data.synth import render_dataset
+from tests.conftest import load_script
 
 S1 = [(r, c) for r in (1, 3, 5, 7) for c in (1, 3, 5, 7, 9, 11, 13)]                        # 28 targets
 S2 = [(4, 7), (4, 8), (3, 8), (5, 8)]                                                          # 4 near the centre
@@ -135,11 +136,7 @@ def test_the_quick_one_person_regime_answers(capture, others, tmp_path):
 
 def test_one_person_data_gets_the_one_person_regime_by_default(capture, others, tmp_path, capsys):
     """scripts/eval_wrong_labels.py --data <one person>: the one-person regime, with its plain-words answer."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("ev", Path(__file__).parents[1] / "scripts" / "eval_wrong_labels.py")
-    ev = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ev)
+    ev = load_script("eval_wrong_labels")
     from gazeneg.study import one_person
 
     orig = one_person.OnePersonConfig.quick

@@ -1,33 +1,23 @@
 """Fine-tuning from a checkpoint (--init) and the personal regime (gazeneg/study/personal.py)."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from gazeneg.config import TrainConfig
 from gazeneg.data.dataset import load_dataset
 from gazeneg.data.splits import load_splits
 from gazeneg.model.checkpoint import CheckpointError, init_state, load_checkpoint
 from gazeneg.model.networks import create_model, predict
 from gazeneg.training import loop as train
+from tests.conftest import fast_config, load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _cfg(data, tmp_path, **kw):
-    base = dict(data=str(data), model="mlp", epochs=1, out=str(tmp_path / "runs"), progress=False, val_subjects=1,
-                test_subjects=1, threads=1, device="cpu", augment=False, flip=False)
-    return TrainConfig(**{**base, **kw})
+    return fast_config(data, tmp_path / "runs", threads=1, device="cpu", **kw)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +40,7 @@ def test_init_loads_the_weights_exactly(tiny_dataset, mlp_checkpoint, tmp_path, 
         raise _Stop
 
     monkeypatch.setattr(train, "fit", fake_fit)
-    script = _script("train")
+    script = load_script("train")
     with pytest.raises(_Stop):
         script.main(["--data", str(tiny_dataset), "--model", "mlp", "--init", str(mlp_checkpoint), "--out",
                      str(tmp_path / "r"), "--val-subjects", "1", "--test-subjects", "1", "--progress", "false",
@@ -260,7 +250,7 @@ def test_one_person_capture_runs_the_personal_regime_by_session(tmp_path, capsys
     tests/test_one_person.py)."""
     data = _one_person_three_sessions(tmp_path / "me")
     out = tmp_path / "out"
-    rc = _script("eval_wrong_labels").main(["--data", str(data), "--out", str(out), "--regime", "personal",
+    rc = load_script("eval_wrong_labels").main(["--data", str(data), "--out", str(out), "--regime", "personal",
                                             "--model", "mlp", "--ks", "9", "36",
                                             "--arms", "ft:no_finetune", "ft:baseline", "ft:original_l0.5_B2",
                                             "--lr-grid", "1e-3", "1e-2", "--steps", "10", "--base-epochs", "30",

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 
 from gazeneg.cli import main as gazeneg_main
-from gazeneg.config import from_dict
 from gazeneg.training.loop import run
 from gazeneg.webcam.accuracy import cell_error_grid, region_table
 from gazeneg.webcam.record import SAMPLE_FIELDS
-from tests.test_tracker import face_frames, tiny_checkpoint, write_folder, write_video
+from tests.conftest import face_frames, fast_config, tiny_checkpoint, write_folder, write_video
 
 
 def _rows(path):
@@ -21,8 +20,7 @@ def _rows(path):
 
 
 def test_predict_on_a_dataset_agrees_with_train(tiny_dataset, tmp_path, monkeypatch, capsys):
-    cfg = from_dict(dict(data=str(tiny_dataset), epochs=3, out=str(tmp_path / "runs"), progress=False,
-                         augment=False, model="mlp", val_subjects=1, test_subjects=1))
+    cfg = fast_config(tiny_dataset, tmp_path / "runs", epochs=3)
     rd = run(cfg, argv=["x"], log=lambda *a: None)
     m = json.loads((rd / "metrics.json").read_text())
     test_subjects = m["split_groups"]["test"]

@@ -14,6 +14,7 @@ from gazeneg.data import realism, synth
 from gazeneg.data.augment import augment_epoch, realism_enabled, realism_seed
 from gazeneg.data.dataset import load_dataset
 from gazeneg.strip import EYE_LEFT_XY, EYE_RIGHT_XY, IMAGE_H, IMAGE_W
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
@@ -211,14 +212,7 @@ def test_training_applies_the_look_as_configured(renders, tmp_path, monkeypatch,
 
 
 def _domain_gap():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "domain_gap.py"
-    spec = importlib.util.spec_from_file_location("domain_gap_bench", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("domain_gap", "benchmarks")
 
 
 def test_domain_gap_measures():

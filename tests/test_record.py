@@ -23,7 +23,7 @@ from gazeneg.webcam.record import (
     read_samples,
     sample_state,
 )
-from tests.test_tracker import face_frames, tiny_checkpoint, write_folder, write_video
+from tests.conftest import face_frames, tiny_checkpoint, write_folder, write_video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

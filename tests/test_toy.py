@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 import copy
 import dataclasses
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 
 from gazeneg.study import toy
+from tests.conftest import load_script
 
 LR = 0.5
 
@@ -351,11 +351,7 @@ def test_nothing_else_in_gazeneg_imports_the_study():
 
 
 def _load_script():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "toy_ascent.py"
-    spec = importlib.util.spec_from_file_location("toy_ascent", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("toy_ascent")
 
 
 def test_script_writes_report_and_figures_and_never_overwrites(tmp_path, capsys):

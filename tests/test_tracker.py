@@ -1,55 +1,16 @@
 """The Python API (webcam.tracker.Tracker) on a video and an image folder: the same samples as `gazeneg live`,
-the calibration loaded, events marked; and the helpers the other tracker tests share (a tiny checkpoint,
-the astronaut's moving face as a video or an image folder)."""
+the calibration loaded, events marked (the helpers the tracker tests share are in tests/conftest.py)."""
 
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from gazeneg.model.checkpoint import save_checkpoint
-from gazeneg.model.networks import create_model
-from gazeneg.testing import astronaut_path, moving_face_frames
 from gazeneg.webcam import live as L
 from gazeneg.webcam.record import SAMPLE_FIELDS, read_samples
 from gazeneg.webcam.tracker import Tracker
+from tests.conftest import face_frames, tiny_checkpoint, write_folder, write_video
 
 DISTORT = np.array([[0.8, 0.1, 1.2], [-0.05, 1.15, -0.7]])
-
-
-def face_frames(n: int, seed: int = 0) -> list[np.ndarray]:
-    photo = cv2.imread(str(astronaut_path()), cv2.IMREAD_COLOR)
-    return [f for f, _ in moving_face_frames(photo, n, seed=seed)]
-
-
-def tiny_checkpoint(folder: Path, seed: int = 0) -> Path:
-    """A width-8 GazeCNN saved as a checkpoint (random weights: the outputs vary with the input, which is
-    what the plumbing tests need)."""
-    import torch
-
-    torch.manual_seed(seed)
-    model = create_model("gazecnn", width=8)
-    ckpt = folder / "best.pt"
-    save_checkpoint(ckpt, model, model_name="gazecnn", model_kwargs={"width": 8}, config={}, epoch=0)
-    return ckpt
-
-
-def write_folder(folder: Path, frames) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, f in enumerate(frames):
-        cv2.imwrite(str(folder / f"{i:04d}.png"), f)
-    return folder
-
-
-def write_video(path: Path, frames, fps: float = 30.0) -> Path:
-    h, w = frames[0].shape[:2]
-    wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    assert wr.isOpened(), "OpenCV cannot write an MJPG .avi here"
-    for f in frames:
-        wr.write(f)
-    wr.release()
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -10,24 +10,7 @@ from gazeneg.webcam import live as L
 from gazeneg.webcam.accuracy import AccuracyError, recentre_offset, report_paths, target_report
 from gazeneg.webcam.capture import FrameClock
 from gazeneg.webcam.tracker import SampleTap, Tracker
-from tests.test_tracker import face_frames
-
-
-class ListSource:
-    live = False
-    fps = 30.0
-
-    def __init__(self, frames):
-        self.frames, self.i = frames, 0
-
-    def read(self):
-        if self.i >= len(self.frames):
-            return None
-        self.i += 1
-        return self.frames[self.i - 1]
-
-    def close(self):
-        pass
+from tests.conftest import ListSource, face_frames
 
 
 class FixedDetector:

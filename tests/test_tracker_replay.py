@@ -11,7 +11,7 @@ from gazeneg.webcam import live as L
 from gazeneg.webcam.record import read_samples
 from gazeneg.webcam.replay import ReplaySource
 from gazeneg.webcam.tracker import Tracker
-from tests.test_tracker import face_frames, tiny_checkpoint, write_folder, write_video
+from tests.conftest import face_frames, tiny_checkpoint, write_folder, write_video
 
 SAME = ("t_source", "frame", "state", "raw_row", "raw_col", "cal_row", "cal_col", "row", "col", "x_px", "y_px",
         "yaw", "pitch", "roll")

@@ -7,7 +7,7 @@ import pytest
 from gazeneg.cli import live as live_cli
 from gazeneg.webcam import screens
 from gazeneg.webcam.record import read_samples
-from tests.test_tracker import face_frames, tiny_checkpoint, write_folder
+from tests.conftest import face_frames, tiny_checkpoint, write_folder
 
 XRANDR = """Screen 0: minimum 320 x 200, current 4480 x 1440, maximum 16384 x 16384
 eDP-1 connected primary 1920x1080+0+360 (normal left inverted right x axis y axis) 344mm x 194mm

@@ -16,7 +16,7 @@ import pytest
 
 from gazeneg.webcam.record import SAMPLE_FIELDS, read_samples
 from gazeneg.webcam.stream import LSL_CHANNELS, parse_address
-from tests.test_tracker import face_frames, tiny_checkpoint, write_video
+from tests.conftest import face_frames, tiny_checkpoint, write_video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,7 +35,7 @@ def test_parse_address_is_local_by_default():
 
 def test_missing_package_names_the_extra(tmp_path, monkeypatch, capsys):
     from gazeneg.cli import live as live_cli
-    from tests.test_tracker import write_folder
+    from tests.conftest import write_folder
 
     ckpt = tiny_checkpoint(tmp_path)
     folder = write_folder(tmp_path / "f", face_frames(2))
