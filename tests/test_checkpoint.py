@@ -1,0 +1,106 @@
+"""gazeneg/model/checkpoint.py: a checkpoint loads back as the same model, as data only (weights_only); a
+changed bit, non-finite weights, absurd outputs, another model or another shape are each one CheckpointError
+naming the file."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from gazeneg.data.dataset import FACE_FEATURES, IMAGE_H, IMAGE_W
+from gazeneg.model.checkpoint import (
+    CheckpointError,
+    init_state,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+    weights_digest,
+)
+from gazeneg.model.networks import create_model, predict
+
+
+def _last_bias(state: dict) -> str:
+    return [k for k, v in state.items() if k.endswith("bias") and tuple(v.shape) == (2,)][-1]
+
+
+@pytest.fixture
+def saved(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("mlp").eval()
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model, model_name="mlp", model_kwargs={}, config={"lr": 0.1, "bad": float("nan")},
+                    epoch=3, extra={"best_err": float("inf"), "history": [1.0]})
+    return path, model
+
+
+def test_a_checkpoint_loads_back_as_the_same_model(saved):
+    path, model = saved
+    loaded, ckpt = load_checkpoint(path)
+    strips = np.random.default_rng(0).integers(0, 255, (4, IMAGE_H, IMAGE_W, 3), dtype=np.uint8)
+    feats = np.zeros((4, FACE_FEATURES), np.float32)
+    assert np.array_equal(predict(model, strips, feats), predict(loaded, strips, feats))
+    assert ckpt["epoch"] == 3 and ckpt["model_name"] == "mlp" and not loaded.training
+    assert ckpt["config"]["bad"] == "nan" and ckpt["extra"]["best_err"] == "inf"   # plain data for weights_only
+    assert ckpt["weights_sha256"] == weights_digest(ckpt["state_dict"])
+
+
+def test_a_changed_weight_is_found_by_the_digest(saved):
+    path, _ = saved
+    payload = torch.load(path, weights_only=True)
+    k = _last_bias(payload["state_dict"])
+    payload["state_dict"][k][0] += 1e-3            # one weight moved after the digest was taken
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="do not match the digest") as e:
+        read_checkpoint(path)
+    assert str(e.value).startswith(str(path))
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    model = create_model("mlp")
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(CheckpointError, match="refusing to save non-finite weights"):
+        save_checkpoint(tmp_path / "x.pt", model, model_name="mlp", model_kwargs={}, config={}, epoch=0)
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_absurd_outputs_are_refused(tmp_path):
+    model = create_model("mlp")
+    with torch.no_grad():
+        model.state_dict()[_last_bias(model.state_dict())].fill_(1e6)   # finite, digest fine, predictions absurd
+    save_checkpoint(tmp_path / "far.pt", model, model_name="mlp", model_kwargs={}, config={}, epoch=0)
+    with pytest.raises(CheckpointError, match="absurd"):
+        load_checkpoint(tmp_path / "far.pt")
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_foreign_and_malicious_files_are_refused(tmp_path, capsys):
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(CheckpointError, match="cannot be read as a gazeneg checkpoint"):
+        read_checkpoint(tmp_path / "text.pt")
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    with open(tmp_path / "evil.pt", "wb") as f:
+        pickle.dump({"format_version": 1, "state_dict": Evil()}, f)
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        read_checkpoint(tmp_path / "evil.pt")
+    assert "pwned" not in capsys.readouterr().out          # loaded as data: the pickle's call never ran
+    torch.save({"format_version": 99, "state_dict": {}}, tmp_path / "new.pt")
+    with pytest.raises(CheckpointError, match="newer than this gazeneg"):
+        read_checkpoint(tmp_path / "new.pt")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        read_checkpoint(tmp_path / "none.pt")
+
+
+def test_init_state_checks_the_architecture(saved):
+    path, model = saved
+    state = init_state(path, "mlp", {})
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(CheckpointError, match="holds a 'mlp' model, not 'gazecnn'"):
+        init_state(path, "gazecnn", {})
+    with pytest.raises(CheckpointError, match="hyperparameters differ"):
+        init_state(path, "mlp", {"use_face": False})
