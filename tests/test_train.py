@@ -150,17 +150,19 @@ def test_cm_and_degree_errors(tiny_dataset, tmp_path):
 def test_fixed_backbone_features_computed_once_train_the_same_model(tiny_dataset, tmp_path, monkeypatch):
     """The pixel MLP's backbone is a fixed function, so fit computes its features once and trains the layers
     after it on them: the same losses and validation errors as recomputing the features at every step."""
-    from gazeneg.model.networks import GazeModel, OnFeatures
+    from gazeneg.model.networks import GazeModel, Head, features
 
     m = create_model("mlp")
     assert m.fixed_backbone and not create_model("gazecnn").fixed_backbone
-    with pytest.raises(ValueError, match="backbone"):
-        OnFeatures(create_model("gazecnn"))
+    with pytest.raises(ValueError, match="cut must be one of"):
+        Head(m, "fc")
     m.eval()
     x = torch.randint(0, 256, (5, 32, 96, 3), dtype=torch.uint8)
     from gazeneg.data.dataset import normalize_images
     xn, face = normalize_images(x), torch.randn(5, m.face_mlp[1].in_features)
-    torch.testing.assert_close(OnFeatures(m)(m.backbone(xn), face), m(xn, face))
+    torch.testing.assert_close(Head(m, "backbone")(features(m, x, face, "backbone"), face), m(xn, face))
+    # the head holds the model's own layers: training it trains the model
+    assert {id(p) for p in Head(m, "backbone").parameters()} == {id(p) for p in m.parameters()}
 
     def curves(rd):
         import csv

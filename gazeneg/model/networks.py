@@ -44,10 +44,7 @@ class GazeModel(nn.Module):
         out = 2 if head == "regression" else grid.N_CELLS
         self.fc = nn.Sequential(nn.Linear(feat_dim + face_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
                                 nn.Linear(hidden, out))
-        self.register_buffer("centre", torch.tensor(grid.CENTRE, dtype=torch.float32), persistent=False)
-        self.register_buffer("half_range", torch.tensor(grid.CENTRE, dtype=torch.float32), persistent=False)
-        self.register_buffer("cells", torch.tensor(grid.cell_centres(), dtype=torch.float32),
-                             persistent=False)
+        self.output = GridOutput(head)
 
     @property
     def fixed_backbone(self) -> bool:
@@ -64,33 +61,88 @@ class GazeModel(nn.Module):
         """Everything after the backbone: forward(x, face) == head_forward(backbone(x), face)."""
         if self.use_face:
             h = torch.cat([h, self.face_mlp(face)], dim=1)
-        out = self.fc(h)
-        if self.head_type == "regression":
-            return out * self.half_range + self.centre
-        return out
+        return self.output(self.fc(h))
 
     def points(self, out: torch.Tensor) -> torch.Tensor:
         """(N, 2) continuous (row, col) from the forward output."""
+        return self.output.points(out)
+
+
+class GridOutput(nn.Module):
+    """The last step of every GazeModel, from fc's output to the grid: a regression output is scaled around
+    the screen centre (zero = looking at the centre, so the head's init is a few cells off, not tens);
+    points() turns 144 cell logits into their softmax-weighted mean cell centre. No parameters, and its
+    buffers are not saved: checkpoints hold only what is learnt."""
+
+    def __init__(self, head: str = "regression"):
+        super().__init__()
+        self.head_type = head
+        self.register_buffer("centre", torch.tensor(grid.CENTRE, dtype=torch.float32), persistent=False)
+        self.register_buffer("half_range", torch.tensor(grid.CENTRE, dtype=torch.float32), persistent=False)
+        self.register_buffer("cells", torch.tensor(grid.cell_centres(), dtype=torch.float32),
+                             persistent=False)
+
+    def forward(self, out: torch.Tensor) -> torch.Tensor:
+        return out * self.half_range + self.centre if self.head_type == "regression" else out
+
+    def points(self, out: torch.Tensor) -> torch.Tensor:
         if self.head_type == "regression":
             return out
         return torch.softmax(out.float(), dim=1) @ self.cells
 
 
-class OnFeatures(nn.Module):
-    """A GazeModel with a fixed backbone, called on its backbone's features (computed once) instead of on
-    images: OnFeatures(m)(m.backbone(x), face) == m(x, face). It holds m itself, so training it trains m."""
+CUTS = ("backbone", "head", "last")   # where `features` stops and `Head` starts: see features()
 
-    def __init__(self, model: GazeModel):
+
+class Head(nn.Module):
+    """The layers of a GazeModel after a cut, run on the features before it (computed once by `features`):
+    Head(m, cut)(features(m, x, face, cut), face) == m(x, face) in eval mode. It holds the model's own
+    layers (training it trains them; copy.deepcopy(head) copies only these) and its GridOutput.
+      cut "backbone": the face MLP and fc on the backbone's features (full training of a model whose
+                      backbone is a fixed function: the features are the same at every step)
+      cut "head":     fc on the backbone + face features (fine-tuning fc)
+      cut "last":     fc's last Linear layer on the penultimate activations (fine-tuning the last layer)"""
+
+    def __init__(self, model: GazeModel, cut: str = "last"):
         super().__init__()
-        if not model.fixed_backbone:
-            raise ValueError("OnFeatures needs a model whose backbone has no parameters or running statistics")
-        self.model = model
+        if cut not in CUTS:
+            raise ValueError(f"cut must be one of {CUTS}, not {cut!r}")
+        self.cut = cut
+        self.head_type = model.head_type
+        self.face_mlp = model.face_mlp if cut == "backbone" and model.use_face else None
+        self.fc = model.fc[-1:] if cut == "last" else model.fc
+        self.output = model.output
 
-    def forward(self, h: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
-        return self.model.head_forward(h, face)
+    def forward(self, h: torch.Tensor, face: torch.Tensor | None = None) -> torch.Tensor:
+        if self.face_mlp is not None:
+            h = torch.cat([h, self.face_mlp(face)], dim=1)
+        return self.output(self.fc(h))
 
     def points(self, out: torch.Tensor) -> torch.Tensor:
-        return self.model.points(out)
+        return self.output.points(out)
+
+
+@torch.no_grad()
+def features(model: GazeModel, images_uint8, face, cut: str = "backbone", *, batch_size: int = 512,
+             device: str | torch.device = "cpu") -> torch.Tensor:
+    """(N, F) float32 features of uint8 (N, H, W, 3) images (numpy or torch) and their (N, FACE_FEATURES)
+    face features, in eval mode, up to a cut (Head runs the rest): the backbone's output ("backbone"), with
+    the face MLP's beside it ("head": what fc sees), or through fc up to its last Linear layer ("last")."""
+    if cut not in CUTS:
+        raise ValueError(f"cut must be one of {CUTS}, not {cut!r}")
+    was_training = model.training
+    model.eval()
+    out = []
+    for s in range(0, len(images_uint8), batch_size):
+        h = model.backbone(normalize_images(images_uint8[s:s + batch_size]).to(device))
+        if cut != "backbone" and model.use_face:
+            f = torch.as_tensor(face[s:s + batch_size], dtype=torch.float32, device=device)
+            h = torch.cat([h, model.face_mlp(f)], 1)
+        if cut == "last":
+            h = model.fc[:-1](h)
+        out.append(h)
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, device=device)
 
 
 def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

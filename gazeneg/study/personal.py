@@ -44,24 +44,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from gazeneg import grid, seeding
 from gazeneg.config import TrainConfig, from_dict
-from gazeneg.data.dataset import DatasetError, GazeDataset, normalize_images
+from gazeneg.data.dataset import DatasetError, GazeDataset
 from gazeneg.data.splits import Splits
 from gazeneg.files import append_csv_rows, atomic_write_text, lock_folder
 from gazeneg.model.checkpoint import init_state, read_checkpoint, save_checkpoint
-from gazeneg.model.losses import point_loss
 from gazeneg.model.metrics import COLLAPSED, DIVERGED, OK, centre_guess_error, error_metrics, outcome
-from gazeneg.model.networks import GazeModel, create_model
+from gazeneg.model.networks import GazeModel, Head, create_model
+from gazeneg.model.networks import features as cut_features
 from gazeneg.study.sweep import Arm, dataset
 from gazeneg.study.tasks import run_tasks
-from gazeneg.training.loop import evaluate, fit, make_optimizer, set_lr, tensors
+from gazeneg.training.loop import evaluate, fit, tensors
+from gazeneg.training.optim import lr_at, make_optimizer, set_lr
+from gazeneg.training.step import Recipe, train_step
 from gazeneg.wronglabels.guards import weights_finite
-from gazeneg.wronglabels.objective import WrongLabelObjective, true_cells_of
+from gazeneg.wronglabels.objective import WrongLabelObjective
 
 KS = (9, 36, 144)
 # One LR grid for every arm (AdamW, the fine-tune's optimizer). Wide enough that the chosen LR is rarely
@@ -210,7 +210,7 @@ def held_out_units(ds: GazeDataset, seed: int = 0) -> tuple[str, list[Unit]]:
     uniq = np.unique(cells)
     if len(uniq) < 9:
         raise DatasetError(f"{ds.root}: one person, one session and {len(uniq)} cells: the personal regime needs "
-                           f"another session (scripts/capture.py --session NAME) or at least 9 cells")
+                           f"another session (gazeneg capture --session NAME) or at least 9 cells")
     perm = seeding.numpy_rng(seed, "personal", 999).permutation(uniq)
     return "cells", [Unit(f"cells{i + 1}of3", np.flatnonzero(np.isin(cells, part)))
                      for i, part in enumerate(np.array_split(perm, 3))]
@@ -342,25 +342,24 @@ def train_base(pcfg: PersonalConfig, ds: GazeDataset, fold: int, train_rows, val
 
 def classification_base(reg: GazeModel, cfg: TrainConfig, sp: Splits, epochs: int = 30) -> GazeModel:
     """A 144-way model with the regression base's backbone and face MLP and a new fc MLP trained by
-    cross-entropy on their features of the base's training photos (minibatches of 256, AdamW 2e-3)."""
+    cross-entropy (step.train_step, no wrong labels) on their features of the base's training photos
+    (minibatches of 256, AdamW 2e-3)."""
     model = create_model(cfg.model, head="classification", **cfg.model_kwargs)
     state = {k: v for k, v in reg.state_dict().items() if not k.startswith("fc.")}
     state.update({k: v for k, v in model.state_dict().items() if k.startswith("fc.")})   # a fresh 144-way fc
     model.load_state_dict(state)
     h = features(model, sp.train, part="head")
-    cells = true_cells_of(torch.from_numpy(sp.train.targets.astype(np.float32)))
-    head = Head(model, "head")
+    y = torch.from_numpy(sp.train.targets.astype(np.float32))
+    head = Head(model, "head")   # the model's own fc: training the head trains the model
     opt = torch.optim.AdamW(head.parameters(), lr=2e-3, weight_decay=1e-4)
+    recipe, no_wrong_labels = Recipe(head="classification", seed=cfg.seed), WrongLabelObjective()
     g = seeding.torch_generator(cfg.seed, "personal", 1)
     head.train()
     for _ in range(epochs):
         order = torch.randperm(len(h), generator=g)
         for s in range(0, len(h), 256):
             i = order[s:s + 256]
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(head(h[i]), cells[i]).backward()
-            opt.step()
-    model.fc.load_state_dict(head.fc.state_dict())
+            train_step(recipe, head, opt, opt, no_wrong_labels, (h[i], None, y[i]), i, step=0, lam=0.0, lr=2e-3)
     return model.eval()
 
 
@@ -368,100 +367,36 @@ def classification_base(reg: GazeModel, cfg: TrainConfig, sp: Splits, epochs: in
 # Head-only fine-tuning on features computed once
 
 
-HEAD_PARTS = ("last", "head")   # the fine-tuned part in feature mode: fc's last Linear layer, or all of fc
+HEAD_PARTS = ("last", "head")   # the fine-tuned part in feature mode (networks.Head's cut): fc's last Linear
+                                # layer, or all of fc
 
 
-class Head(nn.Module):
-    """The last layers of a GazeModel and its output scaling, on features computed once: with
-    part="last" fc's last Linear layer on the penultimate activations, with part="head" the whole fc MLP on
-    the backbone + face features. model(x, face) == Head(model, part)(features(model, x, face, part)) in
-    eval mode."""
-
-    def __init__(self, model: GazeModel, part: str = "last"):
-        super().__init__()
-        if part not in HEAD_PARTS:
-            raise ValueError(f"head part must be one of {HEAD_PARTS}, not {part!r}")
-        self.fc = copy.deepcopy(model.fc[-1:] if part == "last" else model.fc)
-        self.head_type = model.head_type
-        self.register_buffer("centre", model.centre.detach().clone(), persistent=False)
-        self.register_buffer("half_range", model.half_range.detach().clone(), persistent=False)
-        self.register_buffer("cells", model.cells.detach().clone(), persistent=False)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        out = self.fc(h)
-        return out * self.half_range + self.centre if self.head_type == "regression" else out
-
-    def points(self, out: torch.Tensor) -> torch.Tensor:
-        if self.head_type == "regression":
-            return out
-        return torch.softmax(out.float(), dim=1) @ self.cells
-
-
-@torch.no_grad()
 def features(model: GazeModel, ds: GazeDataset, part: str = "last", batch_size: int = 512) -> torch.Tensor:
-    """(N, F) float32, in eval mode: the backbone's features of the eye strip with the face MLP's of the face
-    box (what fc sees; part="head"), or those through fc up to its last Linear layer (part="last")."""
-    model.eval()
-    out = []
-    for s in range(0, len(ds), batch_size):
-        x = normalize_images(ds.images[s:s + batch_size])
-        h = model.backbone(x)
-        if model.use_face:
-            h = torch.cat([h, model.face_mlp(torch.from_numpy(ds.face[s:s + batch_size].astype(np.float32)))], 1)
-        if part == "last":
-            h = model.fc[:-1](h)
-        out.append(h)
-    return torch.cat(out) if out else torch.zeros(0)
+    """(N, F) float32 networks.features of a data set's photos up to a HEAD_PARTS cut, in eval mode: what
+    networks.Head(model, part) takes."""
+    return cut_features(model, ds.images, ds.face, part, batch_size=batch_size)
 
 
 def finetune_head(head: Head, h: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, steps: int) -> tuple[Head, bool]:
-    """Fine-tune a copy of head on features h (k, F) and targets y (k, 2): `steps` full-batch steps with the
-    config's optimizer, LR (cosine to 0 when cfg.schedule is cosine) and true-label loss, plus the
-    wrong-label objective of the config, on the head's predictions exactly as train_one_epoch applies it
-    (combined: one backward of pos - lambda N; literal: a separate optimizer's step at -lambda * lr).
-    Returns (the fine-tuned head, diverged)."""
+    """Fine-tune a copy of head on features h (k, F) and targets y (k, 2): `steps` full-batch steps of
+    step.train_step, the very step full training takes, with the config's optimizer, LR (its schedule over
+    the steps: optim.lr_at), true-label loss and wrong-label objective (combined: one backward of
+    pos - lambda N; literal: a separate optimizer's step at -lambda * lr). Returns (the fine-tuned head,
+    diverged)."""
     head = copy.deepcopy(head).train()
     torch.manual_seed(seeding.seed_int(cfg.seed, "torch", 0))
     obj = WrongLabelObjective.from_config(cfg, n_train=len(y))
     params = list(head.parameters())
     opt = make_optimizer(cfg, params)
     neg_opt = obj.pick_neg_optimizer(opt, lambda: make_optimizer(cfg, params, negative=True))
-    idx = torch.arange(len(y))
-    cls = cfg.head == "classification"
-    cells = true_cells_of(y) if cls else None
+    recipe, idx = Recipe.from_config(cfg), torch.arange(len(y))
     lam = obj.lambda_at(cfg.epochs - 1)   # constant schedule: the base lambda
-
-    def backward(loss):
-        loss.backward()
-
-    def forward_points(xb, fb):
-        return head.points(head(xb)).float()
-
     for step in range(steps):
-        lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / steps)) if cfg.schedule == "cosine" else cfg.lr
+        lr = lr_at(cfg, step, steps)
         set_lr(opt, lr)
-        out = head(h)
-        opt.zero_grad(set_to_none=True)
-        if cls:
-            loss = F.cross_entropy(out.float(), cells)
-            term = obj.classification_term(out.float(), cells, idx, step, lam)
-            loss = loss if term is None else loss + term
-            backward(loss)
-        else:
-            f = head.points(out).float()
-            pos = point_loss(f, y, cfg.loss).mean()
-            if obj.regression_active(lam) and obj.mode == "combined":
-                loss = obj.backward_combined(pos, f, y, idx, step, lam, params, backward)
-            else:
-                loss = pos
-                backward(loss)
-        if not math.isfinite(float(loss.detach())):
+        if not math.isfinite(train_step(recipe, head, opt, neg_opt, obj, (h, None, y), idx, step=step, lam=lam,
+                                        lr=lr)):
             return head, True
-        opt.step()
-        if obj.regression_active(lam) and obj.mode == "literal":
-            neg = obj.literal_step(head, neg_opt, h, None, y, idx, step, lam, lr, backward, forward_points)
-            if not math.isfinite(neg):
-                return head, True
     return head.eval(), not weights_finite(head)
 
 

@@ -1,8 +1,12 @@
 """Training: one flat loop (`fit`, `train_one_epoch`, `evaluate`) used by scripts/train.py, by the
 wrong-label sweep and by the personal regime. `run(cfg)` owns a run folder; `fit(cfg, splits)` is the
-in-memory core. The wrong-label method (its extra loss or negative step, guards, lambda schedule and
-watchdog) comes from one object, objective.WrongLabelObjective; splits, metrics and the run folder's
-files have their own modules (splits.py, metrics.py, runfiles.py).
+in-memory core, in named phases: build (model, optimizers, objective, data), restore (a resumed run's
+state, the weight EMA), one `_epoch` per epoch (the epoch's augmentation, train_one_epoch, validation and
+the watchdog, metrics and checkpoints) and finish (the final weights and the outcome). The per-batch step
+is step.train_step, shared with fine-tuning; the wrong-label method (its extra loss or negative step,
+guards, lambda schedule and watchdog) comes from one object, objective.WrongLabelObjective; splits,
+metrics, the optimizer and LR schedule, the resumable state and the run folder's files have their own
+modules (splits.py, metrics.py, optim.py, state.py, runfiles.py).
 """
 
 from __future__ import annotations
@@ -11,25 +15,24 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from gazeneg import grid, seeding
 from gazeneg.config import ConfigError, TrainConfig
 from gazeneg.data.augment import DeviceAugment, augment_epoch, realism_enabled
-from gazeneg.data.dataset import GazeDataset, normalize_images
 from gazeneg.data.splits import Splits, data_warnings, describe, load_splits
 from gazeneg.files import atomic_write_text
-from gazeneg.model.checkpoint import CheckpointError, init_state, read_checkpoint, save_checkpoint
-from gazeneg.model.losses import point_loss
+from gazeneg.model.checkpoint import init_state, read_checkpoint, save_checkpoint
 from gazeneg.model.metrics import DIVERGED, centre_guess_error, error_metrics, outcome
-from gazeneg.model.networks import GazeModel, OnFeatures, RidgeBaseline, create_model, eye_patch_features
+from gazeneg.model.networks import GazeModel, Head, RidgeBaseline, create_model, eye_patch_features, features
 from gazeneg.training import distributed
+from gazeneg.training.epoch import evaluate, logit_absmax, tensors, to_device, train_one_epoch
+from gazeneg.training.optim import lr_at, make_optimizer, param_groups, pick_device, set_lr
 from gazeneg.training.runfiles import (
     append_metrics,
     check_resume,
@@ -39,8 +42,10 @@ from gazeneg.training.runfiles import (
     truncate_metrics,
     write_predictions,
 )
-from gazeneg.wronglabels.guards import GuardCounter, weights_finite
-from gazeneg.wronglabels.objective import WrongLabelObjective, true_cells_of
+from gazeneg.training.state import TrainState, eval_weights, restore, save
+from gazeneg.training.step import Recipe
+from gazeneg.wronglabels.guards import weights_finite
+from gazeneg.wronglabels.objective import WrongLabelObjective
 
 # Memory format of the model's weights. Activations are channels_last already: normalize_images permutes
 # the NHWC uint8 batch without copying, so oneDNN (CPU) and cuDNN pick NHWC kernels from the input; moving
@@ -49,244 +54,19 @@ MEMORY_FORMAT = torch.contiguous_format
 
 
 # ----------------------------------------------------------------------------------------------
-# Optimisation helpers
+# fit's helpers
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but torch sees no CUDA device; use --device cpu")
-    return torch.device(name)
-
-
-def make_optimizer(cfg: TrainConfig, params, *, negative: bool = False) -> torch.optim.Optimizer:
-    # The negative step's optimizer has no weight decay: at a negative learning rate, decay would
-    # become weight growth.
-    wd = 0.0 if negative else cfg.weight_decay
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=wd)
-
-
-def lr_at(cfg: TrainConfig, epoch: int) -> float:
-    """Learning rate for an epoch, a pure function of the epoch so that resume needs no state."""
-    if cfg.schedule == "cosine":
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs))
-    if cfg.schedule == "step":
-        return cfg.lr * (0.1 ** (epoch // max(1, int(cfg.epochs * 0.6))))
-    return cfg.lr
-
-
-def set_lr(opt, lr):
-    for g in opt.param_groups:
-        g["lr"] = lr * g.get("lr_scale", 1.0)
-
-
-def param_groups(model: GazeModel, backbone_lr_scale: float = 1.0):
-    """The optimizer's parameters. Fine-tuning may give the backbone (the eye-strip feature extractor) a
-    fraction of the LR; 0 freezes it: no gradients, and its BatchNorm running statistics are held too
-    (momentum 0), so its output in eval mode stays exactly the checkpoint's."""
-    if backbone_lr_scale == 1.0:
-        return list(model.parameters())
-    backbone = list(model.backbone.parameters())
-    ids = {id(p) for p in backbone}
-    rest = [p for p in model.parameters() if id(p) not in ids]
-    if backbone_lr_scale == 0:
-        for p in backbone:
-            p.requires_grad_(False)
-        for m in model.backbone.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.momentum = 0.0
-        return rest
-    return [{"params": backbone, "lr_scale": backbone_lr_scale}, {"params": rest}]
-
-
-# ----------------------------------------------------------------------------------------------
-# The loop
-
-
-@dataclass
-class TrainState:
-    """Everything a resumed run needs beyond the weights and optimizer states."""
-
-    epoch: int = 0
-    lam: float = 0.0
-    best_err: float = math.inf
-    best_epoch: int = -1
-    diverged: bool = False
-    stop_reason: str = ""
-    history: list = field(default_factory=list)
-    guards: GuardCounter = field(default_factory=GuardCounter)
-    step: int = 0
-
-
-def _batch(data, idx, device, aug=None):
+def _on_features(model: GazeModel, data, device):
+    """(uint8 images, face, targets) -> (backbone features, face, targets) on the device, for a model whose
+    backbone is a fixed function: computed once, then every epoch trains networks.Head(model, "backbone")
+    on them, the same numbers as recomputing them per batch at a fraction of the cost."""
     x_u8, face, y = data
-    idx = idx.to(x_u8.device)  # data may already live on the device (fit moves it once per epoch)
-    # index_select on a 2-D view: ~8x faster than x_u8[idx] for uint8 rows on a CPU.
-    xb = torch.index_select(x_u8.reshape(len(x_u8), -1), 0, idx).reshape(-1, *x_u8.shape[1:])
-    if x_u8.dtype != torch.uint8:   # backbone features computed once (fit, fixed backbone): nothing to normalise
-        return (xb.to(device, non_blocking=True), face[idx].to(device, non_blocking=True),
-                y[idx].to(device, non_blocking=True))
-    if aug is not None:  # augment_backend "torch": augmented and normalised where the batch trains
-        xb, yb, fb = aug(xb.to(device, non_blocking=True), y[idx].to(device, non_blocking=True),
-                         face[idx].to(device, non_blocking=True))
-        return xb, fb, yb
-    return (normalize_images(xb).to(device, non_blocking=True),
-            face[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True))
-
-
-def _scaled_backward(scale: float):
-    # scale is this rank's share of the global batch times the world size (1.0 in one process): DDP
-    # averages gradients over ranks, so the mean over an unevenly split global batch needs it.
-    def backward(loss):
-        (loss if scale == 1.0 else loss * scale).backward()
-    return backward
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """The true-label side of a training step: all train_one_epoch reads besides the wrong-label objective."""
-
-    batch_size: int = 64
-    seed: int = 0
-    loss: str = "huber"          # losses.point_loss kind
-    head: str = "regression"     # or "classification"
-    ce_reg_weight: float = 0.0   # classification: weight of an MSE term on the expected point
-    amp: bool = True             # bf16 autocast, on CUDA only
-
-    @classmethod
-    def from_config(cls, cfg: TrainConfig) -> Recipe:
-        return cls(batch_size=cfg.batch_size, seed=cfg.seed, loss=cfg.loss, head=cfg.head,
-                   ce_reg_weight=cfg.ce_reg_weight, amp=cfg.amp)
-
-
-def train_one_epoch(recipe: Recipe, model: GazeModel, opt, neg_opt, data, state: TrainState,
-                    objective: WrongLabelObjective, device, *, lr: float, lam: float, epoch: int, bar=None,
-                    ema=None, aug=None) -> tuple[float, bool]:
-    """One pass over the training set. Returns (mean loss, non-finite seen). Under torchrun each rank
-    takes its shard of every global batch (see distributed.py); the returned loss is the global mean.
-    `recipe` is the true-label side (loss, head, batch size, amp); everything about wrong labels comes
-    from `objective`."""
-    model.train()
-    di = distributed.info()
-    x_u8, face, y = data
-    n = len(y)
-    order = torch.randperm(n, generator=seeding.torch_generator(recipe.seed, "order", epoch))
-    other = torch.randperm(n, generator=seeding.torch_generator(recipe.seed, "other", epoch))
-    bs = recipe.batch_size
-    total, count = 0.0, 0
-    use_amp = recipe.amp and device.type == "cuda"
-    regression_neg = objective.regression_active(lam)
-
-    def forward_points(xb, fb):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            return model.points(model(xb, fb)).float()
-
-    # A trailing batch of one sample joins the one before it: BatchNorm cannot train on a single sample.
-    starts = list(range(0, n, bs))
-    if len(starts) > 1 and n - starts[-1] == 1:
-        starts.pop()
-    for i, start in enumerate(starts):
-        gidx = order[start:start + bs] if i < len(starts) - 1 else order[start:]
-        idx = distributed.shard(gidx, di)
-        backward = _scaled_backward(len(idx) * di.world_size / len(gidx))
-        xb, fb, yb = _batch(data, idx, device, aug)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            out = model(xb, fb)
-        opt.zero_grad(set_to_none=True)
-        if recipe.head == "classification":
-            out = out.float()
-            true_cells = true_cells_of(yb)
-            loss = out.new_zeros(())
-            if not objective.cls_only:
-                loss = F.cross_entropy(out, true_cells)
-                if recipe.ce_reg_weight > 0:
-                    loss = loss + recipe.ce_reg_weight * point_loss(model.points(out), yb, "mse").mean()
-            term = objective.classification_term(out, true_cells, idx, state.step, lam)
-            loss = loss if term is None else loss + term
-            backward(loss)
-        else:
-            f = model.points(out).float()
-            pos = point_loss(f, yb, recipe.loss).mean()
-            if regression_neg and objective.mode == "combined":
-                params = [p for p in model.parameters() if p.requires_grad]
-                loss = objective.backward_combined(pos, f, yb, idx, state.step, lam, params, backward)
-            else:
-                loss = pos
-                backward(loss)
-        lv = distributed.global_mean(loss.item(), len(idx), len(gidx), device, di)
-        if not math.isfinite(lv):
-            return float("nan"), True
-        opt.step()
-        if regression_neg and objective.mode == "literal":
-            nidx = idx
-            if objective.other_photos:
-                nidx = distributed.shard(other[start:start + len(gidx)], di)
-                xb, fb, yb = _batch(data, nidx, device, aug)
-            neg = objective.literal_step(model, neg_opt, xb, fb, yb, nidx, state.step, lam, lr, backward,
-                                         forward_points)
-            if not math.isfinite(distributed.global_mean(neg, len(nidx), len(gidx), device, di)):
-                return float("nan"), True
-        if ema is not None:
-            ema.update_parameters(model)
-        total += lv * len(gidx)
-        count += len(gidx)
-        state.step += 1
-        if bar is not None:
-            bar.update(len(gidx))
-    return total / max(count, 1), False
-
-
-@torch.no_grad()
-def evaluate(model: GazeModel, data, device, batch_size: int = 1024) -> np.ndarray:
-    """(N, 2) predicted (row, col) for a held-out set, as float64 numpy."""
-    model.eval()
-    x_u8, face, _ = data
-    out = []
-    for s in range(0, len(x_u8), batch_size):
-        idx = torch.arange(s, min(s + batch_size, len(x_u8)))
-        xb, fb, _ = _batch(data, idx, device)
-        out.append(model.points(model(xb, fb)).float().cpu())
-    return torch.cat(out).double().numpy()
-
-
-@torch.no_grad()
-def logit_absmax(model: GazeModel, data, device) -> float:
-    """Mean over held-out images of the largest |logit|: runs off to infinity under negated_ce."""
-    model.eval()
-    xb, fb, _ = _batch(data, torch.arange(min(len(data[0]), 512)), device)
-    return float(model(xb, fb).float().abs().amax(dim=1).mean())
-
-
-def tensors(ds: GazeDataset):
-    return (torch.from_numpy(np.ascontiguousarray(ds.images)), torch.from_numpy(ds.face.astype(np.float32)),
-            torch.from_numpy(ds.targets.astype(np.float32)))
-
-
-@torch.no_grad()
-def backbone_features(model: GazeModel, data, device, batch_size: int = 1024):
-    """(uint8 images, face, targets) -> (backbone features, face, targets) for a model whose backbone is a
-    fixed function (GazeModel.fixed_backbone): computed once, then every epoch trains the layers after it
-    on these (OnFeatures), the same numbers as recomputing them per batch at a fraction of the cost."""
-    x_u8, face, y = data
-    feats = [model.backbone(normalize_images(x_u8[s:s + batch_size]).to(device, memory_format=MEMORY_FORMAT))
-             for s in range(0, len(x_u8), batch_size)]
-    h = torch.cat(feats) if feats else torch.zeros(0, device=device)
-    return h.contiguous(), face.to(device), y.to(device)
+    return features(model, x_u8, face, "backbone", batch_size=1024, device=device), face.to(device), y.to(device)
 
 
 def _torch_augment(cfg: TrainConfig, device) -> bool:
     return cfg.augment_backend == "torch" or (cfg.augment_backend == "auto" and device.type == "cuda")
-
-
-def _to_device(data, device):
-    """(uint8 images, face, targets) onto the device in one copy per epoch, not one per batch; images stay
-    uint8 (a quarter of float32's bytes) and are normalised there per batch. A no-op on CPU."""
-    return tuple(t.to(device, non_blocking=True) for t in data)
 
 
 def _check_distributed(cfg: TrainConfig, n_train: int, di: distributed.DistInfo) -> None:
@@ -302,6 +82,10 @@ def _check_distributed(cfg: TrainConfig, n_train: int, di: distributed.DistInfo)
         raise ConfigError(why)
 
 
+# ----------------------------------------------------------------------------------------------
+# fit, in phases
+
+
 @dataclass
 class FitResult:
     model: GazeModel                 # holds the best-on-validation weights
@@ -315,8 +99,48 @@ class FitResult:
     final_val_error: float = math.nan  # validation error (cells) of the final model
 
 
-def _state_copy(model) -> dict:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+@dataclass
+class Training:
+    """What fit's phases share: set up by _build and _restore, advanced by _epoch, read by _finish."""
+
+    cfg: TrainConfig
+    splits: Splits
+    di: distributed.DistInfo
+    device: torch.device
+    run_dir: Path | None
+    write: bool                      # this process writes run_dir's files
+    log: object
+    objective: WrongLabelObjective
+    recipe: Recipe
+    model: GazeModel                 # the weights (train_fwd and fwd may wrap them)
+    fwd: torch.nn.Module             # the model, compiled when cfg.compile
+    train_fwd: torch.nn.Module       # what trains: fwd, its DDP wrapper, or a Head on features computed once
+    opt: torch.optim.Optimizer
+    neg_opt: torch.optim.Optimizer   # the literal negative step's optimizer (opt itself with neg_optimizer same)
+    state: TrainState
+    watchdog: object
+    centre_err: float                # validation error of always guessing the screen centre
+    on_features: bool                # a fixed backbone's features computed once (data holds them)
+    data: tuple                      # (images or features, face, targets) of the training set, on the device
+    val_data: tuple
+    look: bool                       # the webcam look (data.realism) on the training photos
+    ema: object = None
+    eval_model: torch.nn.Module | None = None   # what validates: the EMA's weights or fwd, on features or not
+    best_state: dict | None = None
+    seen: int = 0
+    t0: float = 0.0
+
+    @property
+    def val_targets(self) -> np.ndarray:
+        return self.splits.val.targets.astype(np.float64)
+
+    def set_eval_model(self) -> None:
+        m = self.ema.module if self.ema is not None else self.fwd
+        self.eval_model = Head(m, "backbone") if self.on_features else m
+
+    def val_error(self) -> float:
+        return error_metrics(evaluate(self.eval_model, self.val_data, self.device), self.val_targets)[
+            "mean_error_cells"]
 
 
 def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume_ckpt: dict | None = None,
@@ -324,9 +148,28 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
     """Train on splits.train, select on splits.val. Writes metrics.csv and checkpoints into run_dir
     when given. Deterministic for a given config (per-epoch seeds, so a resumed run matches).
     init_state: weights to start from (fine-tuning) instead of a fresh initialisation."""
+    t = _build(cfg, splits, run_dir, log, init_state)
+    if isinstance(t, FitResult):   # a model fitted in closed form
+        return t
+    _restore(t, resume_ckpt)
+    t.t0 = time.perf_counter()
+    bar = tqdm(total=(cfg.epochs - t.state.epoch) * len(splits.train), unit="img",
+               disable=not cfg.progress or not t.di.is_main,
+               desc=cfg.name or "train", leave=False, dynamic_ncols=True)
+    for epoch in range(t.state.epoch, cfg.epochs):
+        _epoch(t, epoch, bar)
+        if t.state.diverged:
+            break
+    bar.close()
+    return _finish(t, time.perf_counter() - t.t0)
+
+
+def _build(cfg: TrainConfig, splits: Splits, run_dir: Path | None, log, init_state: dict | None):
+    """The model (from init_state when fine-tuning), its compiled and DDP forms, both optimizers, the
+    objective and its watchdog, a fresh TrainState, and the data on the device; a FitResult at once for a
+    model fitted in closed form."""
     di, device = distributed.setup(pick_device(cfg.device))
     objective = WrongLabelObjective.from_config(cfg, len(splits.train))
-    recipe = Recipe.from_config(cfg)
     _check_distributed(cfg, len(splits.train), di)
     write = run_dir is not None and di.is_main
     log = log if di.is_main else _silent
@@ -348,157 +191,161 @@ def fit(cfg: TrainConfig, splits: Splits, *, run_dir: Path | None = None, resume
     opt = make_optimizer(cfg, param_groups(model, cfg.backbone_lr_scale))
     # the literal negative step's optimizer: a second one (its own moments), or the training one itself
     neg_opt = objective.pick_neg_optimizer(opt, lambda: make_optimizer(cfg, model.parameters(), negative=True))
-    state = TrainState(lam=objective.lam, guards=objective.counter)
-    val_targets = splits.val.targets.astype(np.float64)
-    centre_err = centre_guess_error(val_targets)
-    watchdog = objective.make_watchdog(centre_err)
+    centre_err = centre_guess_error(splits.val.targets.astype(np.float64))
+    # A fixed backbone (the sweep's pixel MLP) with nothing augmenting the images: its features are computed
+    # once and every step trains only the layers after it (most of a sweep run's time otherwise).
+    on_features = (model.fixed_backbone and not (cfg.augment or cfg.flip) and not di.enabled and not cfg.compile)
+    val_data = to_device(tensors(splits.val), device)
+    data = to_device(tensors(splits.train), device)
+    if on_features:
+        train_fwd = Head(model, "backbone")
+        val_data, data = _on_features(model, val_data, device), _on_features(model, data, device)
+    return Training(cfg, splits, di, device, run_dir, write, log, objective, Recipe.from_config(cfg), model, fwd,
+                    train_fwd, opt, neg_opt, TrainState(lam=objective.lam, guards=objective.counter),
+                    objective.make_watchdog(centre_err), centre_err, on_features, data, val_data,
+                    # The webcam look (data.realism) goes with --augment; "auto" turns it on for synthetic data.
+                    cfg.augment and realism_enabled(cfg.realism, str(splits.train.meta.get("source", ""))))
+
+
+def _restore(t: Training, resume_ckpt: dict | None) -> None:
+    """A resumed run's weights, optimizers and TrainState (state.restore), then the weight EMA and the best
+    weights so far; the watchdog's first snapshot is the starting point, restored or fresh."""
     if resume_ckpt is not None:
-        try:
-            ex = resume_ckpt["extra"]
-            model.load_state_dict(ex.get("train_state_dict") or resume_ckpt["state_dict"])
-            opt.load_state_dict(resume_ckpt["optimizer"])
-            neg_opt.load_state_dict(ex["neg_optimizer"])
-            state = TrainState(epoch=resume_ckpt["epoch"] + 1, lam=ex["lam"], best_err=float(ex["best_err"]),
-                               best_epoch=ex["best_epoch"], history=ex["history"], step=ex["step"],
-                               guards=objective.counter)
-            # checkpoints from before the counter kept its steps hold only "guard_fired" and "guard_seen"
-            objective.counter.load(ex.get("guards") or {"fired": ex.get("guard_fired", {}),
-                                                        "seen": ex.get("guard_seen", 0)})
-        except (KeyError, TypeError, RuntimeError, ValueError) as e:
-            raise CheckpointError(f"the run's last.pt does not fit its config or lacks training state "
-                                  f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
-                                  "start a new run") from None
-    objective.lam = state.lam
+        t.state = restore(resume_ckpt, t.model, t.opt, t.neg_opt, t.objective)
+    t.objective.lam = t.state.lam
     # Weight EMA (timm's ModelEmaV2 idea, torch's AveragedModel): validation, best.pt and the test
     # figures use the averaged weights, which removes most of the epoch-to-epoch jitter of a small
     # validation set. Checkpoints hold the averaged weights as "state_dict" (what a user loads) and the
     # raw training weights in extra["train_state_dict"] (what --resume continues from).
-    ema = _make_ema(model, cfg.ema) if cfg.ema > 0 else None
-    if ema is not None and resume_ckpt is not None:
-        ema.load_state_dict(resume_ckpt["extra"]["ema"])
-    # A fixed backbone (the sweep's pixel MLP) with nothing augmenting the images: its features are computed
-    # once and every step trains only the layers after it (most of a sweep run's time otherwise).
-    on_features = (model.fixed_backbone and not (cfg.augment or cfg.flip) and not di.enabled and not cfg.compile)
-    if on_features:
-        train_fwd = OnFeatures(model)
-
-    def eval_fwd(m):
-        return OnFeatures(m) if on_features else m
-
-    eval_model = eval_fwd(ema.module if ema is not None else fwd)
-    best_state = _state_copy(_eval_weights(model, ema))
-    if run_dir is not None and (run_dir / "best.pt").exists() and resume_ckpt is not None:
-        best_state = read_checkpoint(run_dir / "best.pt")["state_dict"]
-    val_data = _to_device(tensors(splits.val), device)
-    data = _to_device(tensors(splits.train), device)
-    if on_features:
-        val_data = backbone_features(model, val_data, device)
-        data = backbone_features(model, data, device)
-    aug_src = (splits.train.images, splits.train.targets, splits.train.face)
-    # The webcam look (data.realism) goes with --augment; "auto" turns it on for synthetic data.
-    look = cfg.augment and realism_enabled(cfg.realism, str(splits.train.meta.get("source", "")))
-    if watchdog is not None:
+    t.ema = _make_ema(t.model, t.cfg.ema) if t.cfg.ema > 0 else None
+    if t.ema is not None and resume_ckpt is not None:
+        t.ema.load_state_dict(resume_ckpt["extra"]["ema"])
+    t.set_eval_model()
+    t.best_state = _state_copy(eval_weights(t.model, t.ema))
+    if t.run_dir is not None and (t.run_dir / "best.pt").exists() and resume_ckpt is not None:
+        t.best_state = read_checkpoint(t.run_dir / "best.pt")["state_dict"]
+    if t.watchdog is not None:
         # The first snapshot carries the starting weights' own validation error: an epoch that runs away
         # from a good start must not become the state every restore goes back to (guards.Watchdog).
-        init_err = error_metrics(evaluate(eval_model, val_data, device), val_targets)["mean_error_cells"]
-        watchdog.snapshot(model, init_err)
-        if resume_ckpt is None and math.isfinite(init_err) and init_err <= centre_err:
-            state.best_err = init_err
-    t0 = time.perf_counter()
-    seen = 0
-    bar = tqdm(total=(cfg.epochs - state.epoch) * len(splits.train), unit="img",
-               disable=not cfg.progress or not di.is_main,
-               desc=cfg.name or "train", leave=False, dynamic_ncols=True)
-    for epoch in range(state.epoch, cfg.epochs):
-        state.epoch = epoch
-        torch.manual_seed(seeding.seed_int(cfg.seed, "torch", epoch))
-        lr = lr_at(cfg, epoch)
-        set_lr(opt, lr)
-        lam = objective.lambda_at(epoch)
-        aug = None
-        if (cfg.augment or cfg.flip) and _torch_augment(cfg, device):   # per batch, on the device
-            aug = DeviceAugment(seeding.seed_int(cfg.seed, "device_augment", epoch, di.rank), device,
-                                photometric=cfg.augment, flip=cfg.flip)
-            if look:  # the webcam look has no torch version: once per epoch on the CPU, then the jitter per batch
-                imgs, _, _ = augment_epoch(*aug_src, seed=seeding.seed_int(cfg.seed, "augment", epoch),
-                                           photometric=False, flip=False, realism=True)
-                data = _to_device((torch.from_numpy(imgs), *data[1:]), device)
-        elif cfg.augment or cfg.flip:                                   # once per epoch, albumentations
-            imgs, tg, fc = augment_epoch(*aug_src, seed=seeding.seed_int(cfg.seed, "augment", epoch),
-                                         photometric=cfg.augment, flip=cfg.flip, realism=look)
-            data = _to_device((torch.from_numpy(np.ascontiguousarray(imgs)), torch.from_numpy(fc),
-                               torch.from_numpy(tg)), device)
-        te = time.perf_counter()
-        loss, nonfinite = train_one_epoch(recipe, train_fwd, opt, neg_opt, data, state, objective, device, lr=lr,
-                                          lam=lam, epoch=epoch, bar=bar, ema=ema, aug=aug)
-        distributed.sync_buffers(model, di)
-        seen += len(splits.train)
-        nonfinite = nonfinite or not weights_finite(model)
-        val_pred = evaluate(eval_model, val_data, device) if not nonfinite else None
-        val_err = error_metrics(val_pred, val_targets)["mean_error_cells"] if val_pred is not None else math.inf
-        nonfinite = nonfinite or not math.isfinite(val_err)
-        event = ""
-        if watchdog is not None:
-            reason = watchdog.should_trigger(val_err, nonfinite, runaway=grid.DIAGONAL)
-            if reason:
-                state.lam = objective.lam = watchdog.restore(model, [opt, neg_opt], epoch=epoch, reason=reason,
-                                                             lam=objective.lam)
-                event = f"watchdog: {reason}; restored best weights (fresh optimizer state), lambda -> {state.lam:g}"
-                if ema is not None:
-                    ema = _make_ema(model, cfg.ema)
-                    eval_model = eval_fwd(ema.module)
-                val_pred = evaluate(eval_model, val_data, device)
-                val_err = error_metrics(val_pred, val_targets)["mean_error_cells"]
-                nonfinite = False
-            else:
-                watchdog.observe(val_err, model)
-        elif nonfinite:
-            state.diverged = True
-            state.stop_reason = f"non-finite loss or weights in epoch {epoch}"
-            event = "diverged: " + state.stop_reason
-        dt = time.perf_counter() - te
-        row_extra = {}
-        if cfg.head == "classification":
-            row_extra["val_logit_absmax"] = logit_absmax(eval_model, val_data, device) if not nonfinite else math.inf
-        row = {"epoch": epoch, "lr": lr, "lambda": lam, "train_loss": loss, "val_mean_error_cells": val_err,
-               "samples_per_second": len(splits.train) / dt, "seconds": time.perf_counter() - t0,
-               "guard_counts": json.dumps(state.guards.as_dict()), "event": event, **row_extra}
-        state.history.append(row)
-        if math.isfinite(val_err) and val_err < state.best_err and (watchdog is None or val_err <= centre_err):
-            state.best_err, state.best_epoch = val_err, epoch
-            best_state = _state_copy(_eval_weights(model, ema))
-            if write and cfg.save_checkpoints:
-                _save(run_dir / "best.pt", model, cfg, epoch, opt, neg_opt, state, log, ema)
-        if write:
-            append_metrics(run_dir / "metrics.csv", row)
-            if cfg.save_checkpoints:
-                _save(run_dir / "last.pt", model, cfg, epoch, opt, neg_opt, state, log, ema)
-        if cfg.progress:
-            bar.set_postfix(ep=epoch, loss=f"{loss:.3g}", val=f"{val_err:.3f}", lam=f"{lam:g}")
-        if event and cfg.progress and di.is_main:
-            tqdm.write(f"[{cfg.name or 'train'}] epoch {epoch}: {event}")
-        if state.diverged:
-            break
-    bar.close()
-    train_seconds = time.perf_counter() - t0
+        init_err = t.val_error()
+        t.watchdog.snapshot(t.model, init_err)
+        if resume_ckpt is None and math.isfinite(init_err) and init_err <= t.centre_err:
+            t.state.best_err = init_err
+
+
+def _epoch(t: Training, epoch: int, bar) -> None:
+    """One epoch: its LR, lambda and augmented photos, train_one_epoch, validation (the watchdog's restore
+    or the divergence stop), then its metrics row, best.pt when validation improved, and last.pt."""
+    cfg, state = t.cfg, t.state
+    state.epoch = epoch
+    torch.manual_seed(seeding.seed_int(cfg.seed, "torch", epoch))
+    lr = lr_at(cfg, epoch)
+    set_lr(t.opt, lr)
+    lam = t.objective.lambda_at(epoch)
+    aug = _epoch_data(t, epoch)
+    te = time.perf_counter()
+    loss, nonfinite = train_one_epoch(t.recipe, t.train_fwd, t.opt, t.neg_opt, t.data, state, t.objective,
+                                      t.device, lr=lr, lam=lam, epoch=epoch, bar=bar, ema=t.ema, aug=aug,
+                                      weights=t.model)
+    distributed.sync_buffers(t.model, t.di)
+    t.seen += len(t.splits.train)
+    val_err, event, nonfinite = _validate(t, epoch, nonfinite or not weights_finite(t.model))
+    dt = time.perf_counter() - te
+    row_extra = {}
+    if cfg.head == "classification":
+        row_extra["val_logit_absmax"] = (logit_absmax(t.eval_model, t.val_data, t.device) if not nonfinite
+                                         else math.inf)
+    row = {"epoch": epoch, "lr": lr, "lambda": lam, "train_loss": loss, "val_mean_error_cells": val_err,
+           "samples_per_second": len(t.splits.train) / dt, "seconds": time.perf_counter() - t.t0,
+           "guard_counts": json.dumps(state.guards.as_dict()), "event": event, **row_extra}
+    state.history.append(row)
+    if math.isfinite(val_err) and val_err < state.best_err and (t.watchdog is None or val_err <= t.centre_err):
+        state.best_err, state.best_epoch = val_err, epoch
+        t.best_state = _state_copy(eval_weights(t.model, t.ema))
+        if t.write and cfg.save_checkpoints:
+            save(t.run_dir / "best.pt", t.model, cfg, epoch, t.opt, t.neg_opt, state, t.log, t.ema)
+    if t.write:
+        append_metrics(t.run_dir / "metrics.csv", row)
+        if cfg.save_checkpoints:
+            save(t.run_dir / "last.pt", t.model, cfg, epoch, t.opt, t.neg_opt, state, t.log, t.ema)
+    if cfg.progress:
+        bar.set_postfix(ep=epoch, loss=f"{loss:.3g}", val=f"{val_err:.3f}", lam=f"{lam:g}")
+    if event and cfg.progress and t.di.is_main:
+        tqdm.write(f"[{cfg.name or 'train'}] epoch {epoch}: {event}")
+
+
+def _epoch_data(t: Training, epoch: int):
+    """The epoch's augmented training photos: per batch on the device (returned, a DeviceAugment), or once
+    per epoch on the CPU with albumentations (into t.data); None when nothing augments them."""
+    cfg, aug = t.cfg, None
+    src = (t.splits.train.images, t.splits.train.targets, t.splits.train.face)
+    if (cfg.augment or cfg.flip) and _torch_augment(cfg, t.device):   # per batch, on the device
+        aug = DeviceAugment(seeding.seed_int(cfg.seed, "device_augment", epoch, t.di.rank), t.device,
+                            photometric=cfg.augment, flip=cfg.flip)
+        if t.look:  # the webcam look has no torch version: once per epoch on the CPU, then the jitter per batch
+            imgs, _, _ = augment_epoch(*src, seed=seeding.seed_int(cfg.seed, "augment", epoch),
+                                       photometric=False, flip=False, realism=True)
+            t.data = to_device((torch.from_numpy(imgs), *t.data[1:]), t.device)
+    elif cfg.augment or cfg.flip:                                   # once per epoch, albumentations
+        imgs, tg, fc = augment_epoch(*src, seed=seeding.seed_int(cfg.seed, "augment", epoch),
+                                     photometric=cfg.augment, flip=cfg.flip, realism=t.look)
+        t.data = to_device((torch.from_numpy(np.ascontiguousarray(imgs)), torch.from_numpy(fc),
+                             torch.from_numpy(tg)), t.device)
+    return aug
+
+
+def _validate(t: Training, epoch: int, nonfinite: bool) -> tuple[float, str, bool]:
+    """(validation error, event, non-finite) after an epoch. With a watchdog, a runaway or non-finite epoch
+    restores the best weights (lambda halved or stopped) and is validated again; without one, a non-finite
+    epoch ends the run as diverged."""
+    val_err = t.val_error() if not nonfinite else math.inf
+    nonfinite = nonfinite or not math.isfinite(val_err)
+    event, state = "", t.state
+    if t.watchdog is not None:
+        reason = t.watchdog.should_trigger(val_err, nonfinite, runaway=grid.DIAGONAL)
+        if reason:
+            state.lam = t.objective.lam = t.watchdog.restore(t.model, [t.opt, t.neg_opt], epoch=epoch,
+                                                             reason=reason, lam=t.objective.lam)
+            event = f"watchdog: {reason}; restored best weights (fresh optimizer state), lambda -> {state.lam:g}"
+            if t.ema is not None:
+                t.ema = _make_ema(t.model, t.cfg.ema)
+                t.set_eval_model()
+            val_err, nonfinite = t.val_error(), False
+        else:
+            t.watchdog.observe(val_err, t.model)
+    elif nonfinite:
+        state.diverged = True
+        state.stop_reason = f"non-finite loss or weights in epoch {epoch}"
+        event = "diverged: " + state.stop_reason
+    return val_err, event, nonfinite
+
+
+def _finish(t: Training, train_seconds: float) -> FitResult:
+    """The final weights (a watchdog run that ended worse than its best reports the best) and the outcome;
+    the returned model holds the best-on-validation weights."""
+    state = t.state
     final_err = state.history[-1]["val_mean_error_cells"] if state.history else math.inf
-    final_state = _state_copy(_eval_weights(model, ema))
-    if watchdog is not None and final_err > state.best_err:
+    final_state = _state_copy(eval_weights(t.model, t.ema))
+    if t.watchdog is not None and final_err > state.best_err:
         # A watchdog run reports its best-validation weights when training ended worse than them: the
         # guard's promise is that the run is never worse than the best it reached (docs/science.md section 5).
-        final_state, final_err = best_state, state.best_err
-    result = outcome(final_err, centre_err, nonfinite=state.diverged)
+        final_state, final_err = t.best_state, state.best_err
+    result = outcome(final_err, t.centre_err, nonfinite=state.diverged)
     if result != "ok" and not state.stop_reason:
         state.stop_reason = (f"{result}: final validation error {final_err:.3g} cells"
-                             + (f" is worse than always guessing the screen centre ({centre_err:.2f})"
+                             + (f" is worse than always guessing the screen centre ({t.centre_err:.2f})"
                                 if result != DIVERGED else " (off the screen or non-finite)"))
-    model.load_state_dict(best_state)
-    return FitResult(model, state, watchdog.events if watchdog else [], train_seconds, seen, final_state, result,
-                     final_err)
+    t.model.load_state_dict(t.best_state)
+    return FitResult(t.model, state, t.watchdog.events if t.watchdog else [], train_seconds, t.seen, final_state,
+                     result, final_err)
 
 
 def _silent(*args, **kwargs) -> None:
     pass
+
+
+def _state_copy(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def _fit_closed_form(cfg: TrainConfig, model, splits: Splits, run_dir: Path | None) -> FitResult:
@@ -527,24 +374,6 @@ def _make_ema(model, decay: float):
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-
-
-def _eval_weights(model, ema):
-    return ema.module if ema is not None else model
-
-
-def _save(path, model, cfg, epoch, opt, neg_opt, state: TrainState, log, ema=None) -> None:
-    extra = {}
-    if ema is not None:
-        extra = {"train_state_dict": model.state_dict(), "ema": ema.state_dict()}
-    try:
-        save_checkpoint(path, _eval_weights(model, ema), model_name=cfg.model, model_kwargs={"head": cfg.head, **cfg.model_kwargs},
-                        config=cfg.to_dict(), epoch=epoch, optimizer=opt,
-                        extra={"neg_optimizer": neg_opt.state_dict(), "lam": state.lam, "best_err": state.best_err,
-                               "best_epoch": state.best_epoch, "history": state.history, "step": state.step,
-                               "guards": state.guards.state(), **extra})
-    except CheckpointError as e:
-        log(f"checkpoint not written: {e}")
 
 
 # ----------------------------------------------------------------------------------------------
