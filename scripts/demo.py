@@ -35,9 +35,9 @@ def main(argv=None) -> int:
     print(f"\nResults are in {run_dir}/ (metrics.json, metrics.csv, predictions.csv, best.pt, last.pt)")
     print(f"and, for the landmark-feature model, in {lm_dir}/")
     print(f"The trained models are also at {CHECKPOINT} and {LANDMARK_CHECKPOINT}  "
-          f"(live tracking: python scripts/live.py {CHECKPOINT})")
+          f"(live tracking: gazeneg live {CHECKPOINT})")
     print("Real frames: python benchmarks/real_webcam.py FOLDER   (frames named ..._<x>_<y>.jpg)")
-    print("Next: python scripts/eval_wrong_labels.py --quick   (does a negative learning rate on wrong labels help?)")
+    print("Next: gazeneg eval --quick   (does a negative learning rate on wrong labels help?)")
     return 0
 
 

@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     path = Path(args.sweep) / "summary.json"
     if not path.is_file():
-        print(f"error: {path}: no summary.json (run scripts/eval_wrong_labels.py --out {args.sweep} first)",
+        print(f"error: {path}: no summary.json (run gazeneg eval --out {args.sweep} first)",
               file=sys.stderr)
         return 2
     print(table(json.loads(path.read_text())))

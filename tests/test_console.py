@@ -78,3 +78,21 @@ def test_installed_console_script_runs():
         pytest.skip(f"no console script beside {sys.executable}: `pip install -e .` installs it")
     r = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.startswith("gazeneg ")
+
+
+def test_no_help_text_or_message_tells_a_user_to_run_a_script():
+    """The commands a user types are `gazeneg <command>` (an installed gazeneg has no scripts/ folder): no
+    help text, docstring or message in the package says `python scripts/...`, and no message names a script."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "gazeneg").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docs = {id(n.body[0].value) for n in ast.walk(tree) if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef))
+                and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+                if "python scripts/" in text or (id(node) not in docs and "scripts/" in text):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text.strip()[:80]!r}")
+    assert not found, "\n".join(found)

@@ -107,6 +107,8 @@ def test_the_summary_says_what_was_held_out_and_the_outcome_first(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps(_metrics()))
     lines = summary_lines(tmp_path)
     assert lines[0] == "held-out test sessions ['me/s3'] (20 images):" and "1.500 cells" in lines[1]
+    (tmp_path / "metrics.json").write_text(json.dumps(_metrics(test_mean_error_cm=1.25, test_mean_error_degrees=1.5)))
+    assert "  mean error on the screen 1.25 cm, 1.50 degrees of visual angle" in summary_lines(tmp_path)
     (tmp_path / "metrics.json").write_text(json.dumps(_metrics(outcome="collapsed", data_warnings=["few cells"])))
     lines = summary_lines(tmp_path)
     assert lines[0].startswith("OUTCOME: COLLAPSED") and lines[-1] == "warning: few cells"

@@ -136,6 +136,8 @@ def test_accuracy_report_per_target_and_region_with_its_png(frames, detector, tm
     assert png.name == "m.pt.calib.accuracy.png" and png.stat().st_size > 10_000
     text = md.read_text()
     assert "| (2, 13) | 4 |" in text and "| row 6 | 16 |" in text
+    # every figure's column says what it is and in which unit (the cm/deg columns were bare twice)
+    assert "| mean error cm | mean error deg |" in text and "| precision cm | precision deg |" in text
     assert any("accuracy per target and region" in m for m in logs)
 
 

@@ -128,7 +128,7 @@ def _check_face_inputs(path, state: dict) -> None:
             raise CheckpointError(
                 f"{path}: was trained on {n} face features; this gazeneg gives the model {FACE_FEATURES} "
                 f"(face box, head pose and eye landmarks). Retrain it on data with them "
-                "(python scripts/train.py, or make demo for the demo model; data captured or rendered before "
+                "(gazeneg train, or make demo for the demo model; data captured or rendered before "
                 "the pose columns load with zero pose)")
 
 

@@ -2,9 +2,9 @@
 run of the sweep (arm x seed x budget) is one Ray task of one CPU. `run_tasks` picks one of the three for
 the wrong-label sweep (experiment.py) and the personal regime (personal.py) alike.
 
-    python scripts/eval_wrong_labels.py --quick --ray local      # start a Ray instance on this machine
-    python scripts/eval_wrong_labels.py --ray auto               # join the cluster `ray start` made here
-    python scripts/eval_wrong_labels.py --ray 10.0.0.5:6379      # or name its head node
+    gazeneg eval --quick --ray local      # start a Ray instance on this machine
+    gazeneg eval --ray auto               # join the cluster `ray start` made here
+    gazeneg eval --ray 10.0.0.5:6379      # or name its head node
 
 experiment.run_sweep hands the runs still to do, and its `execute`, to `run_on_ray` and appends each row to results.csv as it
 comes back, so results, resume and the report are the same as for the local process pool. Each task calls

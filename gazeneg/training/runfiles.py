@@ -143,8 +143,8 @@ def summary_lines(run_dir: Path) -> list[str]:
         f"  trained {m['train_seconds']:.1f} s at {m['samples_per_second']:.0f} samples/s",
     ]
     if "test_mean_error_cm" in m:
-        lines.append(f"  {m['test_mean_error_cm']:.2f} cm" + (f", {m['test_mean_error_degrees']:.2f} degrees"
-                                                             if "test_mean_error_degrees" in m else ""))
+        lines.append(f"  mean error on the screen {m['test_mean_error_cm']:.2f} cm" + (
+            f", {m['test_mean_error_degrees']:.2f} degrees of visual angle" if "test_mean_error_degrees" in m else ""))
     if kind == "cells":
         lines.append(f"split: too few sessions to hold whole ones out, so the sessions were split by target cell "
                      f"({len(m['split_groups']['val'])} cells validate, {len(m['split_groups']['test'])} test, the "

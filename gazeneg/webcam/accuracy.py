@@ -147,7 +147,8 @@ class TargetReport:
     samples: list                       # [(target, (k, 2))] as given
 
     def lines(self) -> list[str]:
-        out = ["| target (row, col) | n | mean error cells | cm | deg | px | precision cells | cm | deg | px |",
+        out = ["| target (row, col) | n | mean error cells | mean error cm | mean error deg | mean error px | "
+               "precision cells | precision cm | precision deg | precision px |",
                "|---|---|---|---|---|---|---|---|---|---|"]
         for t in self.targets:
             out.append(f"| ({t.target[0]:g}, {t.target[1]:g}) | {t.n} | {t.mean_cells:.3f} | {t.mean_cm:.2f} | "
