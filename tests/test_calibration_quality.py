@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from gazeneg.webcam import live as L
+from gazeneg.webcam.accuracy import report_paths
 from gazeneg.webcam.capture import FrameClock
 from gazeneg.webcam.detect import make_detector
-from tests.conftest import ListSource, face_frames
+from tests.conftest import ListSource, face_frames, tiny_checkpoint, write_folder
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +107,65 @@ def test_an_absurd_prediction_is_never_drawn_or_smoothed(frames, raw):
                            detector=make_detector("haar"))
     res = pipe.process(frames[0], 0.0)
     assert res.det is not None and res.raw is None and res.point is None and res.smoothed is None
+
+
+def _old_calibration(ckpt) -> np.ndarray:
+    """A calibration in the layout before they were per user: <checkpoint>.calib.json, with its report."""
+    cal = L.Calibration.fit([[0, 0], [0, 1], [1, 0], [1, 1]], [[0.5, 0], [0.5, 1.2], [1.5, 0], [1.5, 1.2]])
+    cal.save(L.legacy_calibration_path(ckpt))
+    for p in report_paths(L.legacy_calibration_path(ckpt)):
+        p.write_text("report")
+    return cal.matrix
+
+
+def test_an_old_per_checkpoint_calibration_becomes_the_users(tmp_path, monkeypatch):
+    ckpt = tmp_path / "best.pt"
+    matrix = _old_calibration(ckpt)
+    monkeypatch.setattr(L.getpass, "getuser", lambda: "ana")
+    path, said = L.adopt_legacy_calibration(ckpt)
+    assert path == tmp_path / "best.pt.calib.ana.json" and np.allclose(L.Calibration.load(path).matrix, matrix)
+    assert not (tmp_path / "best.pt.calib.json").exists()
+    assert said == (f"{tmp_path / 'best.pt.calib.json'} was saved before calibrations were kept per user: it is now "
+                    f"{path}, the calibration of user ana (--user NAME keeps another person's apart)")
+    assert [p.name for p in report_paths(path) if p.is_file()] == ["best.pt.calib.ana.accuracy.png",
+                                                                    "best.pt.calib.ana.accuracy.md"]
+    assert [u for u, _ in L.list_calibrations(ckpt)] == ["ana"]
+    assert L.adopt_legacy_calibration(ckpt) == (path, None)                 # said once
+    # An old file beside a user's own calibration is left alone, and that user's is used.
+    _old_calibration(ckpt)
+    assert L.adopt_legacy_calibration(ckpt, "ana") == (path, None)
+    assert L.legacy_calibration_path(ckpt).is_file()
+    # Another user gets the old one when they have none.
+    assert L.adopt_legacy_calibration(ckpt, "bob")[0] == tmp_path / "best.pt.calib.bob.json"
+
+
+def test_an_old_calibration_that_cannot_move_is_used_where_it_is(tmp_path, monkeypatch):
+    ckpt = tmp_path / "best.pt"
+    _old_calibration(ckpt)
+
+    def read_only(a, b):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(L.os, "replace", read_only)
+    path, said = L.adopt_legacy_calibration(ckpt, "ana")
+    assert path == L.legacy_calibration_path(ckpt) and "cannot be moved" in said and "Permission denied" in said
+
+
+def test_the_api_and_predict_find_an_old_calibration(tmp_path, monkeypatch, capsys):
+    from gazeneg.cli import main as console
+    from gazeneg.webcam.tracker import build_pipeline
+
+    monkeypatch.setattr(L.getpass, "getuser", lambda: "ana")
+    ckpt = tiny_checkpoint(tmp_path)
+    matrix = _old_calibration(ckpt)
+    assert np.allclose(build_pipeline(ckpt, face_backend="haar").calibration.matrix, matrix)
+    assert (tmp_path / "best.pt.calib.ana.json").is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    ckpt2 = tiny_checkpoint(other)
+    _old_calibration(ckpt2)
+    folder = write_folder(tmp_path / "imgs", face_frames(3))
+    monkeypatch.chdir(tmp_path)
+    assert console.main(["predict", str(ckpt2), str(folder), "--face-backend", "haar"]) == 0
+    out = capsys.readouterr().out
+    assert "was saved before calibrations were kept per user" in out and "best.pt.calib.ana.json" in out

@@ -6,9 +6,10 @@
     gazeneg live best.pt --source recording.mp4 --headless        # no window: latency figures
 
 On the first run (or with --recalibrate) it shows 9 calibration targets, fits a per-user affine
-correction and saves it as <checkpoint>.calib.json; then an accuracy check on 8 other targets prints
-the mean error in cells, cm and degrees and the precision. Keys: c recalibrate, v accuracy check,
-Esc (or q) quit.
+correction and saves it as <checkpoint>.calib.<user>.json (--user, default the OS user; an old
+<checkpoint>.calib.json, from before calibrations were per user, becomes the running user's); then an
+accuracy check on 8 other targets prints the mean error in cells, cm and degrees and the precision.
+Keys: c recalibrate, v accuracy check, Esc (or q) quit.
 """
 
 import argparse
@@ -92,6 +93,7 @@ def main(argv=None, prog: str | None = None) -> int:
         FramePipeline,
         LiveSession,
         LiveWindow,
+        adopt_legacy_calibration,
         calibration_path,
         default_user,
         list_calibrations,
@@ -117,12 +119,17 @@ def main(argv=None, prog: str | None = None) -> int:
         raise CaptureError("--headless needs a video file or image folder as --source")
     calibrate = "never" if (args.no_calibrate or args.headless) else ("always" if args.recalibrate else "auto")
     user = args.user or default_user()
-    saved = list_calibrations(args.checkpoint)
-    if saved and not args.headless:
-        print(f"calibrations saved for {args.checkpoint}: {', '.join(u for u, _ in saved)} (this is {user}; "
-              "--user NAME for another)")
+    calib_path = calibration_path(args.checkpoint, user)
+    if not args.headless:   # headless calibrates nothing and loads no saved calibration (--calibration FILE does)
+        calib_path, moved = adopt_legacy_calibration(args.checkpoint, user)
+        if moved:
+            print(moved)
+        saved = list_calibrations(args.checkpoint)
+        if saved:
+            print(f"calibrations saved for {args.checkpoint}: {', '.join(u for u, _ in saved)} (this is {user}; "
+                  "--user NAME for another)")
     best = (_ckpt.get("extra") or {}).get("best_err")
-    session = LiveSession(pipe, calib_path=calibration_path(args.checkpoint, user), calibrate=calibrate,
+    session = LiveSession(pipe, calib_path=calib_path, calibrate=calibrate,
                           validate=not (args.no_validate or args.headless), k=args.calib_targets,
                           samples=args.samples, fixation_s=args.fixation, screen_cm=args.screen_cm,
                           distance_cm=args.distance_cm,

@@ -38,8 +38,8 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite the output files")
     p.add_argument("--subjects", default=None, help="data-set folder: only these subjects (comma-separated)")
     p.add_argument("--smoother", choices=SMOOTHERS, default="none", help="video/images: filter (default none)")
-    p.add_argument("--calibration", default="auto", help="video/images: auto (<checkpoint>.calib.json if "
-                   "present), none, or a calibration file")
+    p.add_argument("--calibration", default="auto", help="video/images: auto (the OS user's "
+                   "<checkpoint>.calib.<user>.json if present), none, or a calibration file")
     p.add_argument("--face-backend", choices=("auto", "landmarks", "haar"), default="auto")
     p.add_argument("--screen", type=size_arg("--screen"), default="1920x1080", metavar="WxH", help="screen pixels for x_px/y_px and the "
                    "error in pixels (default 1920x1080)")
@@ -119,6 +119,12 @@ def predict_frames(args, source: Path, files: dict) -> int:
     src = open_source(str(source))
     names = [p.name for p in src.files] if isinstance(src, ImageFolderSource) else None
     calibration = None if args.calibration == "none" else args.calibration
+    if calibration == "auto":   # an old per-checkpoint calibration becomes this user's, said once
+        from gazeneg.webcam.live import adopt_legacy_calibration
+
+        _, moved = adopt_legacy_calibration(args.checkpoint)
+        if moved:
+            print(moved)
     rows = []
     with Tracker(args.checkpoint, source=src, smoother=args.smoother, calibration=calibration,
                  face_backend=args.face_backend, screen=args.screen) as tracker:

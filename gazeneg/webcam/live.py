@@ -10,8 +10,8 @@ validation state machines run headless in tests; scripts/live.py adds the window
 
 Calibration: k targets (default 9); for each, the median of the model's raw outputs after a fixation
 delay; an affine map (2x3, least squares) from raw to true (row, col) corrects this user's offsets,
-scales and shears. It is saved beside the checkpoint as <checkpoint>.calib.json (atomically) and loaded
-next time. Validation: other targets than the calibration ones; accuracy is the mean distance from
+scales and shears. It is saved beside the checkpoint as <checkpoint>.calib.<user>.json (atomically;
+one per person) and loaded next time; an old <checkpoint>.calib.json is moved there. Validation: other targets than the calibration ones; accuracy is the mean distance from
 the calibrated (unsmoothed) samples to the target, in cells, cm and degrees; precision is the RMS
 distance between successive samples (RMS-S2S).
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from gazeneg import grid
 from gazeneg.errors import GazenegError
 from gazeneg.files import atomic_write_text
 from gazeneg.strip import PoseReference
+from gazeneg.webcam.accuracy import report_paths
 from gazeneg.webcam.detect import (
     Detection,
     FaceEyeDetector,
@@ -110,6 +112,36 @@ def list_calibrations(checkpoint) -> list[tuple[str, Path]]:
         if USER_RE.match(user):
             found.append((user, p))
     return found
+
+
+def legacy_calibration_path(checkpoint) -> Path:
+    """Where calibrations were saved before they were kept per user: one <checkpoint>.calib.json."""
+    return Path(f"{checkpoint}.calib.json")
+
+
+def adopt_legacy_calibration(checkpoint, user: str | None = None) -> tuple[Path, str | None]:
+    """The calibration file to use for `user` (calibration_path), after moving an old per-checkpoint
+    <checkpoint>.calib.json (and its accuracy report) there when the user has none yet: the person who
+    calibrated before calibrations were per user is, almost always, the one running it now. Returns (path,
+    what was done, one line, or None when nothing was). An old file beside an existing per-user one is left
+    alone; one that cannot be moved (a read-only folder) is used where it is."""
+    user = default_user() if user is None else user
+    new, old = calibration_path(checkpoint, user), legacy_calibration_path(checkpoint)
+    if not old.is_file() or new.exists():
+        return new, None
+    try:
+        os.replace(old, new)   # same folder: atomic, the content unchanged
+    except OSError as e:
+        return old, (f"{old}: a calibration saved before calibrations were kept per user; it cannot be moved to "
+                     f"{new} ({e.strerror or e}), so it is used where it is")
+    for a, b in zip(report_paths(old), report_paths(new), strict=True):
+        if a.is_file() and not b.exists():
+            try:
+                os.replace(a, b)
+            except OSError:
+                pass   # the report is only a record; the calibration moved
+    return new, (f"{old} was saved before calibrations were kept per user: it is now {new}, the calibration of "
+                 f"user {user} (--user NAME keeps another person's apart)")
 
 
 def glob_escape(name: str) -> str:

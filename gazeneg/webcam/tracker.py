@@ -38,7 +38,7 @@ from gazeneg.webcam.live import (
     FramePipeline,
     LiveSession,
     TargetCollector,
-    calibration_path,
+    adopt_legacy_calibration,
     make_smoother,
 )
 from gazeneg.webcam.record import EventInbox, GazeRecorder, GazeSample, make_sample
@@ -217,11 +217,12 @@ def attach(session: LiveSession, args, source=None) -> SampleTap:
 
 def build_pipeline(checkpoint, *, smoother: str = DEFAULT_SMOOTHER, smoother_kwargs: dict | None = None,
                    face_backend: str = "auto", iris: str = "alternate", calibration="auto") -> FramePipeline:
-    """live's FramePipeline for a checkpoint. calibration: "auto" (the saved <checkpoint>.calib.json if there
-    is one, else none), None (none), a path, or a live.Calibration."""
+    """live's FramePipeline for a checkpoint. calibration: "auto" (the OS user's saved
+    <checkpoint>.calib.<user>.json if there is one, an old per-checkpoint <checkpoint>.calib.json moved there
+    first, else none), None (none), a path, or a live.Calibration."""
     model, _ = load_checkpoint(checkpoint)
     if calibration == "auto":
-        calibration = Calibration.load_or_identity(calibration_path(checkpoint))
+        calibration = Calibration.load_or_identity(adopt_legacy_calibration(checkpoint)[0])
     elif calibration is None:
         calibration = Calibration()
     elif not isinstance(calibration, Calibration):
