@@ -124,17 +124,19 @@ class Head(nn.Module):
 
 @torch.no_grad()
 def features(model: GazeModel, images_uint8, face, cut: str = "backbone", *, batch_size: int = 512,
-             device: str | torch.device = "cpu") -> torch.Tensor:
+             device: str | torch.device = "cpu",
+             memory_format: torch.memory_format = torch.preserve_format) -> torch.Tensor:
     """(N, F) float32 features of uint8 (N, H, W, 3) images (numpy or torch) and their (N, FACE_FEATURES)
     face features, in eval mode, up to a cut (Head runs the rest): the backbone's output ("backbone"), with
-    the face MLP's beside it ("head": what fc sees), or through fc up to its last Linear layer ("last")."""
+    the face MLP's beside it ("head": what fc sees), or through fc up to its last Linear layer ("last").
+    memory_format: of the normalised batch (the default keeps normalize_images' channels_last view)."""
     if cut not in CUTS:
         raise ValueError(f"cut must be one of {CUTS}, not {cut!r}")
     was_training = model.training
     model.eval()
     out = []
     for s in range(0, len(images_uint8), batch_size):
-        h = model.backbone(normalize_images(images_uint8[s:s + batch_size]).to(device))
+        h = model.backbone(normalize_images(images_uint8[s:s + batch_size]).to(device, memory_format=memory_format))
         if cut != "backbone" and model.use_face:
             f = torch.as_tensor(face[s:s + batch_size], dtype=torch.float32, device=device)
             h = torch.cat([h, model.face_mlp(f)], 1)

@@ -62,7 +62,8 @@ def _on_features(model: GazeModel, data, device):
     backbone is a fixed function: computed once, then every epoch trains networks.Head(model, "backbone")
     on them, the same numbers as recomputing them per batch at a fraction of the cost."""
     x_u8, face, y = data
-    return features(model, x_u8, face, "backbone", batch_size=1024, device=device), face.to(device), y.to(device)
+    h = features(model, x_u8, face, "backbone", batch_size=1024, device=device, memory_format=MEMORY_FORMAT)
+    return h, face.to(device), y.to(device)
 
 
 def _torch_augment(cfg: TrainConfig, device) -> bool:
