@@ -96,3 +96,26 @@ def test_no_help_text_or_message_tells_a_user_to_run_a_script():
                 if "python scripts/" in text or (id(node) not in docs and "scripts/" in text):
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text.strip()[:80]!r}")
     assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("name", ["capture", "import", "live", "predict"])
+def test_face_backend_is_one_option_with_the_detectors_choices(name, capsys):
+    """--face-backend is defined once (webcam.options.add_face_backend) with the detector's own backends."""
+    import importlib
+
+    from gazeneg.webcam import detect, options
+
+    assert detect.BACKENDS is options.FACE_BACKENDS
+    p = importlib.import_module(console.COMMANDS[name][0]).get_args_parser(f"gazeneg {name}")
+    (action,) = [a for a in p._actions if "--face-backend" in a.option_strings]
+    assert tuple(action.choices) == options.FACE_BACKENDS and action.default == "auto"
+    assert "model_files fetch" in action.help
+
+
+def test_every_command_has_one_cli_shape():
+    import importlib
+
+    for name, (where, _) in console.COMMANDS.items():
+        mod = importlib.import_module(where)
+        assert callable(mod.get_args_parser) and callable(mod.main) and callable(mod.cli), name
+        assert mod.get_args_parser(f"gazeneg {name}").prog == f"gazeneg {name}"

@@ -15,9 +15,10 @@ import argparse
 import time
 from pathlib import Path
 
-from gazeneg.cli.errors import RESUME, run_cli
+from gazeneg.cli.errors import RESUME, as_cli
 from gazeneg.units import parse_size
 from gazeneg.webcam.capture import ORDERS, CaptureError, CaptureSettings, capture, make_plan
+from gazeneg.webcam.options import add_face_backend
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -33,9 +34,7 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--screen", default=None, metavar="WxH", help="screen size in pixels (default: detected, "
                    "else 1920x1080)")
     p.add_argument("--keep-raw", action="store_true", help="also keep each kept camera frame in OUT/raw/SESSION/")
-    p.add_argument("--face-backend", choices=("auto", "landmarks", "haar"), default="auto",
-                   help="face finder: MediaPipe landmarks (needs `python -m gazeneg.webcam.model_files fetch`), Haar "
-                        "cascades, or auto (landmarks when the models are cached)")
+    add_face_backend(p)
     g = p.add_argument_group("targets")
     g.add_argument("--layout", choices=("grid", "nine"), default="grid", help="all cell centres, or the "
                    "9-point calibration layout")
@@ -88,6 +87,4 @@ def main(argv=None, prog: str | None = None) -> int:
     return 0
 
 
-def cli(argv=None, prog: str | None = None) -> int:
-    """main with known bad input as one line on stderr and exit 2."""
-    return run_cli(lambda: main(argv, prog), extra=(CaptureError,), resume=RESUME["capture"])
+cli = as_cli(main, extra=(CaptureError,), resume=RESUME["capture"])

@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from gazeneg.cli.errors import RESUME, run_cli
+from gazeneg.cli.errors import RESUME, as_cli
 from gazeneg.errors import GazenegError
 
 PROG = "gazeneg eval"
@@ -254,6 +254,4 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     return run(args, argv, prog)
 
 
-def cli(argv: list[str] | None = None, prog: str | None = None) -> int:
-    """main with known bad input as one line on stderr and exit 2."""
-    return run_cli(lambda: main(argv, prog), resume=RESUME["eval"])
+cli = as_cli(main, resume=RESUME["eval"])

@@ -12,8 +12,9 @@ cell centres, rows -0.5..8.5 and cols -0.5..15.5 are on the screen (its edges in
 
 import argparse
 
-from gazeneg.cli.errors import RESUME, run_cli
+from gazeneg.cli.errors import RESUME, as_cli
 from gazeneg.webcam.importer import CROPS, import_photos, parse_screen
+from gazeneg.webcam.options import add_face_backend
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -34,9 +35,7 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    "imported are skipped)")
     p.add_argument("--skip-offscreen", action="store_true", help="leave out rows whose target is off the screen "
                    "(e.g. a click on a second monitor), counted and listed in the summary, instead of stopping")
-    p.add_argument("--face-backend", choices=("auto", "landmarks", "haar"), default="auto",
-                   help="crop face's face finder, as capture and live: landmarks when the models are cached (auto), "
-                        "or Haar cascades; named in meta.json")
+    add_face_backend(p, "--crop face's face finder, as capture's and live's (named in meta.json)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -52,6 +51,4 @@ def main(argv=None, prog: str | None = None) -> int:
     return 0
 
 
-def cli(argv=None, prog: str | None = None) -> int:
-    """main with known bad input as one line on stderr and exit 2."""
-    return run_cli(lambda: main(argv, prog), resume=RESUME["import"])
+cli = as_cli(main, resume=RESUME["import"])

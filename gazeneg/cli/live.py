@@ -15,10 +15,10 @@ Keys: c recalibrate, v accuracy check, Esc (or q) quit.
 import argparse
 import json
 
-from gazeneg.cli.errors import RESUME, run_cli
+from gazeneg.cli.errors import RESUME, as_cli
 from gazeneg.units import parse_size, size_arg
 from gazeneg.webcam.filters import DEFAULT_SMOOTHER, SMOOTHERS
-from gazeneg.webcam.options import DEFAULT_DISTANCE_CM, DEFAULT_SCREEN_CM
+from gazeneg.webcam.options import DEFAULT_DISTANCE_CM, DEFAULT_SCREEN_CM, add_face_backend
 from gazeneg.webcam.options import add_args as tracker_args
 
 
@@ -68,9 +68,7 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help=f"visible screen size in cm (default {DEFAULT_SCREEN_CM[0]}x{DEFAULT_SCREEN_CM[1]})")
     p.add_argument("--distance-cm", type=float, default=DEFAULT_DISTANCE_CM, help="eye-screen distance in cm")
     p.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (default 1)")
-    p.add_argument("--face-backend", choices=("auto", "landmarks", "haar"), default="auto",
-                   help="face finder: MediaPipe landmarks (needs `python -m gazeneg.webcam.model_files fetch`), Haar "
-                        "cascades, or auto (landmarks when the models are cached)")
+    add_face_backend(p)
     p.add_argument("--iris", choices=("alternate", "every"), default="alternate",
                    help="landmarks: run the iris model on one eye per tracked frame, in turn (default: about 4 ms "
                         "less per frame; the strip is cut by the eye corners, and a blink is seen up to a frame "
@@ -151,6 +149,4 @@ def main(argv=None, prog: str | None = None) -> int:
     return 0
 
 
-def cli(argv=None, prog: str | None = None) -> int:
-    """main with known bad input as one line on stderr and exit 2."""
-    return run_cli(lambda: main(argv, prog), resume=RESUME["live"])
+cli = as_cli(main, resume=RESUME["live"])

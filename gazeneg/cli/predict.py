@@ -27,7 +27,7 @@ from gazeneg.cli.errors import as_cli
 from gazeneg.files import atomic_write_text
 from gazeneg.units import size_arg
 from gazeneg.webcam.filters import SMOOTHERS
-from gazeneg.webcam.options import DEFAULT_DISTANCE_CM, DEFAULT_SCREEN_CM
+from gazeneg.webcam.options import DEFAULT_DISTANCE_CM, DEFAULT_SCREEN_CM, add_face_backend
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -40,7 +40,7 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--smoother", choices=SMOOTHERS, default="none", help="video/images: filter (default none)")
     p.add_argument("--calibration", default="auto", help="video/images: auto (the OS user's "
                    "<checkpoint>.calib.<user>.json if present), none, or a calibration file")
-    p.add_argument("--face-backend", choices=("auto", "landmarks", "haar"), default="auto")
+    add_face_backend(p, "videos and image folders: the face finder")
     p.add_argument("--screen", type=size_arg("--screen"), default="1920x1080", metavar="WxH", help="screen pixels for x_px/y_px and the "
                    "error in pixels (default 1920x1080)")
     p.add_argument("--screen-cm", type=size_arg("--screen-cm", "cm"), default="x".join(map(str, DEFAULT_SCREEN_CM)),

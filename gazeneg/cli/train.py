@@ -12,7 +12,7 @@
 import argparse
 import sys
 
-from gazeneg.cli.errors import RESUME, run_cli
+from gazeneg.cli.errors import RESUME, as_cli
 from gazeneg.config import ConfigError, add_config_args, config_from_args
 
 
@@ -62,6 +62,4 @@ def main(argv=None, prog: str | None = None) -> int:
     return 0
 
 
-def cli(argv=None, prog: str | None = None) -> int:
-    """main with known bad input as one line on stderr and exit 2."""
-    return run_cli(lambda: main(argv, prog), resume=RESUME["train"])
+cli = as_cli(main, resume=RESUME["train"])

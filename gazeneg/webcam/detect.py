@@ -55,6 +55,7 @@ from gazeneg.strip import (
 from gazeneg.webcam.detection import Detection  # noqa: F401  (re-exported: detect.Detection)
 from gazeneg.webcam.landmarks import LandmarkDetector
 from gazeneg.webcam.model_files import FETCH_COMMAND, ModelFileError, missing_models
+from gazeneg.webcam.options import FACE_BACKENDS
 
 FACE_CASCADE = "haarcascade_frontalface_default.xml"
 EYE_CASCADE = "haarcascade_eye.xml"
@@ -285,7 +286,7 @@ class FaceEyeDetector:
         return det
 
 
-BACKENDS = ("auto", "landmarks", "haar")
+BACKENDS = FACE_BACKENDS   # defined with live's --face-backend option (webcam/options.py)
 
 
 def make_detector(backend: str = "auto", *, track: bool = True, warn=None, alternate_iris: bool = False):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from gazeneg.webcam.filters import DEFAULT_PARAMS
+from gazeneg.webcam.model_files import FETCH_COMMAND
 from gazeneg.webcam.screens import MonitorAction
 
 # What --record-session keeps: the camera frames, or only the eye strips and detections.
@@ -14,6 +15,15 @@ KEEP = ("frames", "strips")
 # The screen and seating the accuracy in cm and degrees assume unless told (a 15.6" laptop at arm's length).
 DEFAULT_SCREEN_CM = (34.4, 19.3)
 DEFAULT_DISTANCE_CM = 60.0
+# The face finders (detect.make_detector's backends; detect.BACKENDS is this tuple).
+FACE_BACKENDS = ("auto", "landmarks", "haar")
+
+
+def add_face_backend(p, what: str = "face finder") -> None:
+    """--face-backend, the one definition every command that finds faces (capture, import, live, predict) uses."""
+    p.add_argument("--face-backend", choices=FACE_BACKENDS, default="auto",
+                   help=f"{what}: MediaPipe landmarks (needs `{FETCH_COMMAND}`), Haar cascades, or auto (landmarks "
+                        "when the model files are cached, else Haar; the default)")
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
