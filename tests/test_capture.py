@@ -109,7 +109,7 @@ def test_features_in_csv_equal_crop_features(tmp_path, frame_list):
     assert np.abs(ds.images[0].astype(int) - strip0.astype(int)).max() <= 1
 
 
-def test_crash_mid_session_leaves_a_loadable_dataset_and_resume_completes_it(tmp_path, frame_list, folder):
+def test_crash_mid_session_leaves_a_loadable_dataset_and_resume_completes_it(tmp_path, frame_list, folder, capsys):
     out = tmp_path / "ds"
     plan = _plan(cells=(0, 20, 40, 60))
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -126,6 +126,7 @@ def test_crash_mid_session_leaves_a_loadable_dataset_and_resume_completes_it(tmp
     rc = script.main(["--out", str(out), "--subject", "astro", "--session", "s1", "--resume", "--headless",
                       "--source", str(folder), "--frames", str(FRAMES), "--fixation", str(FIX), "--cells", "99"])
     assert rc == 0
+    assert "capture --headless" in capsys.readouterr().err   # a progress bar through the file (none for 48 s before)
     ds = _assert_consistent(out)
     assert len(ds) == 4 * FRAMES
     cells = grid.nearest_cell(ds.targets[:, 0], ds.targets[:, 1])

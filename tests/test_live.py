@@ -236,9 +236,15 @@ def test_live_script_headless_with_a_checkpoint(frames, tmp_path, capsys):
         cv2.imwrite(str(folder / f"{i:03d}.jpg"), f)
     script = load_script("live")
     assert script.main([str(ckpt), "--source", str(folder), "--headless", "--smoother", "ema"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    out = json.loads(printed.out)
     assert out["frames"] > 0 and out["with_face"] == out["frames"] and out["total"]["median_ms"] > 0
     assert not L.calibration_path(ckpt).exists()  # headless never calibrates
+    # headless shows its progress through the file on stderr (it showed nothing for 25 s)
+    assert "live --headless" in printed.err and "25/25" in printed.err
+    assert script.main([str(ckpt), "--source", str(folder), "--headless", "--max-frames", "10"]) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["frames"] == 10 - 1 and "10/10" in printed.err   # 1 warm-up frame left out
 
 
 def test_landmark_backend_skips_blinks_and_shows_them(frames, tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 """The shared webcam loop: why it stops, the order of key presses, and the clock a replay runs on."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -56,3 +57,22 @@ def test_capture_and_live_share_one_loop_and_window():
         assert getattr(capture, name) is getattr(webcam, name)
     assert live.frame_loop is capture.frame_loop is webcam.frame_loop
     assert live.Window is webcam.Window
+
+
+def test_a_progress_source_counts_the_frames_it_hands_on(tmp_path):
+    import io
+
+    from gazeneg.webcam.sources import ImageFolderSource, ProgressSource, frame_count, open_source
+    from tests.conftest import face_frames, write_folder, write_video
+
+    frames = face_frames(5)
+    folder = write_folder(tmp_path / "f", frames)
+    assert frame_count(open_source(str(folder))) == 5
+    assert frame_count(open_source(str(write_video(tmp_path / "v.avi", frames)))) == 5
+    bar = io.StringIO()
+    src = ProgressSource(ImageFolderSource(folder, fps=12.0), desc="test", file=bar)
+    assert src.fps == 12.0 and not src.live and len(src.files) == 5          # the wrapped source's attributes
+    got = [src.read() for _ in range(7)]
+    assert [f is None for f in got] == [False] * 5 + [True] * 2 and np.array_equal(got[0], cv2.imread(str(src.files[0])))
+    src.close()
+    assert src.bar.n == 5 and "5/5" in bar.getvalue()

@@ -19,6 +19,7 @@ from gazeneg.cli.errors import RESUME, as_cli
 from gazeneg.units import parse_size
 from gazeneg.webcam.capture import ORDERS, CaptureError, CaptureSettings, capture, make_plan
 from gazeneg.webcam.options import add_face_backend
+from gazeneg.webcam.sources import ProgressSource, open_source
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -78,10 +79,17 @@ def main(argv=None, prog: str | None = None) -> int:
         raise CaptureError(str(e)) from None
     settings = CaptureSettings(frames_per_target=10 if args.frames is None else args.frames, fixation_s=args.fixation,
                                no_face_timeout_s=args.no_face_timeout)
-    summary = capture(out, args.source, subject=args.subject, session=session, plan=plan, settings=settings,
-                      resume=args.resume, headless=args.headless, screen=args.screen, keep_raw=args.keep_raw,
-                      seed=seed, face_backend=args.face_backend,
-                      extend_frames=args.resume and args.frames is not None)
+    source = args.source
+    if args.headless and not str(source).isdigit():   # a file, no window: a progress bar shows it working
+        source = ProgressSource(open_source(source), desc="capture --headless")
+    try:
+        summary = capture(out, source, subject=args.subject, session=session, plan=plan, settings=settings,
+                          resume=args.resume, headless=args.headless, screen=args.screen, keep_raw=args.keep_raw,
+                          seed=seed, face_backend=args.face_backend,
+                          extend_frames=args.resume and args.frames is not None)
+    finally:
+        if isinstance(source, ProgressSource):
+            source.close()   # capture closes it too, unless it failed before opening anything
     for line in summary.lines():
         print(line)
     return 0

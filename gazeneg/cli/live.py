@@ -100,7 +100,7 @@ def main(argv=None, prog: str | None = None) -> int:
         run_live,
         summarize_latency,
     )
-    from gazeneg.webcam.sources import CaptureError, screen_size
+    from gazeneg.webcam.sources import CaptureError, ProgressSource, frame_count, screen_size
     from gazeneg.webcam.tracker import attach as attach_outputs
     from gazeneg.webcam.tracker import open_input
 
@@ -134,15 +134,20 @@ def main(argv=None, prog: str | None = None) -> int:
                           poor_fit_cells=poor_fit_threshold(best if isinstance(best, (int, float)) else None))
     session = attach_outputs(session, args, source)  # the samples to files and streams (tracker.py)
     ui = None
+    frames = source
+    if args.headless:   # no window: a progress bar says how far through the file it is
+        n = frame_count(source)
+        frames = ProgressSource(source, desc="live --headless",
+                                total=min(n, args.max_frames) if n and args.max_frames else (n or args.max_frames))
     try:
         if not args.headless:
             ui = LiveWindow(screen_size(args.screen))
-        results = run_live(session, source, ui=ui, max_frames=args.max_frames)
+        results = run_live(session, frames, ui=ui, max_frames=args.max_frames)
     finally:
         if ui is not None:
             ui.close()
         session.close()
-        source.close()
+        frames.close()
     if args.headless:
         summary = summarize_latency(results, warmup=min(10, len(results) // 10))
         print(json.dumps(summary, indent=1))
