@@ -11,6 +11,8 @@
 
 import argparse
 import sys
+import time
+from pathlib import Path
 
 from gazeneg.cli.errors import RESUME, as_cli
 from gazeneg.config import ConfigError, add_config_args, config_from_args
@@ -24,6 +26,20 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--freeze-backbone", action="store_true",
                    help="with --init: train only the face MLP and the head (same as --backbone-lr-scale 0)")
     return p
+
+
+def newest_run(out: str, *, since: float) -> Path | None:
+    """The run folder this command made under `out` (the newest with a config.json, made after `since`)."""
+    found = [d for d in Path(out).glob("*/config.json") if d.stat().st_mtime >= since]
+    return max(found, key=lambda p: p.stat().st_mtime).parent if found else None
+
+
+def interrupted_hint(run_dir, prog: str | None) -> str:
+    """What Ctrl-C says: the run folder and the command that continues it, or that nothing was started."""
+    if run_dir is None:
+        return "interrupted before a run folder was made: nothing to resume; run the command again"
+    return (f"interrupted: the finished epochs are kept in {run_dir}; continue with "
+            f"`{prog or 'gazeneg train'} --resume {run_dir}`")
 
 
 def main(argv=None, prog: str | None = None) -> int:
@@ -49,10 +65,15 @@ def main(argv=None, prog: str | None = None) -> int:
     cfg = config_from_args(args)
     if args.freeze_backbone:
         cfg = cfg.replace(backbone_lr_scale=0.0)
+    started = time.time()
     try:
         # argv.json: the command as typed (`gazeneg train ...` from the console, the script's argv otherwise).
         typed = sys.argv if argv is None else [*(prog.split() if prog else []), *argv]
         run_dir = run(cfg, resume=args.resume, argv=typed, resume_epochs=resume_epochs)
+    except KeyboardInterrupt:
+        if distributed.env_info().is_main:
+            print("\n" + interrupted_hint(args.resume or newest_run(cfg.out, since=started), prog), file=sys.stderr)
+        return 130
     finally:
         distributed.cleanup()
     if distributed.env_info().is_main:
