@@ -24,7 +24,7 @@ from gazeneg.strip import (
     relative_pose,
     selfie_pose,
 )
-from tests.conftest import make_tiny_dataset, rewrite_labels
+from tests.conftest import fast_config, make_tiny_dataset, rewrite_labels
 
 NOSE = np.array([0.0, 0.0, -1.0])   # a head at rest looks along -z, at the screen
 
@@ -310,7 +310,6 @@ def test_pose_ablation_script_on_a_trained_model(tmp_path, capsys):
     """scripts/pose_ablation.py evaluates the checkpoint's own held-out people: its "as recorded" row is the
     model's error there, its "training mean" row the error with every test pose replaced by the training
     set's mean, and the difference is theirs. A data set without pose has nothing to ablate."""
-    from gazeneg.config import from_dict
     from gazeneg.data.splits import load_splits
     from gazeneg.model.checkpoint import load_checkpoint
     from gazeneg.model.networks import predict
@@ -319,8 +318,7 @@ def test_pose_ablation_script_on_a_trained_model(tmp_path, capsys):
 
     data = render_dataset(tmp_path / "r", n_subjects=5, frames_per_cell=1, seed=2, workers=1, progress=False,
                           contact_sheet=False)
-    cfg = from_dict(dict(data=str(data), model="mlp", epochs=3, val_subjects=1, test_subjects=1, augment=False,
-                         flip=False, ema=0.0, progress=False, out=str(tmp_path / "runs"), threads=1))
+    cfg = fast_config(data, tmp_path / "runs", epochs=3, ema=0.0, threads=1)
     run_dir = run(cfg, argv=[], log=lambda *_: None)
     ckpt = Path(run_dir) / "best.pt"
     assert main(["--checkpoint", str(ckpt)]) == 0
@@ -339,8 +337,7 @@ def test_pose_ablation_script_on_a_trained_model(tmp_path, capsys):
     assert rows["pose = training mean"][1] == f"{no_pose - own:+.3f}" and "pose shuffled" in rows
 
     flat = make_tiny_dataset(tmp_path / "flat", subjects=6, cells=[0, 40, 80])
-    cfg2 = from_dict(dict(data=str(flat), model="mlp", epochs=1, val_subjects=1, test_subjects=1, augment=False,
-                          flip=False, ema=0.0, progress=False, out=str(tmp_path / "runs2"), threads=1))
+    cfg2 = fast_config(flat, tmp_path / "runs2", ema=0.0, threads=1)
     run_dir2 = run(cfg2, argv=[], log=lambda *_: None)
     assert main(["--checkpoint", str(Path(run_dir2) / "best.pt")]) == 1
     assert "carry no head pose" in capsys.readouterr().out

@@ -10,14 +10,14 @@ from filelock import FileLock, Timeout
 from gazeneg.config import ConfigError, from_dict
 from gazeneg.training import loop
 from gazeneg.training.loop import run
+from tests.conftest import fast_config
 
 
 @pytest.fixture(scope="module")
 def trained(tiny_dataset, tmp_path_factory):
     """A finished 2-epoch run folder (copied per test by `run_dir`)."""
     out = tmp_path_factory.mktemp("runs")
-    cfg = from_dict(dict(data=str(tiny_dataset), epochs=2, out=str(out), progress=False, val_subjects=1,
-                         test_subjects=1, model="mlp", augment=False, flip=False))
+    cfg = fast_config(tiny_dataset, out, epochs=2)
     return run(cfg, argv=["x"])
 
 
