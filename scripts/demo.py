@@ -4,10 +4,11 @@ landmark-feature model (ridge regression on the eye landmark features and the he
 not depend on how the renderer draws an eye), evaluate both on held-out subjects against the ridge baseline on
 eye patches, and say where the results are."""
 
+import argparse
 import sys
 from pathlib import Path
 
-from gazeneg.cli.errors import run_cli
+from gazeneg.cli.errors import as_cli
 from gazeneg.config import TrainConfig
 from gazeneg.files import atomic_write_bytes
 from gazeneg.training.loop import run
@@ -18,7 +19,12 @@ CHECKPOINT = CHECKPOINTS / "demo.pt"
 LANDMARK_CHECKPOINT = CHECKPOINTS / "landmarks.pt"
 
 
-def main(argv=None) -> int:
+def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=prog, description=__doc__)   # no options: --help says what it does
+
+
+def main(argv=None, prog: str | None = None) -> int:
+    get_args_parser(prog).parse_args(argv)
     cfg = TrainConfig(name="demo")
     run_dir = run(cfg, argv=["scripts/demo.py"])
     print()
@@ -41,5 +47,7 @@ def main(argv=None) -> int:
     return 0
 
 
+cli = as_cli(main)
+
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(cli())

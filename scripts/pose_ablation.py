@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gazeneg.cli.errors import run_cli
+from gazeneg.cli.errors import as_cli
 from gazeneg.config import from_dict
 from gazeneg.data.splits import load_splits
 from gazeneg.model.checkpoint import load_checkpoint
@@ -30,8 +30,8 @@ from gazeneg.study.stats import mean_ci
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "demo.pt"
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="a gazeneg checkpoint")
     p.add_argument("--data", default=None, help="data set (default: the one the checkpoint was trained on)")
     p.add_argument("--seed", type=int, default=0, help="seed of the shuffle")
@@ -43,8 +43,8 @@ def _ci(d: np.ndarray) -> str:
     return f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]"
 
 
-def main(argv=None) -> int:
-    args = get_args_parser().parse_args(argv)
+def main(argv=None, prog: str | None = None) -> int:
+    args = get_args_parser(prog).parse_args(argv)
     model, ckpt = load_checkpoint(args.checkpoint)
     cfg = from_dict(ckpt["config"])   # the run's own TrainConfig (train.fit saves cfg.to_dict())
     if args.data is not None:
@@ -77,5 +77,7 @@ def main(argv=None) -> int:
     return 0
 
 
+cli = as_cli(main)
+
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(cli())

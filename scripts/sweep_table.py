@@ -13,6 +13,9 @@ import math
 import sys
 from pathlib import Path
 
+from gazeneg.cli.errors import as_cli
+from gazeneg.errors import GazenegError
+
 
 def _cell(e: dict) -> str:
     if e["verdict"] == "reference":
@@ -43,18 +46,26 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sweep", help="a sweep's output folder (holds summary.json)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None, prog: str | None = None) -> int:
+    args = get_args_parser(prog).parse_args(argv)
     path = Path(args.sweep) / "summary.json"
     if not path.is_file():
-        print(f"error: {path}: no summary.json (run gazeneg eval --out {args.sweep} first)",
-              file=sys.stderr)
-        return 2
-    print(table(json.loads(path.read_text())))
+        raise GazenegError(f"{path}: no summary.json (run gazeneg eval --out {args.sweep} first)")
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        print(table(summary))
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise GazenegError(f"{path}: not a sweep's summary.json ({type(e).__name__}: {e})") from None
     return 0
 
 
+cli = as_cli(main)
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

@@ -119,3 +119,19 @@ def test_every_command_has_one_cli_shape():
         mod = importlib.import_module(where)
         assert callable(mod.get_args_parser) and callable(mod.main) and callable(mod.cli), name
         assert mod.get_args_parser(f"gazeneg {name}").prog == f"gazeneg {name}"
+
+
+def test_every_script_has_the_command_shape(tmp_path, capsys):
+    """scripts/*.py: thin wrappers over gazeneg/cli, or (demo, pose_ablation, sweep_table) programs of the same
+    shape: get_args_parser(prog), main(argv, prog), cli with errors as one line and exit 2."""
+    for path in sorted((ROOT / "scripts").glob("*.py")):
+        mod = load_script(path.stem)
+        assert callable(mod.main) and callable(mod.cli), path.name
+        assert mod.get_args_parser("x").prog == "x", path.name
+    table = load_script("sweep_table")
+    assert table.cli([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {tmp_path / 'summary.json'}: no summary.json (run gazeneg eval --out {tmp_path} first)\n"
+    (tmp_path / "summary.json").write_text('{"entries": [{"arm": "x"}]}')
+    assert table.cli([str(tmp_path)]) == 2
+    assert "not a sweep's summary.json (KeyError" in capsys.readouterr().err

@@ -236,4 +236,4 @@ def test_sweep_table_prints_the_verdicts(tmp_path, capsys):
     assert mod.main([str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
     assert "| sgd:original_pred_side | -0.20 [" in out and "**helps**" in out and "| budget 1 | budget 2 |" in out
-    assert mod.main([str(tmp_path / "missing")]) == 2
+    assert mod.cli([str(tmp_path / "missing")]) == 2   # one line on stderr (tests/test_console.py)

@@ -50,10 +50,11 @@ def as_cli(main, extra: tuple = (), *, resume: str | None = RESUME_DEFAULT):
     causes (GazenegError and `extra`) as one line on stderr and exit code 2, and `resume` (RESUME[command])
     said after a full disk or Ctrl-C. main is looked up in its module at each call, as a `def cli` calling
     main would (so a replaced main, in a test, is the one that runs)."""
-    module, name = sys.modules[main.__module__], main.__name__
+    module, name = sys.modules.get(main.__module__), main.__name__
 
     def cli(argv=None, prog: str | None = None) -> int:
-        return run_cli(lambda: getattr(module, name)(argv, prog), extra=extra, resume=resume)
+        now = getattr(module, name, main) if module is not None else main   # a file loaded by path: as given
+        return run_cli(lambda: now(argv, prog), extra=extra, resume=resume)
 
     cli.__doc__ = f"{main.__module__}.main with known bad input as one line on stderr and exit 2."
     return cli
