@@ -15,6 +15,7 @@ from gazeneg.wronglabels.guards import (
     error_bound_mask,
     weights_finite,
 )
+from tests.conftest import fast_config
 
 
 def test_error_bound_euclidean_and_max():
@@ -166,15 +167,12 @@ def test_watchdog_absolute_level_fires_when_the_best_is_near_chance():
 def test_watchdog_run_reports_no_worse_than_its_best_validation_weights(tiny_dataset):
     """Under a diverging Lambda = 1.5 the watchdog restores; the final model the run reports is never worse
     on validation than its best-validation weights."""
-    from gazeneg.config import from_dict
     from gazeneg.data.splits import load_splits
     from gazeneg.model.metrics import error_metrics
     from gazeneg.training.loop import evaluate, fit, tensors
 
-    cfg = from_dict(dict(data=str(tiny_dataset), epochs=8, progress=False, augment=False, flip=False, model="mlp",
-                         val_subjects=1, test_subjects=1, optimizer="sgd", lr=0.02, loss="mse", ema=0.0,
-                         neg_mode="literal", neg_policy="random", neg_lambda=1.5, watchdog=True, watchdog_patience=1,
-                         save_checkpoints=False))
+    cfg = fast_config(tiny_dataset, epochs=8, optimizer="sgd", lr=0.02, loss="mse", ema=0.0, neg_mode="literal",
+                      neg_policy="random", neg_lambda=1.5, watchdog=True, watchdog_patience=1, save_checkpoints=False)
     sp = load_splits(cfg)
     res = fit(cfg, sp, log=lambda *_: None)
     assert res.watchdog_events
@@ -218,14 +216,12 @@ def test_naive_lambda_above_one_never_writes_a_non_finite_checkpoint(tiny_datase
     and goes on; either way every checkpoint on disk holds finite weights and loads as data."""
     import json
 
-    from gazeneg.config import from_dict
     from gazeneg.model.checkpoint import all_finite, read_checkpoint
     from gazeneg.training.loop import run
 
-    cfg = from_dict(dict(data=str(tiny_dataset), epochs=6, out=str(tmp_path / "runs"), progress=False, augment=False,
-                         flip=False, model="mlp", val_subjects=1, test_subjects=1, optimizer="sgd", lr=0.05, loss="mse",
-                         neg_mode="literal", neg_policy="random", neg_lambda=3.0, neg_distance=2.0,
-                         watchdog=watchdog, watchdog_patience=1))
+    cfg = fast_config(tiny_dataset, tmp_path / "runs", epochs=6, optimizer="sgd", lr=0.05, loss="mse",
+                      neg_mode="literal", neg_policy="random", neg_lambda=3.0, neg_distance=2.0, watchdog=watchdog,
+                      watchdog_patience=1)
     rd = run(cfg, argv=["x"])
     ckpts = sorted(rd.glob("*.pt"))
     assert ckpts

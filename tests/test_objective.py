@@ -14,6 +14,7 @@ from gazeneg.config import ConfigError, TrainConfig, from_dict
 from gazeneg.model.losses import complement_nll, negative_objective, point_loss
 from gazeneg.study.sweep import SweepConfig, all_arms, run_config
 from gazeneg.wronglabels.objective import WrongLabelObjective
+from tests.conftest import fast_config
 
 
 def _obj(**kw) -> WrongLabelObjective:
@@ -146,10 +147,8 @@ def test_negative_step_on_other_photos_uses_other_indices(tiny_dataset, monkeypa
         return real(self, f, y, idx, step)
 
     monkeypatch.setattr(WrongLabelObjective, "negative_term", spy)
-    cfg = from_dict(dict(data=str(tiny_dataset), epochs=1, model="mlp", val_subjects=1, test_subjects=1,
-                         progress=False, augment=False, flip=False, loss="mse", optimizer="sgd", lr=1e-3, ema=0.0,
-                         batch_size=64, neg_mode="literal", neg_lambda=0.1, neg_policy="random",
-                         neg_other_photos=True, save_checkpoints=False))
+    cfg = fast_config(tiny_dataset, loss="mse", optimizer="sgd", lr=1e-3, ema=0.0, batch_size=64, neg_mode="literal",
+                      neg_lambda=0.1, neg_policy="random", neg_other_photos=True, save_checkpoints=False)
     sp = load_splits(cfg)
     res = fit(cfg, sp, log=lambda *_: None)
     order = torch.randperm(len(sp.train), generator=seeding.torch_generator(cfg.seed, "order", 0))
@@ -184,10 +183,9 @@ def test_watchdog_action_stop_ends_the_wrong_labels(tiny_dataset):
     from gazeneg.data.splits import load_splits
     from gazeneg.training.loop import fit
 
-    cfg = from_dict(dict(data=str(tiny_dataset), epochs=5, model="mlp", val_subjects=1, test_subjects=1,
-                         progress=False, augment=False, flip=False, loss="mse", optimizer="sgd", lr=0.05, ema=0.0,
-                         neg_mode="literal", neg_lambda=3.0, neg_policy="random", watchdog=True,
-                         watchdog_patience=1, watchdog_action="stop", save_checkpoints=False))
+    cfg = fast_config(tiny_dataset, epochs=5, loss="mse", optimizer="sgd", lr=0.05, ema=0.0, neg_mode="literal",
+                      neg_lambda=3.0, neg_policy="random", watchdog=True, watchdog_patience=1, watchdog_action="stop",
+                      save_checkpoints=False)
     res = fit(cfg, load_splits(cfg), log=lambda *_: None)
     assert res.watchdog_events and res.watchdog_events[0]["lambda_after"] == 0.0
     assert all(h["lambda"] == 0.0 for h in res.state.history[res.watchdog_events[0]["epoch"] + 1:])
