@@ -184,7 +184,8 @@ def test_skip_offscreen_counts_and_lists_the_rows_left_out(folder, tmp_path, cap
 def test_the_importers_face_crop_is_lives_crop_of_a_first_frame(tmp_path, backend):
     """Issue 21 point 5: crop face cuts each photo with capture's and live's face finder, strip and features,
     as a first frame (no tracking across separate photos); meta.json names the backend."""
-    from gazeneg.webcam.detect import face_columns, make_detector
+    from gazeneg.strip import EYE_SLICE
+    from gazeneg.webcam.detect import crop_eyes, face_columns, make_detector
     from gazeneg.webcam.live import FramePipeline
     from gazeneg.webcam.model_files import missing_models
 
@@ -210,6 +211,13 @@ def test_the_importers_face_crop_is_lives_crop_of_a_first_frame(tmp_path, backen
         written = [float(rows[stem][k]) for k in ("face_x", "face_y", "face_w", "face_h", "frame_w", "frame_h",
                                                   "yaw", "pitch", "roll")]
         assert written == pytest.approx([*box, *wh, *pose], abs=0.01), n
+        # and the eye landmark features live hands the model (none from Haar, which has no landmarks)
+        eyes = [rows[stem][k] for k in ("eye_lx", "eye_ly", "eye_lopen", "eye_rx", "eye_ry", "eye_ropen")]
+        if backend == "haar":
+            assert eyes == [""] * 6, n
+        else:
+            assert [float(v) for v in eyes] == pytest.approx(list(crop_eyes(frame, res.det)[1][EYE_SLICE]), abs=1e-3)
+            assert any(abs(float(v)) > 1e-3 for v in eyes), n
 
 
 def test_the_writers_refusal_to_reuse_a_folder_names_only_the_option(tmp_path):

@@ -471,11 +471,15 @@ def test_rendered_eye_looking_at_the_camera_has_its_iris_where_real_ones_do():
     """docs/face.md: on 25 real stills of people looking at the camera, the corner-cut strip has the iris
     1.9-2.1 px above the corner line. The renderer, without nuisances, for a gaze at the camera (extrapolated
     linearly from rows 0 and 1; the camera is camera_above_cm over the screen's top edge), must agree."""
+    import dataclasses
+
     from gazeneg import grid
     from gazeneg.data.synth import DEFAULT_CONFIG, render_sample, sample_subject
     from gazeneg.strip import EYE_LEFT_XY
 
-    cfg = DEFAULT_CONFIG.noiseless()
+    # the eye-in-head view's eyeball_drop_px is what this pins (the camera view has its own test in
+    # test_real_person: camera_gaze_iris_px for an eye looking at the camera)
+    cfg = dataclasses.replace(DEFAULT_CONFIG.noiseless(), iris_view="head")
     cell_h = grid.cell_size_cm(cfg.screen_w_cm, cfg.screen_h_cm)[0]
     camera_row = -0.5 - cfg.camera_above_cm / cell_h
     above = []

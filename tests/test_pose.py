@@ -64,7 +64,9 @@ def test_face_features_carry_the_pose_scaled():
 def test_a_turned_head_moves_the_irises_like_a_shifted_gaze():
     """The strip follows the eye corners, which turn with the head: at the same target, a head turned to
     the right (yaw > 0) shows the irises further left, by the eye-in-head angle; the pose features say so."""
-    cfg = DEFAULT_CONFIG.noiseless()
+    import dataclasses
+
+    cfg = dataclasses.replace(DEFAULT_CONFIG.noiseless(), iris_view="head")   # the eye-in-head premise pinned here
     sp = _neutral(sample_subject(np.random.default_rng(3), cfg))
 
     def iris(pose, row=4.0, col=7.5):

@@ -17,6 +17,7 @@ from gazeneg.webcam.detect import landmark_features
 from gazeneg.webcam.detection import Detection
 
 CLEAN = DEFAULT_CONFIG.noiseless()
+HEAD = dataclasses.replace(CLEAN, iris_view="head")   # renderer version 3's eye-in-head view
 
 
 def _person(seed=7, kappa=((0.0, 0.0), (0.0, 0.0)), **kw):
@@ -39,7 +40,7 @@ def _coloured(sp):
 
 def _pupil_centres(img):
     """(2, 2) centroid (x, y) of the dark (pupil) pixels in each half of the strip."""
-    dark = np.clip(1.0 - img.max(axis=2) / 255.0 - 0.5, 0.0, None)
+    dark = np.clip(1.0 - img.max(axis=2) / 255.0 - 0.75, 0.0, None)   # the pupil; not sclera in the lid's shade
     out = []
     for x0 in (0, IMAGE_W // 2):
         d = dark[:, x0:x0 + IMAGE_W // 2]
@@ -68,7 +69,8 @@ def test_eye_features_of_a_rendered_eye_match_what_its_pixels_show(row, col):
     pupils = _pupil_centres(s.image)
     for k, (ex, ey) in enumerate((EYE_LEFT_XY, EYE_RIGHT_XY)):
         assert f[3 * k] == pytest.approx((pupils[k, 0] - ex) / w, abs=0.01)
-        assert f[3 * k + 1] == pytest.approx((pupils[k, 1] - ey) / w, abs=0.02)   # a lid may hide a pupil's edge
+        # a lid may hide a pupil's edge: looking down, the lower lid covers the pupil's bottom (1.2 px here)
+        assert f[3 * k + 1] == pytest.approx((pupils[k, 1] - ey) / w, abs=0.035)
         assert f[3 * k + 2] == pytest.approx(_opening_px(s.image, ex) / w, abs=0.035)   # antialiased lid edges
     # and the definition on the geometry itself: corners on the eye line, the iris centre from iris_xy
     corners = [((ex - sp.eye_half_w, ey), (ex + sp.eye_half_w, ey)) for ex, ey in (EYE_LEFT_XY, EYE_RIGHT_XY)]
@@ -100,7 +102,7 @@ def test_landmark_features_of_a_detection_are_measured_in_the_mirrored_view():
 def test_kappa_turns_the_iris_temporally_and_is_drawn_per_person():
     """kappa (temporal, up) per eye turns the optical axis, which the iris shows, away from the nose and up;
     people differ by about 1.5 deg, so the same target reads differently per person: what a calibration fixes."""
-    limbus = math.sqrt(16.0 ** 2 - 7.5 ** 2)
+    limbus = math.sqrt(DEFAULT_CONFIG.eyeball_radius_px ** 2 - DEFAULT_CONFIG.iris_radius_px ** 2)
     d = np.array([[0.0, 0.0, -1.0], [0.0, 0.0, -1.0]])
     o = optical_axes(d, ((5.0, 0.0), (5.0, 2.0)))
     assert o[0, 0] == pytest.approx(-math.sin(math.radians(5)), abs=1e-6)   # image-left eye: temporal is -x
@@ -112,7 +114,7 @@ def test_kappa_turns_the_iris_temporally_and_is_drawn_per_person():
     w = 2 * plain.eye_half_w
     assert b.iris_xy[0, 0] - a.iris_xy[0, 0] == pytest.approx(-limbus * math.sin(math.radians(5)), rel=0.15)
     assert b.iris_xy[1, 0] - a.iris_xy[1, 0] == pytest.approx(limbus * math.sin(math.radians(5)), rel=0.15)
-    assert (b.eye_feats[[1, 4]] < a.eye_feats[[1, 4]] - 0.5 / w).all()
+    assert (b.eye_feats[[1, 4]] < a.eye_feats[[1, 4]] - 0.4 / w).all()
     draws = np.array([sample_subject(np.random.default_rng(s)).kappa for s in range(300)])   # (300, 2, 2)
     assert draws[:, :, 0].mean() == pytest.approx(DEFAULT_CONFIG.kappa_deg, abs=0.3)
     assert draws[:, 0, 0].std() == pytest.approx(math.hypot(DEFAULT_CONFIG.kappa_sd_deg, DEFAULT_CONFIG.kappa_eye_sd_deg),
@@ -127,8 +129,11 @@ def test_kappa_turns_the_iris_temporally_and_is_drawn_per_person():
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
+    # every camera above the screen: with 4 people, one below or beside it would be a per-person offset of
+    # several rows that no zero-shot model can know (docs/face.md), and this test is about the fit
+    cfg = dataclasses.replace(DEFAULT_CONFIG, camera_place_p=(1.0, 0.0, 0.0))
     return render_dataset(tmp_path_factory.mktemp("lm") / "ds", n_subjects=4, frames_per_cell=1, seed=2, workers=1,
-                          progress=False, contact_sheet=False)
+                          progress=False, contact_sheet=False, config=cfg)
 
 
 def test_the_landmark_model_trains_in_closed_form_loads_and_beats_the_centre(rendered, tmp_path):
@@ -179,5 +184,5 @@ def test_the_camera_iris_view_places_the_iris_by_its_angle_to_the_camera():
         b = render_sample(above, 4, 7.5, np.random.default_rng(0), config=config, head_pose=(8, 0, 0))
         return abs(b.iris_xy[0, 0] - a.iris_xy[0, 0])
 
-    assert shift(cam) < 0.3 * shift(CLEAN) and shift(CLEAN) > 1.5
+    assert shift(cam) < 0.3 * shift(HEAD) and shift(HEAD) > 1.5
     assert w > 30

@@ -48,16 +48,16 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="worker processes (default: one per CPU, at most one per subject)")
     p.add_argument("--no-contact-sheet", action="store_true", help="skip contact_sheet.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--iris-view", choices=("head", "camera"), default="head",
-                   help="place the iris by its eye-in-head angle (default) or by its angle to the camera "
-                        "(SynthConfig.iris_view)")
+    p.add_argument("--iris-view", choices=("head", "camera"), default=DEFAULT_CONFIG.iris_view,
+                   help="place the iris by its angle to the camera (default, as a real face shows it) or by its "
+                        "eye-in-head angle (renderer version 3) (SynthConfig.iris_view)")
     return p
 
 
 def main(argv=None, prog: str | None = None) -> int:
     args = get_args_parser(prog).parse_args(argv)
     kw = dict(n_subjects=args.subjects, frames_per_cell=args.frames_per_cell, seed=args.seed)
-    if args.iris_view != "head":
+    if args.iris_view != DEFAULT_CONFIG.iris_view:
         kw["config"] = dataclasses.replace(DEFAULT_CONFIG, iris_view=args.iris_view)
     if args.default:
         if args.no_contact_sheet:

@@ -71,8 +71,10 @@ from gazeneg.strip import RELATIVE_POSE_LIMIT_DEG, eye_features, head_rotation, 
 
 RENDERER = "gazeneg.data.synth"
 # 2: head pose (rotation of the head, pose features in labels.csv). 3: per-person camera place, pose bias,
-# posture and kappa; eye landmark features in labels.csv.
-RENDERER_VERSION = 3
+# posture and kappa; eye landmark features in labels.csv. 4: webcam-eye geometry (a narrower lid opening, a
+# larger iris, grey sclera, the brow above the strip, lid and inner-corner shadow, a bright cheek), the iris
+# drawn by its angle to the camera (iris_view "camera").
+RENDERER_VERSION = 4
 SESSION = "synth"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR_ENV = "GAZENEG_DATA_DIR"
@@ -125,9 +127,9 @@ class SynthConfig:
     face_box_noise_px: float = 1.5               # detector jitter, sd of the box centre
     # eyes in the strip; per-subject draws scale these
     eyeball_radius_px: float = 16.0
-    iris_radius_px: float = 7.5
+    iris_radius_px: float = 8.0
     eye_width_px: float = 40.0
-    eye_height_px: float = 16.0
+    eye_height_px: float = 11.5
     lid_follow: float = 0.7                      # upper lid moves this fraction of the iris's vertical shift
     # The eyeball's centre sits this far below the line through the eye corners. Measured on real faces
     # (benchmarks/face_landmarks.py, 25 stills of people looking at the camera): in the corner-cut strip the
@@ -142,7 +144,7 @@ class SynthConfig:
     # the gaze held moves the iris little); an eye looking at the camera shows its iris camera_gaze_iris_px
     # below the corner line (-2.0: 2 px above, as on the 25 real stills above). Not the default: with the
     # camera's place drawn per person it becomes a per-person offset only calibration removes (docs/face.md).
-    iris_view: str = "head"
+    iris_view: str = "camera"
     camera_gaze_iris_px: float = -2.0
     # crop jitter, like a landmark-aligned crop's misalignment: Gaussian, mostly small, clipped at the
     # limits (shift as a fraction of the strip's width / height, scale as a fraction, roll in degrees).
@@ -305,7 +307,7 @@ def sample_subject(rng: np.random.Generator, config: SynthConfig = DEFAULT_CONFI
     iris = np.array(_IRIS[iris_name], float) * (1 + rng.uniform(-0.12, 0.12, 3))
     hair_name = list(_HAIR)[int(rng.integers(len(_HAIR)))]
     brow = np.array(_HAIR[hair_name], float) * (1 + rng.uniform(-0.1, 0.1, 3))
-    sclera = np.array([236.0, 230.0, 222.0]) * u(0.88, 1.0) * np.array([1.0, u(0.94, 1.0), u(0.92, 1.0)])
+    sclera = np.array([236.0, 230.0, 222.0]) * u(0.55, 0.8) * np.array([1.0, u(0.9, 1.0), u(0.86, 1.0)])
 
     def rgb(a):
         return tuple(round(float(v), 2) for v in np.clip(a, 0, 255))
@@ -335,15 +337,15 @@ def sample_subject(rng: np.random.Generator, config: SynthConfig = DEFAULT_CONFI
         brow_alpha=u(0.6, 0.95),
         # Brow height varies little: a CNN happily uses the brow as its vertical reference, so brow
         # height that varies a lot per person turns into a per-person vertical bias on new faces.
-        brow_height=u(8.6, 9.4),
+        brow_height=u(17.0, 20.0),
         brow_dx=u(-1.0, 3.0),
         brow_thickness=u(2.0, 4.5),
         brow_arch=u(0.5, 2.0),
-        lash_darkness=u(0.5, 0.9),
-        lash_width=u(0.6, 1.2),
-        crease_gap=u(3.0, 6.0),
-        crease_strength=u(0.08, 0.3),
-        socket_depth=u(0.05, 0.2),
+        lash_darkness=u(0.6, 0.95),
+        lash_width=u(1.0, 2.0),
+        crease_gap=u(3.0, 5.0),
+        crease_strength=u(0.15, 0.4),
+        socket_depth=u(0.15, 0.35),
         **_person_geometry(rng, config),
     )
 
@@ -585,7 +587,8 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
 
     # skin: socket shading, nose-bridge highlight, lid crease, brow
     skin_shade = (1.0 - sp.socket_depth * np.exp(-((lx / 18.0) ** 2 + ((ly + 1.0) / 9.0) ** 2))
-                  + 0.06 * np.exp(-(((qx - mid) / 6.0) ** 2)))
+                  - 0.2 * np.exp(-(((lx + sp.eye_half_w) / 5.0) ** 2 + ((ly + 2.0) / 7.0) ** 2))   # inner corner, by the nose
+                  + 0.3 * np.clip((ly - 5.0) / 8.0, 0.0, 1.0))   # the cheek below the eye catches the light
     crease_y = y0 - (sp.upper_h + sp.crease_gap) * f_up + 0.5 * lid_shift
     skin_shade -= sp.crease_strength * np.exp(-(((ly - crease_y) / 0.9) ** 2)) * base
     bx = lx - sp.brow_dx
@@ -614,7 +617,7 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
     gy = qy - per_eye(ball_c[:, 1] + glint_off[1] + 0.5 * iris_off[:, 1])
     glint = glint_gain * np.exp(-(gx * gx + gy * gy) / 0.5)
     # the upper lid shades the eyeball just below it
-    lid_shade = 1.0 - 0.35 * np.exp(-np.clip(ly - y_up, 0.0, None) * 0.6)
+    lid_shade = 1.0 - 0.5 * np.exp(-np.clip(ly - y_up, 0.0, None) * 0.35)
     # lashes along the upper margin, a faint line along the lower one
     taper = np.clip((1.0 - np.abs(t)) * 4.0, 0.0, 1.0) * np.clip(t + 1.3, 0.0, 1.0)
     lash = sp.lash_darkness * np.exp(-(((ly - y_up + 0.4) / sp.lash_width) ** 2)) * taper

@@ -61,7 +61,7 @@ from gazeneg.data.dataset import (
 from gazeneg.data.images import ImageFileError, read_image
 from gazeneg.files import lock_folder
 from gazeneg.units import parse_size
-from gazeneg.webcam.detect import crop_eyes, face_columns, make_detector
+from gazeneg.webcam.detect import crop_eyes, face_columns, landmark_features, make_detector
 
 CROPS = ("auto", "face", "resize", "eye")
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -314,18 +314,19 @@ def decide_crop(photos_dir: Path, entries: list[Entry], csv_path: Path, detector
 
 
 def cut_photo(img_bgr: np.ndarray, mode: str, detector=None):
-    """(strip RGB, face box, frame size, pose) of one photo for crop `mode`; None when crop face finds no
-    face. Crop face is exactly live's cut of a first frame: crop_eyes and face_columns of the detection."""
+    """(strip RGB, face box, frame size, pose, eye landmark features) of one photo for crop `mode`; None when
+    crop face finds no face. Crop face is exactly live's cut of a first frame: crop_eyes, face_columns and
+    landmark_features of the detection (the features are None from Haar and for the eye and image crops)."""
     if mode == "face":
         det = detector.detect(img_bgr)
         if det is None:
             return None
         strip, _feats = crop_eyes(img_bgr, det)
         # crop_eyes mirrors (a selfie view, as the renderer draws); so must the face box and pose.
-        return (strip, *face_columns(det, img_bgr.shape[1], img_bgr.shape[0]))
+        return (strip, *face_columns(det, img_bgr.shape[1], img_bgr.shape[0]), landmark_features(det, img_bgr.shape[1]))
     if mode == "eye":
-        return eye_strip(img_bgr), None, None, None
-    return resize_strip(img_bgr), None, None, None
+        return eye_strip(img_bgr), None, None, None, None
+    return resize_strip(img_bgr), None, None, None, None
 
 
 def _building_dir(out_dir: Path) -> Path:
@@ -432,9 +433,9 @@ def _import_locked(photos_dir: Path, csv_path: Path, out_dir: Path, entries: lis
         shutil.rmtree(target)   # a killed earlier import's half-built folder (under our lock: nobody else's)
     try:
         with DatasetWriter(target, meta, resume=has_data, fsync=False) as wr:
-            for e, name, (strip, face, frame, pose) in items:
+            for e, name, (strip, face, frame, pose, eyes) in items:
                 wr.add(strip, e.row, e.col, subject=e.subject, session=e.session, name=name, face=face, frame=frame,
-                       pose=pose)
+                       pose=pose, eyes=eyes)
                 summary.imported += 1
                 summary.per_session[f"{e.subject}/{e.session}"] += 1
                 summary.edge_targets += int(not grid.in_grid(e.row, e.col))
