@@ -578,15 +578,36 @@ class LiveSession:
                 self.mode, self.collector = TRACK, None
         return res
 
+    def redo_targets(self, targets) -> None:
+        """Show these calibration targets again; their new samples replace their old ones and the calibration is
+        fitted again with every other target's samples kept."""
+        self.mode, self._redo = CALIBRATE, True
+        self.collector = TargetCollector([tuple(t) for t in targets], samples=self.samples,
+                                         fixation_s=self.fixation_s, min_samples=self.samples // 2)
+
+    def redo_target(self, number: int) -> bool:
+        """Re-run one calibration target, numbered 1..k in the order they are shown (keys 1-9 in the window).
+        Needs a calibration made in this session; says why not (self.error) and returns False otherwise."""
+        targets = calibration_targets(self.k)
+        if not self._fitted:
+            self.error = f"no calibration in this session to redo target {number} of: press c to calibrate"
+        elif not 1 <= number <= len(targets):
+            self.error = f"there is no calibration target {number}: the {len(targets)} targets are numbered 1-{len(targets)}"
+        else:
+            self.redo_targets([targets[number - 1]])
+            return True
+        self.log(self.error)
+        return False
+
     def press(self, key: str, now: float) -> None:
         if key == "esc":
             self.mode = DONE
         elif key == "c":
             self.start_calibration()
         elif key == "t" and self.worst:   # redo the worst targets of a poor fit, keep the others' samples
-            self.mode, self._redo = CALIBRATE, True
-            self.collector = TargetCollector(self.worst, samples=self.samples, fixation_s=self.fixation_s,
-                                             min_samples=self.samples // 2)
+            self.redo_targets(self.worst)
+        elif len(key) == 1 and key in "123456789":
+            self.redo_target(int(key))
         elif key == "v":
             self.start_validation()
 
@@ -658,11 +679,12 @@ def render_live(session: LiveSession, res: LiveResult, frame_bgr: np.ndarray, sc
 
 
 class LiveWindow:
-    """render_live in a fullscreen window; keys: c, v, Esc (or q)."""
+    """render_live in a fullscreen window; keys: c, v, t, r, 1-9 (redo that calibration target), Esc (or q)."""
 
     def __init__(self, screen: tuple[int, int], name: str = "gazeneg live"):
         self.screen = screen
-        self.window = Window(name, extra_keys={ord("c"): "c", ord("v"): "v", ord("r"): "r", ord("t"): "t"})  # r: tracker.py recentre
+        self.window = Window(name, extra_keys={ord("c"): "c", ord("v"): "v", ord("r"): "r", ord("t"): "t",  # r: recentre
+                                               **{ord(d): d for d in "123456789"}})   # redo calibration target d
 
     def show(self, session: LiveSession, res: LiveResult, frame_bgr, now: float) -> list[str]:
         return self.window.show(render_live(session, res, frame_bgr, *self.screen, now))
