@@ -101,15 +101,44 @@ def test_folds_never_split_a_target_and_never_train_on_a_tiny_slice(capture):
         assert len(tr) >= 0.5 * len(ds)        # no fold learns from a small slice of the person's photos
 
 
+def test_quick_runs_the_smaller_design_and_the_default_keeps_its_own():
+    """--quick: 3 folds x 1 repeat, the original scheme's three implementations against the fine-tuned
+    baseline and the base as it is (no CNN from scratch), 3 LRs, the base on one frame per person and target
+    for 2 epochs. The default: 4 folds x 2 repeats, every arm with the CNN trained on the person's photos,
+    the 6-LR grid, the base on all of base_data for the model's recipe."""
+    from gazeneg.study.one_person import ARMS, OWN, OnePersonConfig
+    from gazeneg.study.personal import LR_GRID, QUICK_LR_GRID
+
+    q, d = OnePersonConfig.quick(data="x"), OnePersonConfig(data="x")
+    assert (q.folds, q.repeats, q.base_budget, q.base_epochs, tuple(q.lr_grid), q.quick_design) == (
+        3, 1, 1, 2, QUICK_LR_GRID, True)
+    assert q.arms == ["ft:no_finetune", "ft:baseline", "ft:original_l0.5_B2", "ft:original_l0.5_B2_same",
+                      "ft:original_l0.5_B2_combined"]
+    assert (d.folds, d.repeats, d.base_budget, d.base_epochs, tuple(d.lr_grid), d.steps, d.own_epochs,
+            d.quick_design) == (4, 2, 0, 0, LR_GRID, 60, 10, False)
+    assert d.arms == ARMS and OWN in d.arms and len(d.arms) == 9
+    assert OnePersonConfig.quick(data="x", folds=5).folds == 5          # an option given wins
+
+
 def test_the_quick_one_person_regime_answers(capture, others, tmp_path):
     """The regime runs end to end: no "invalid", no "hurts" with a better mean, the CNN trained on the
     person's own photos and the fine-tuned base both measured on the same folds, and a plain-words answer
-    with the detectable effect."""
-    from gazeneg.study.one_person import OWN, OnePersonConfig, build_report, read_rows, run_one_person
+    with the detectable effect that says it is the --quick design. The base is pretrained once, regression
+    only, on one frame per person and target of the other people, and cached."""
+    from gazeneg.study.one_person import (
+        OWN,
+        QUICK_ARMS,
+        OnePersonConfig,
+        build_report,
+        read_rows,
+        run_one_person,
+    )
 
     cfg = OnePersonConfig.quick(data=str(capture), out=str(tmp_path / "one"), model="mlp", base_data=str(others),
-                                cache=str(tmp_path / "cache"), own_epochs=6, workers=1)
+                                cache=str(tmp_path / "cache"), own_epochs=6, workers=1, arms=[*QUICK_ARMS, OWN])
     run_one_person(cfg, progress=False, log=lambda *_: None)
+    cached = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(cached) == 1 and cached[0].endswith(".pt") and not cached[0].endswith("-cls.pt"), cached
     rows = read_rows(tmp_path / "one")
     chosen = [r for r in rows if r["selected"]]
     assert {r["person"] for r in chosen} == {"r0f0", "r0f1", "r0f2"}
@@ -128,6 +157,8 @@ def test_the_quick_one_person_regime_answers(capture, others, tmp_path):
     assert doc["overlap_ratio"] == pytest.approx(0.5)      # 3 folds: n_test/n_train = 1/2
     text = " ".join(doc["answer"])
     assert "would be found with 80% power" in text
+    assert "This is the --quick design (3 folds, 1 repeat(s), 6 arms" in text
+    assert "1 frame(s) per person and target, 2 epochs" in doc["base"]
     assert (tmp_path / "one" / "report.md").read_text().count("|") > 20
     # resume: a second run finds every fold done and adds no rows
     run_one_person(cfg, progress=False, log=lambda *_: None)

@@ -70,8 +70,15 @@ from gazeneg.training.loop import evaluate, fit, tensors
 OWN = "own:trained"
 ARMS = ["ft:no_finetune", "ft:baseline", "ft:original_l0.5_B2", "ft:original_l0.5_B2_same",
         "ft:original_l0.5_B2_combined", "ft:original_l4_B2", "ft:symmetric_k4", "ft:naive_l1.5", OWN]
+# --quick: the original scheme's three implementations against the fine-tuned baseline and the base as it
+# is (the positive control that sets the margin). The CNN trained from scratch on the person's photos is not
+# a --quick arm: at --quick's few epochs it measured 4.3 cells (about the centre guess) at 13% of the run's
+# time (docs/results-study.md); `--arms ... own:trained` adds it back.
 QUICK_ARMS = ["ft:no_finetune", "ft:baseline", "ft:original_l0.5_B2", "ft:original_l0.5_B2_same",
-              "ft:original_l0.5_B2_combined", OWN]
+              "ft:original_l0.5_B2_combined"]
+# --quick's base: pretrained on one frame per person and target of base_data (3,024 photos of the built-in
+# set, not 6,048) for 2 epochs, regression only: the whole base took 76% of a --quick run (1003 of 1315 s).
+QUICK_BASE = {"base_budget": 1, "base_epochs": 2}
 BASELINES = {"ft": "ft:baseline"}
 FIELDS = ["arm", "family", "group", "person", "repeat", "fold", "budget", "lr", "selected", "val_error",
           "final_test_error", "best_test_error", "cell_accuracy", "diverged", "collapsed", "val_outcome",
@@ -103,16 +110,20 @@ class OnePersonConfig:
     init: str = ""                  # a checkpoint as the base instead of pretraining one on base_data
     base_data: str = "synthetic"    # other people the base is pretrained on (once, cached)
     base_epochs: int = 0            # 0 = the model's recipe
+    base_budget: int = 0            # frames per person and target of base_data the base learns from (0 = all)
     own_epochs: int = 10            # epochs of the CNN trained on the person's own photos, per fold
     val_share: float = 0.2          # share of a fold's training groups that choose the LR
     seed: int = 0
     workers: int = 0
     cache: str = "runs/personal-base-cache"
+    quick_design: bool = False      # set by quick(): the report says it is the smaller design
 
     @classmethod
     def quick(cls, **kw) -> OnePersonConfig:
-        return cls(**{"folds": 3, "repeats": 1, "arms": list(QUICK_ARMS), "lr_grid": QUICK_LR_GRID,
-                      "base_epochs": 3, "own_epochs": 4, **kw})
+        """3 folds x 1 repeat, QUICK_ARMS, QUICK_LR_GRID, QUICK_BASE (the default: 4 folds x 2 repeats, ARMS,
+        LR_GRID, the base on all of base_data for the model's recipe)."""
+        return cls(**{"folds": 3, "repeats": 1, "arms": list(QUICK_ARMS), "lr_grid": QUICK_LR_GRID, **QUICK_BASE,
+                      "own_epochs": 4, "quick_design": True, **kw})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -178,13 +189,16 @@ def base_model(cfg: OnePersonConfig, log=print):
     val_subj = subjects[-max(1, len(subjects) // 8):]
     val = np.flatnonzero(np.isin(ds.subjects, val_subj))
     train = np.flatnonzero(~np.isin(ds.subjects, val_subj))
-    pc = PersonalConfig(data=cfg.base_data, model=cfg.model, base_epochs=cfg.base_epochs, seed=cfg.seed,
-                        workers=cfg.workers, cache=cfg.cache)
-    base = train_base(pc, ds, 0, train, val, log=log)
+    pc = PersonalConfig(data=cfg.base_data, model=cfg.model, base_epochs=cfg.base_epochs,
+                        base_budget=cfg.base_budget, seed=cfg.seed, workers=cfg.workers, cache=cfg.cache)
+    base = train_base(pc, ds, 0, train, val, log=log, classification=False)
     ck = read_checkpoint(base["regression"])
     m = create_model(ck["model_name"], **ck["model_kwargs"])
     m.load_state_dict(ck["state_dict"])
-    how = f"pretrained on {cfg.base_data} ({len(subjects) - len(val_subj)} other people)"
+    frames = f"{cfg.base_budget} frame(s) per person and target" if cfg.base_budget else "all their photos"
+    epochs = f"{cfg.base_epochs} epochs" if cfg.base_epochs else "the model's recipe"
+    how = (f"pretrained on {cfg.base_data} ({len(subjects) - len(val_subj)} other people, {frames}, {epochs}; "
+           f"cached in {cfg.cache})")
     return m.eval(), time.perf_counter() - t0 if not base["cached"] else 0.0, how
 
 
@@ -373,7 +387,8 @@ def build_report(out, *, margin: float | None = None, command: str = "", elapsed
             e["lr_edge"] = "at the grid's top LR"
     doc = {"entries": summary, "margin_cells": margin, "calibration_gain_cells": gain, "overlap_ratio": ratio,
            "lr_choices": lrs, "group_kind": meta["group_kind"], "n_folds": meta["n_folds"], "base": meta.get("base"),
-           "n_photos": meta["n_photos"], "seconds": meta.get("seconds"), "command": command, "elapsed_seconds": elapsed}
+           "n_photos": meta["n_photos"], "seconds": meta.get("seconds"), "command": command, "elapsed_seconds": elapsed,
+           "quick": bool(meta["config"].get("quick_design")), "repeats": meta["config"].get("repeats")}
     doc["answer"] = answer(summary, doc)
     atomic_write_text(out / "summary.json", json.dumps(clean_json(doc), indent=2))
     atomic_write_text(out / "report.md", render_markdown(doc, summary))
@@ -389,6 +404,13 @@ def answer(summary: list[dict], doc: dict) -> list[str]:
     S.append(f"{doc['n_photos']} photos of one person, grouped by {doc['group_kind']}, in {doc['n_folds']} "
              f"cross-validation folds (every arm on the same folds; the folds' training sets overlap, which the "
              f"intervals account for).")
+    if doc.get("quick"):
+        S.append(f"This is the --quick design ({doc['n_folds']} folds, {doc.get('repeats')} repeat(s), "
+                 f"{len(summary)} arms, a base pretrained on fewer photos for fewer epochs): it has less power than "
+                 "the default (4 folds x 2 repeats, every arm), and the detectable effect below says how much less."
+                 + ("" if any(e["arm"] == OWN for e in summary) else
+                    " The CNN trained on this person's photos alone is not a --quick arm (add it with --arms).")
+                 )
     own, nf = es.get(OWN), es.get("ft:no_finetune")
     if base is not None:
         parts = [f"the base fine-tuned on this person's photos: {fmt(base['mean_error_cells'], 2)} cells"]

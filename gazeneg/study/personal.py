@@ -309,8 +309,10 @@ def _budget_rows(ds: GazeDataset, rows: np.ndarray, budget: int) -> np.ndarray:
     return np.array(keep)
 
 
-def train_base(pcfg: PersonalConfig, ds: GazeDataset, fold: int, train_rows, val_rows, log=print) -> dict:
-    """The fold's base models: {"regression": path, "classification": path, "seconds": s, "cached": bool}.
+def train_base(pcfg: PersonalConfig, ds: GazeDataset, fold: int, train_rows, val_rows, log=print,
+               classification: bool = True) -> dict:
+    """The fold's base models: {"regression": path, "classification": path, "seconds": s, "cached": bool}
+    (with classification=False the 144-way model is neither trained nor needed from the cache).
     The regression model is train.fit on the other units, selected on the held-out units' validation cells
     (never their test cells); the 144-way classification model shares its backbone, with a new fc MLP
     trained by cross-entropy on the same photos' features."""
@@ -320,7 +322,7 @@ def train_base(pcfg: PersonalConfig, ds: GazeDataset, fold: int, train_rows, val
     cache = Path(pcfg.cache)
     cache.mkdir(parents=True, exist_ok=True)
     paths = {"regression": cache / f"base-{key}.pt", "classification": cache / f"base-{key}-cls.pt"}
-    if all(p.is_file() for p in paths.values()):
+    if all(p.is_file() for k, p in paths.items() if classification or k == "regression"):
         meta = read_checkpoint(paths["regression"])["extra"]
         return {**{k: str(v) for k, v in paths.items()}, "seconds": float(meta.get("seconds", 0.0)), "cached": True,
                 "key": key}
@@ -331,10 +333,11 @@ def train_base(pcfg: PersonalConfig, ds: GazeDataset, fold: int, train_rows, val
     res = fit(cfg, sp, log=lambda *_: None)
     kwargs = {"head": "regression", **cfg.model_kwargs}
     extra = {"key": key, "fold": fold, "val_error": res.state.best_err, "fit_seconds": res.train_seconds}
-    cls_model = classification_base(res.model, cfg, sp)
+    cls_model = classification_base(res.model, cfg, sp) if classification else None
     extra["seconds"] = time.perf_counter() - t0
-    save_checkpoint(paths["classification"], cls_model, model_name=cfg.model,
-                    model_kwargs={**kwargs, "head": "classification"}, config=cfg.to_dict(), epoch=0, extra=extra)
+    if cls_model is not None:
+        save_checkpoint(paths["classification"], cls_model, model_name=cfg.model,
+                        model_kwargs={**kwargs, "head": "classification"}, config=cfg.to_dict(), epoch=0, extra=extra)
     save_checkpoint(paths["regression"], res.model, model_name=cfg.model, model_kwargs=kwargs, config=cfg.to_dict(),
                     epoch=res.state.best_epoch, extra=extra)
     return {**{k: str(v) for k, v in paths.items()}, "seconds": extra["seconds"], "cached": False, "key": key}
