@@ -9,7 +9,7 @@ import argparse
 import dataclasses
 import sys
 
-from gazeneg.cli.errors import RESUME, run_cli
+from gazeneg.cli.errors import RESUME, as_cli
 from gazeneg.data.synth import (
     DEFAULT_CONFIG,
     DEFAULT_SUBJECTS,
@@ -71,6 +71,4 @@ def main(argv=None, prog: str | None = None) -> int:
     return 0
 
 
-def cli(argv=None, prog: str | None = None) -> int:
-    """main with known bad input as one line on stderr and exit 2."""
-    return run_cli(lambda: main(argv, prog), resume=RESUME["render"])
+cli = as_cli(main, resume=RESUME["render"])
