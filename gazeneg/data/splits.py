@@ -176,8 +176,8 @@ def split_by_subject(ds: GazeDataset, n_val: int, n_test: int, seed: int, fold: 
         raise DatasetError(
             f"{ds.root}: {len(uniq)} {kind}{taken} ({', '.join(uniq[:20])}{', ...' if len(uniq) > 20 else ''}) but "
             f"the split needs {n_val_left} for validation, {n_test_left} for test and at least 1 for training. "
-            f"Capture more targets or sessions (gazeneg capture --session NAME), or name the held-out groups with "
-            f"--val-groups/--test-groups (a subject, subject/session, or cells such as cells:0-15).")
+            f"Capture more targets or sessions (gazeneg capture --session NAME), or, with gazeneg train, name the "
+            f"held-out groups with --val-groups/--test-groups (a subject, subject/session, or cells such as cells:0-15).")
     order = seeding.numpy_rng(seed, "split").permutation(len(uniq))
     names = [uniq[i] for i in np.roll(order, -fold * n_test_left)]
     test_g, val_g = names[:n_test_left], names[n_test_left:n_test_left + n_val_left]
