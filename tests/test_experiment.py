@@ -237,3 +237,14 @@ def test_sweep_table_prints_the_verdicts(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| sgd:original_pred_side | -0.20 [" in out and "**helps**" in out and "| budget 1 | budget 2 |" in out
     assert mod.cli([str(tmp_path / "missing")]) == 2   # one line on stderr (tests/test_console.py)
+
+
+def test_a_consistent_but_tiny_difference_is_called_too_small_to_matter(tmp_path):
+    """Issue 24 item 7: a helps/hurts verdict whose mean difference lies inside the margin says, as the personal
+    report does, that it is too small to matter; one outside the margin does not."""
+    build_report(tmp_path / "t", rows=_fabricated_sweep({"sgd:original_pred_side": +0.03, "sgd:naive_l0.3": +0.3}),
+                 margin=0.05)
+    text = (tmp_path / "t" / "report.md").read_text()
+    answer = text.split("## The answer, in plain words")[1].split("##")[0]
+    assert "sgd:original_pred_side (+0.0" in answer and "inside the +-0.05 margin: too small to matter" in answer
+    assert "**hurt**: sgd:naive_l0.3, sgd" in answer and "sgd:naive_l0.3 (+" not in answer

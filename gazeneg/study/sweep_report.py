@@ -70,6 +70,15 @@ def _list(xs) -> str:
     return ", ".join(xs) if xs else "none"
 
 
+def _tiny(e: dict, margin: float) -> str:
+    """' (..., too small to matter)' for a helps/hurts verdict whose mean difference is inside the margin: the sign
+    is consistent, the size is not one that matters (the personal report says the same)."""
+    d = e.get("diff_vs_baseline", math.nan)
+    if e.get("verdict") in ("helps", "hurts") and math.isfinite(d) and abs(d) < margin:
+        return f" ({fmt_signed(d, 3)} cells, inside the +-{margin:g} margin: too small to matter)"
+    return ""
+
+
 def build_report(out, *, elapsed: float | None = None, command: str = "", margin: float = DEFAULT_MARGIN,
                  rows: list[dict] | None = None) -> dict:
     """rows: result rows to report (default: read results.csv; a test passes fabricated ones)."""
@@ -453,8 +462,8 @@ def _answer(summary, more_data, budgets, arms, margin) -> list[str]:
             by_verdict.setdefault(e["verdict"], []).append(e)
     for b in budgets:
         ent = [e for e in summary if e["budget"] == b and e["arm"] in wl]
-        names = {v: [e["arm"] for e in ent if e["verdict"] == v] for v in ("helps", "hurts", "equivalent",
-                                                                              "inconclusive")}
+        names = {v: [e["arm"] + _tiny(e, margin) for e in ent if e["verdict"] == v]
+                 for v in ("helps", "hurts", "equivalent", "inconclusive")}
         L.append(f"- Budget {b} frame(s)/cell: **helped**: {_list(names['helps'])}; **hurt**: {_list(names['hurts'])}; "
                  f"**equivalent** to the baseline within +-{margin:g} cells: {_list(names['equivalent'])}; "
                  f"**inconclusive**: {_list(names['inconclusive'])}.")
