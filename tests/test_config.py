@@ -2,11 +2,15 @@
 type check; every fault one ConfigError naming the key, the value or the file and line."""
 
 import argparse
+import dataclasses
 import json
 
 import pytest
 
 from gazeneg.config import (
+    CHOICES,
+    GROUPS,
+    HELP,
     MAX_LR,
     ConfigError,
     TrainConfig,
@@ -14,6 +18,7 @@ from gazeneg.config import (
     config_from_args,
     from_dict,
     load_config_file,
+    opt,
 )
 
 
@@ -75,3 +80,54 @@ def test_a_bad_config_file_is_named_with_its_line(tmp_path, content, culprit):
         load_config_file(tmp_path / "none.json")
     with pytest.raises(ConfigError, match="is a folder"):
         load_config_file(tmp_path)
+
+
+def test_each_option_is_written_once_in_its_fields_metadata():
+    """Every field carries its --help group, help line and choices; HELP and CHOICES are views of them."""
+    fields = dataclasses.fields(TrainConfig)
+    for f in fields:
+        assert f.metadata["group"] in GROUPS and len(f.metadata["help"]) > 10, f.name
+        assert HELP[f.name] == (f.metadata["group"], f.metadata["help"])
+        choices = f.metadata["choices"]
+        assert CHOICES.get(f.name, ()) == choices
+        if choices:
+            assert getattr(TrainConfig(), f.name) in choices, f.name
+    assert set(HELP) == {f.name for f in fields} and len(CHOICES) >= 16
+    assert {f.metadata["group"] for f in fields} == set(GROUPS)
+
+
+def test_choices_are_checked_from_the_metadata():
+    """A value outside a field's metadata choices is one ConfigError listing them; every listed choice passes."""
+    for f in dataclasses.fields(TrainConfig):
+        for c in f.metadata["choices"]:
+            over = {f.name: c}
+            if f.name == "head" and c == "classification":
+                over["neg_mode"] = "off"
+            if f.name == "neg_loss" and c == "mse":
+                over["loss"] = "mse"
+            if f.name == "neg_mode" and c != "off":
+                over["head"] = "regression"
+            assert getattr(from_dict(over), f.name) == c
+        if f.metadata["choices"]:
+            with pytest.raises(ConfigError) as e:
+                from_dict({f.name: "not-a-choice"})
+            assert f"config key {f.name!r} must be one of {', '.join(f.metadata['choices'])}" in str(e.value)
+
+
+def test_the_help_line_comes_from_the_metadata():
+    p = argparse.ArgumentParser()
+    add_config_args(p)
+    action = next(a for a in p._actions if a.dest == "cfg_neg_boundary")
+    f = next(f for f in dataclasses.fields(TrainConfig) if f.name == "neg_boundary")
+    assert action.help == f.metadata["help"] + " {keep, clip, reflect, drop} (default: keep)"
+    assert next(a for a in p._actions if a.dest == "cfg_model_kwargs").help.endswith("(default: {})")
+    assert next(a for a in p._actions if a.dest == "cfg_neg_direction").help.endswith("(default: 1.0,0.0)")
+
+
+def test_opt_refuses_an_unknown_group_or_a_default_outside_its_choices():
+    with pytest.raises(ValueError, match="option group 'extras'"):
+        opt(1, "extras", "a count of something; count")
+    with pytest.raises(ValueError, match="not one of its choices a, b"):
+        opt("c", "data", "one of a or b", choices=("a", "b"))
+    d = opt({}, "model", "a JSON object of keyword arguments")
+    assert d.default_factory() == {} and d.default_factory() is not d.default_factory()
