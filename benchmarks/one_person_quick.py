@@ -12,6 +12,12 @@ the command a user types, in a fresh process, so the figures include Python's an
 
     python benchmarks/one_person_quick.py                     # 3 runs (1 cold, 2 warm)
     python benchmarks/one_person_quick.py --runs 1 --capture /tmp/cap
+    python benchmarks/one_person_quick.py --runs 1 --train-reference   # also gazeneg train on fold r0f0
+
+--train-reference trains `gazeneg train`'s recipe (TrainConfig's defaults: gazecnn, 18 epochs) on the
+first fold's training photos, selected on its validation photos, and tests it on its held-out photos (the
+regime's own split, one_person.fold_rows), then prints the fine-tuned baseline's error on the same fold and
+the ratio (issue 22: within 1.5x).
 
 Exits 1 if a verdict is unsound.
 """
@@ -53,10 +59,39 @@ def unsound(summary: dict) -> list[str]:
     return bad
 
 
+def train_reference(capture: Path, run: Path) -> None:
+    """gazeneg train's recipe on the run's first fold, against the run's fine-tuned baseline there."""
+    import torch
+
+    from gazeneg.config import from_dict
+    from gazeneg.data.dataset import load_dataset
+    from gazeneg.data.splits import Splits
+    from gazeneg.model.metrics import error_metrics
+    from gazeneg.study.one_person import fold_rows, groups_of, make_folds, read_rows
+    from gazeneg.training.loop import evaluate, fit, tensors
+
+    meta = json.loads((run / "one_person.json").read_text())["config"]
+    ds = load_dataset(capture)
+    _, groups = groups_of(ds)
+    fold = make_folds(groups, meta["folds"], meta["repeats"], meta["seed"])[0]
+    tr, va, te = fold_rows(groups, fold["test_groups"], meta["val_share"], meta["seed"], 0)
+    cfg = from_dict({"model": "gazecnn", "progress": False, "save_checkpoints": False, "device": "cpu"})
+    t = time.perf_counter()
+    res = fit(cfg, Splits(ds.subset(tr), ds.subset(va), ds.subset(te)), log=lambda *_: None)
+    test = ds.subset(te)
+    err = error_metrics(evaluate(res.model, tensors(test), torch.device("cpu")), test.targets)["mean_error_cells"]
+    ft = next(r["final_test_error"] for r in read_rows(run)
+              if r["selected"] and r["arm"] == "ft:baseline" and r["person"] == "r0f0")
+    print(f"gazeneg train ({cfg.epochs} epochs) on fold r0f0 ({len(tr)} training, {len(va)} validation, {len(te)} test "
+          f"photos): {err:.3f} cells in {time.perf_counter() - t:.0f} s; the fine-tuned baseline on the same test "
+          f"photos {ft:.3f} cells: {ft / err:.2f}x")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--capture", default=None, help="a one-person capture folder (default: render one)")
     p.add_argument("--runs", type=int, default=3, help="runs: the first cold, the rest warm (default 3)")
+    p.add_argument("--train-reference", action="store_true", help="also train gazeneg train's recipe on fold r0f0")
     p.add_argument("--out", default=None, help="keep the run folders here (default: a temporary folder)")
     args = p.parse_args(argv)
 
@@ -67,6 +102,7 @@ def main(argv=None) -> int:
     cache = root / "base-cache"
     print(f"capture {capture}; {os.cpu_count()} cores (nproc); load average {os.getloadavg()[0]:.2f} at start",
           flush=True)
+    cold = not (cache.is_dir() and any(cache.iterdir()))    # a kept --out folder may hold a base already
     times, bad = [], []
     for i in range(args.runs):
         out = root / f"run{i}"
@@ -81,14 +117,18 @@ def main(argv=None) -> int:
         meta = json.loads((out / "one_person.json").read_text())
         summary = json.loads((out / "summary.json").read_text())
         bad += unsound(summary)
-        print(f"run {i + 1} ({'cold' if i == 0 else 'warm'}): {times[-1]:.1f} s wall (base {meta['base_seconds']:.1f} s, "
+        print(f"run {i + 1} ({'cold' if i == 0 and cold else 'warm'}): {times[-1]:.1f} s wall (base {meta['base_seconds']:.1f} s, "
               f"folds {meta['fold_seconds']:.1f} s); load average {os.getloadavg()[0]:.2f}", flush=True)
     print("verdicts of the last run:")
     for e in summary["entries"]:
         print(f"  {e['arm']:<30} {e['verdict']:<12} {e['mean_error_cells']:.3f} cells")
-    print(f"cold (base pretrained): {times[0]:.1f} s")
-    if len(times) > 1:
-        print(f"warm (base cached): median {statistics.median(times[1:]):.1f} s over {len(times) - 1} run(s)")
+    if cold:
+        print(f"cold (base pretrained): {times[0]:.1f} s")
+    warm = times[1:] if cold else times
+    if warm:
+        print(f"warm (base cached): median {statistics.median(warm):.1f} s over {len(warm)} run(s)")
+    if args.train_reference:
+        train_reference(capture, root / f"run{args.runs - 1}")
     print("verdicts: " + ("; ".join(bad) if bad else "sound (no invalid, no hurts/helps against its mean)"))
     if tmp is not None:
         tmp.cleanup()
