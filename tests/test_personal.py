@@ -351,3 +351,12 @@ def test_the_tuned_arm_chooses_lambda_b_and_lr_on_validation_only():
     assert len(tuned) == 1 and tuned[0]["tuned_from"] == "ft:original_l1_B3" and tuned[0]["lr"] == 1e-4
     assert tuned[0]["final_test_error"] == 2.0          # chosen by validation, whatever its test error
     assert TUNED in arms2 and arms2[TUNED].family == "ft"
+
+
+def test_a_unit_with_too_few_cells_is_named():
+    """Issue 24 item 7: the message says which held-out unit has too few cells."""
+    from gazeneg.data.dataset import DatasetError
+
+    targets = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
+    with pytest.raises(DatasetError, match=r"held-out unit me/s2 has photos of 2 cells"):
+        split_unit(targets, np.arange(3), 0, 1, "me/s2")

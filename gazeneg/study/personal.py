@@ -226,7 +226,7 @@ class UnitSplit:
     test_cells: np.ndarray
 
 
-def split_unit(targets: np.ndarray, rows: np.ndarray, seed: int, unit_no: int) -> UnitSplit:
+def split_unit(targets: np.ndarray, rows: np.ndarray, seed: int, unit_no: int, name: str = "") -> UnitSplit:
     """Split one held-out unit's photos by cell: half the cells for calibration (the 9-point grid first),
     a sixth for validation, a third for test. rows: the unit's row indices; targets: the whole data set's
     (N, 2) targets."""
@@ -234,7 +234,7 @@ def split_unit(targets: np.ndarray, rows: np.ndarray, seed: int, unit_no: int) -
     cells = np.atleast_1d(grid.nearest_cell(targets[rows, 0], targets[rows, 1]))
     uniq = np.unique(cells)
     if len(uniq) < 3:
-        raise DatasetError(f"a held-out unit has photos of {len(uniq)} cells; the personal regime needs at least 3 "
+        raise DatasetError(f"held-out unit {name or unit_no} has photos of {len(uniq)} cells; the personal regime needs at least 3 "
                            f"(calibration, validation and test cells are disjoint)")
     rng = seeding.numpy_rng(seed, "personal", unit_no)
     nine = [c for c in (grid.cell_index(r, c) for r, c in NINE_POINT) if c in set(uniq.tolist())]
@@ -246,7 +246,7 @@ def split_unit(targets: np.ndarray, rows: np.ndarray, seed: int, unit_no: int) -
     val_cells = np.array(order[len(order) - n_test - n_val:len(order) - n_test])
     calib_cells = np.array(order[:len(order) - n_test - n_val])
     if len(calib_cells) == 0:
-        raise DatasetError(f"a held-out unit has photos of only {len(uniq)} cells: none left for calibration")
+        raise DatasetError(f"held-out unit {name or unit_no} has photos of only {len(uniq)} cells: none left for calibration")
     # Calibration order: the first frame of every calibration cell (9-point grid first), then the second...
     per_cell = {int(c): rows[cells == c] for c in calib_cells}
     calib = []
@@ -457,7 +457,7 @@ def execute_unit(task: UnitTask, pcfg: PersonalConfig) -> list[dict]:
     torch.set_num_threads(1)
     ds = task.data if task.data is not None else dataset(pcfg.data)
     rows_ = np.arange(len(ds)) if task.data is not None else np.asarray(task.rows)
-    split = split_unit(ds.targets, rows_, pcfg.seed, task.unit_no)
+    split = split_unit(ds.targets, rows_, pcfg.seed, task.unit_no, task.unit)
     arms = {a.name: a for a in personal_arms()}
     val, test = ds.subset(split.val), ds.subset(split.test)
     yv, yt = val.targets.astype(np.float64), test.targets.astype(np.float64)
@@ -601,7 +601,7 @@ def _run_personal(pcfg: PersonalConfig, *, progress: bool, sequential: bool, log
         if all(units[u].name in done for u in members):
             continue
         held = np.concatenate([units[u].rows for u in members])
-        splits = {u: split_unit(ds.targets, units[u].rows, pcfg.seed, u) for u in members}
+        splits = {u: split_unit(ds.targets, units[u].rows, pcfg.seed, u, units[u].name) for u in members}
         val_rows = np.concatenate([s.val for s in splits.values()])
         others = np.setdiff1d(np.arange(len(ds)), held)
         if pcfg.init:
