@@ -1,5 +1,6 @@
 """Sizes written WIDTHxHEIGHT on the command line (--screen 1920x1080 pixels, --screen-cm 34.4x19.3 cm): one
-parser for every command, one error type naming the option and the value."""
+parser for every command, one error type naming the option and the value; and whole-number counts with a lower
+bound (at_least), the argparse type every command's count options share."""
 
 from __future__ import annotations
 
@@ -44,4 +45,19 @@ def size_arg(option: str, unit: str = "pixels"):
             raise argparse.ArgumentTypeError(str(e).removeprefix(option + " ")) from None   # argparse names it
 
     parse.__name__ = f"{option.lstrip('-').replace('-', '_')}_size"
+    return parse
+
+
+def at_least(low: int, why: str = ""):
+    """An argparse `type=` for a whole number >= low; `why` is said after the bound (" for a paired test")."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}{why}, got {v}")
+        return v
+
+    parse.__name__ = f"whole_number_at_least_{low}"
     return parse

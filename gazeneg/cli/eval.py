@@ -34,6 +34,7 @@ from pathlib import Path
 
 from gazeneg.cli.errors import RESUME, as_cli
 from gazeneg.errors import GazenegError
+from gazeneg.units import at_least
 
 PROG = "gazeneg eval"
 
@@ -53,17 +54,6 @@ def positive_cells(text: str) -> float:
     return value
 
 
-def paired_seeds(text: str) -> int:
-    """--seeds: at least 2, so that the paired test has a spread to measure."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be >= 2 for a paired test, not {value}")
-    return value
-
-
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=None,
@@ -71,7 +61,7 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "so budgets up to 4 exist; 'synthetic' with --quick)")
     p.add_argument("--out", default=None, help="output folder (default runs/wrong-labels-<time>); reuse to resume")
     p.add_argument("--quick", action="store_true", help="fewer arms, 3 seeds, budget 1")
-    p.add_argument("--seeds", type=paired_seeds, default=None, help="seeds per arm (sweep; at least 2)")
+    p.add_argument("--seeds", type=at_least(2, " for a paired test"), default=None, help="seeds per arm (sweep; at least 2)")
     p.add_argument("--budgets", type=int, nargs="+", default=None, help="frames per cell per training subject")
     p.add_argument("--arms", nargs="+", default=None, help="subset of arms (see --list-arms)")
     p.add_argument("--list-arms", action="store_true")

@@ -16,20 +16,10 @@ import argparse
 import json
 
 from gazeneg.cli.errors import RESUME, as_cli
-from gazeneg.units import parse_size, size_arg
+from gazeneg.units import at_least, parse_size, size_arg
 from gazeneg.webcam.filters import DEFAULT_SMOOTHER, SMOOTHERS
 from gazeneg.webcam.options import DEFAULT_DISTANCE_CM, DEFAULT_SCREEN_CM, add_face_backend
 from gazeneg.webcam.options import add_args as tracker_args
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
 
 
 def _weight(text: str) -> float:
@@ -49,7 +39,7 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--source", default="0", help="camera index, video file or image folder (default 0)")
     p.add_argument("--headless", action="store_true", help="no window: run the pipeline over a file source and "
                    "print latency figures (no calibration or accuracy check: nobody looks at targets)")
-    p.add_argument("--max-frames", type=_positive_int, default=None, help="stop after this many frames (>= 1)")
+    p.add_argument("--max-frames", type=at_least(1), default=None, help="stop after this many frames (>= 1)")
     p.add_argument("--smoother", choices=SMOOTHERS, default=DEFAULT_SMOOTHER,
                    help="gaze filter (default %(default)s, chosen by benchmarks/filters.py)")
     p.add_argument("--alpha", type=_weight, default=0.3, help="EMA weight of the newest point, in (0, 1]")

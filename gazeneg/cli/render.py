@@ -17,19 +17,7 @@ from gazeneg.data.synth import (
     ensure_default_dataset,
     render_dataset,
 )
-
-
-def _at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {v}")
-        return v
-
-    return parse
+from gazeneg.units import at_least
 
 
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -39,12 +27,12 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     where.add_argument("--out", help="new (or empty) folder to render into")
     where.add_argument("--default", action="store_true",
                        help="render the default set into its cache folder if missing (what training uses)")
-    p.add_argument("--subjects", type=_at_least(1), default=DEFAULT_SUBJECTS,
+    p.add_argument("--subjects", type=at_least(1), default=DEFAULT_SUBJECTS,
                    help=f"number of subjects (default {DEFAULT_SUBJECTS})")
-    p.add_argument("--frames-per-cell", type=_at_least(1), default=2,
+    p.add_argument("--frames-per-cell", type=at_least(1), default=2,
                    help="frames per cell per subject (default 2)")
-    p.add_argument("--seed", type=_at_least(0), default=0, help="seed; same seed, same bytes (default 0)")
-    p.add_argument("--workers", type=_at_least(1), default=None,
+    p.add_argument("--seed", type=at_least(0), default=0, help="seed; same seed, same bytes (default 0)")
+    p.add_argument("--workers", type=at_least(1), default=None,
                    help="worker processes (default: one per CPU, at most one per subject)")
     p.add_argument("--no-contact-sheet", action="store_true", help="skip contact_sheet.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
