@@ -137,13 +137,13 @@ class SynthConfig:
     # the screen's centre at 50 cm, the eye turns up 19.8 deg, which lifts the iris 4.8 px above the eyeball's
     # centre: a 2.8 px drop puts it 2.0 px above the corners, as on the real faces (docs/face.md).
     eyeball_drop_px: float = 2.8
-    # How the iris sits relative to the eye corners in the image. "head" (the default): by the eye-in-head
-    # angle, eyeballs eyeball_drop_px below the corner line. "camera": by the angle between the eye's optical
+    # How the iris sits relative to the eye corners in the image. "head" (renderer version 3): by the eye-in-head
+    # angle, eyeballs eyeball_drop_px below the corner line. "camera" (the default): by the angle between the eye's optical
     # axis and its direction to the camera (the eyeball's centre lies near the corners' depth, so a camera below
     # the screen sees the irises of a person looking at the screen above the corner line, and a head turn with
     # the gaze held moves the iris little); an eye looking at the camera shows its iris camera_gaze_iris_px
-    # below the corner line (-2.0: 2 px above, as on the 25 real stills above). Not the default: with the
-    # camera's place drawn per person it becomes a per-person offset only calibration removes (docs/face.md).
+    # below the corner line (-2.0: 2 px above, as on the 25 real stills above). With the camera's place drawn
+    # per person, that place becomes a per-person offset only calibration removes (docs/face.md).
     iris_view: str = "camera"
     camera_gaze_iris_px: float = -2.0
     # crop jitter, like a landmark-aligned crop's misalignment: Gaussian, mostly small, clipped at the
@@ -585,7 +585,7 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
     y_up = y_up_open + closure * (y_lo - y_up_open) if blink else y_up_open
     open_a = _ramp(np.minimum(np.minimum(ly - y_up, y_lo - ly), (1.0 - np.abs(t)) * sp.eye_half_w), s)
 
-    # skin: socket shading, nose-bridge highlight, lid crease, brow
+    # skin: socket shading, the inner corner's shade, the bright cheek, lid crease, brow
     skin_shade = (1.0 - sp.socket_depth * np.exp(-((lx / 18.0) ** 2 + ((ly + 1.0) / 9.0) ** 2))
                   - 0.2 * np.exp(-(((lx + sp.eye_half_w) / 5.0) ** 2 + ((ly + 2.0) / 7.0) ** 2))   # inner corner, by the nose
                   + 0.3 * np.clip((ly - 5.0) / 8.0, 0.0, 1.0))   # the cheek below the eye catches the light
