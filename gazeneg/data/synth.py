@@ -478,17 +478,38 @@ def _ramp(d, s):
     return np.clip(d * s + 0.5, 0.0, 1.0)
 
 
-def render_sample(subject: SubjectParams, target_row: float, target_col: float, rng: np.random.Generator,
-                  *, config: SynthConfig = DEFAULT_CONFIG, head_pose=None) -> Sample:
-    """Render one frame of `subject` asked to look at (target_row, target_col). Every random number is
-    drawn from rng in a fixed order whatever the config, so turning a nuisance off changes nothing else.
-    head_pose: (yaw, pitch, roll) degrees to use instead of the person's posture plus the drawn variation
-    (the draw still happens)."""
-    cfg, sp, s = config, subject, config.supersample
-    if not (grid.in_grid(target_row, target_col)):
-        raise ValueError(f"target ({target_row}, {target_col}) is outside the {grid.ROWS}x{grid.COLS} grid")
+@dataclass
+class _Draw:
+    """Everything random about one frame, drawn from the rng in one fixed order (render_sample's contract:
+    whatever the config, the same draws happen in the same order)."""
+    gaze: np.ndarray
+    lapse: bool
+    blink: bool
+    closure: float
+    head: np.ndarray               # head centre, cm
+    head_pose: np.ndarray          # (yaw, pitch, roll) degrees
+    rot: np.ndarray                # the head's rotation matrix
+    pose: np.ndarray               # the pose as the generic face model measures it, with its noise
+    face: tuple                    # face box in the camera frame, with detector jitter
+    shift: np.ndarray              # crop jitter: strip px
+    scale: float
+    roll: float                    # radians
+    pupil: float
+    glint_off: np.ndarray
+    glint_gain: float
+    brightness: float
+    grad: np.ndarray
+    wb: np.ndarray
+    gamma: float
+    blur: float
+    noise_sd: float
+    noise: np.ndarray
+    feat_noise: np.ndarray
 
-    # --- what the eyes really do
+
+def _draw_frame(sp: SubjectParams, target_row: float, target_col: float, rng: np.random.Generator,
+                cfg: SynthConfig, head_pose) -> _Draw:
+    # what the eyes really do
     fix = rng.normal(0.0, 1.0, 2) * cfg.fixation_sd_cells
     lapse = bool(rng.random() < cfg.lapse_rate)
     elsewhere = rng.random(2) * (grid.ROW_MAX, grid.COL_MAX)
@@ -503,177 +524,227 @@ def render_sample(subject: SubjectParams, target_row: float, target_col: float, 
     # the generic face model's bias is a fixed turn in the head's own axes: measured = camera @ head @ bias
     pose = (np.asarray(camera_pose(rot @ head_rotation(*sp.pose_bias), cfg, sp.camera_cm))
             + rng.standard_normal(3) * cfg.pose_noise_deg)
-
-    # --- face box in the camera frame, with detector jitter
+    # face box in the camera frame, with detector jitter
     fx, fy, fw, fh = face_box(head, sp.face_w_cm, cfg, sp.camera_cm)
     box_noise = rng.normal(0.0, 1.0, 3)
     fx += box_noise[0] * cfg.face_box_noise_px
     fy += box_noise[1] * cfg.face_box_noise_px
     dw = fw * box_noise[2] * cfg.face_box_noise_px / 100.0   # ~1.5% size jitter at the default
     face = (fx - dw / 2, fy - dw / 2, fw + dw, fh + dw)
-
-    # --- eyeball rotation: each eye's own line of sight (vergence), in the head's axes (the strip follows
-    # the eye corners, which turn with the head)
-    dirs = eye_directions(head, sp.iod_cm, screen_point_cm(gaze[0], gaze[1], cfg), rot) @ rot
-    dirs = optical_axes(dirs, sp.kappa)
-    limbus = math.sqrt(sp.eyeball_radius ** 2 - sp.iris_radius ** 2)   # iris plane's distance from the centre
-    lid_y = limbus * dirs[:, 1]                          # the lids follow the eye's rotation in the head
-    if cfg.iris_view == "camera":
-        eyes_w = head + np.outer([-sp.iod_cm / 2, sp.iod_cm / 2], rot[:, 0])
-        to_cam = np.asarray(sp.camera_cm, float) - eyes_w
-        view = (to_cam / np.linalg.norm(to_cam, axis=1, keepdims=True)) @ rot   # eye -> camera, head axes
-        seen = dirs - view
-        cos_t = np.clip(np.sum(dirs * view, axis=1), 1e-3, 1.0)
-    else:
-        seen = dirs - np.array([0.0, 0.0, -1.0])
-        cos_t = np.clip(-dirs[:, 2], 1e-3, 1.0)          # foreshortening of the iris disc
-    iris_off = limbus * seen[:, :2]                      # (2, 2) canonical strip px; mirrored view: x = world x
-    proj = np.hypot(seen[:, 0], seen[:, 1])
-    axis = np.where(proj[:, None] > 1e-9, seen[:, :2] / np.maximum(proj, 1e-9)[:, None], [[1.0, 0.0]])
-
-    # --- crop jitter: canonical coords q -> strip coords p = S R (q - c0) + c0 + t
+    # crop jitter: canonical coords q -> strip coords p = S R (q - c0) + c0 + t
     jit = rng.standard_normal(4)
     shift = np.clip(jit[:2] * cfg.shift_sd_frac, -cfg.shift_frac, cfg.shift_frac) * np.array([IMAGE_W, IMAGE_H])
     scale = 1.0 + float(np.clip(jit[2] * cfg.scale_sd, -cfg.scale_frac, cfg.scale_frac))
     roll = math.radians(float(np.clip(jit[3] * cfg.roll_sd_deg, -cfg.roll_deg, cfg.roll_deg)))
-    c0 = np.array([IMAGE_W / 2, IMAGE_H / 2])
-    fwd = scale * np.array([[math.cos(roll), -math.sin(roll)], [math.sin(roll), math.cos(roll)]])
-    inv = np.linalg.inv(fwd)
+    # per-frame appearance
+    return _Draw(gaze=gaze, lapse=lapse, blink=blink, closure=closure, head=head, head_pose=head_pose, rot=rot,
+                 pose=pose, face=face, shift=shift, scale=scale, roll=roll,
+                 pupil=sp.pupil_frac * rng.uniform(0.9, 1.1) * sp.iris_radius,
+                 glint_off=np.array([rng.uniform(-3, 3), rng.uniform(-4, -1)]), glint_gain=rng.uniform(0.3, 0.9),
+                 brightness=rng.uniform(*cfg.brightness), grad=rng.uniform(-1, 1, 2) * cfg.light_gradient,
+                 wb=1 + rng.uniform(-1, 1, 3) * cfg.white_balance, gamma=rng.uniform(*cfg.gamma),
+                 blur=rng.uniform(*cfg.blur_sigma), noise_sd=rng.uniform(*cfg.noise_sd),
+                 noise=rng.standard_normal((IMAGE_H, IMAGE_W, 3), dtype=np.float32),
+                 feat_noise=rng.standard_normal(6) * np.tile(np.asarray(cfg.eye_feature_noise, float), 2))
 
-    # --- per-frame appearance
-    pupil = sp.pupil_frac * rng.uniform(0.9, 1.1) * sp.iris_radius
-    glint_off = np.array([rng.uniform(-3, 3), rng.uniform(-4, -1)])
-    glint_gain = rng.uniform(0.3, 0.9)
-    brightness = rng.uniform(*cfg.brightness)
-    grad = rng.uniform(-1, 1, 2) * cfg.light_gradient
-    wb = 1 + rng.uniform(-1, 1, 3) * cfg.white_balance
-    gamma = rng.uniform(*cfg.gamma)
-    blur = rng.uniform(*cfg.blur_sigma)
-    noise_sd = rng.uniform(*cfg.noise_sd)
-    noise = rng.standard_normal((IMAGE_H, IMAGE_W, 3), dtype=np.float32)
-    feat_noise = rng.standard_normal(6) * np.tile(np.asarray(cfg.eye_feature_noise, float), 2)
 
-    # --- supersampled canvas in canonical coordinates
-    px, py = _pixel_centres(s)
-    ox, oy = px - c0[0] - shift[0], py - c0[1] - shift[1]
-    qx = (inv[0, 0] * ox + inv[0, 1] * oy + c0[0]).astype(np.float32)
-    qy = (inv[1, 0] * ox + inv[1, 1] * oy + c0[1]).astype(np.float32)
-    eye_c = np.array([[EYE_LEFT_XY[0] - sp.eye_dx, EYE_LEFT_XY[1] + sp.eye_dy],
-                      [EYE_RIGHT_XY[0] + sp.eye_dx, EYE_RIGHT_XY[1] + sp.eye_dy]])
-    drop = cfg.camera_gaze_iris_px if cfg.iris_view == "camera" else cfg.eyeball_drop_px
-    ball_c = eye_c + np.array([0.0, drop])   # eyeball centres (as the camera sees them), relative to the corner line
-    mid = float(eye_c[:, 0].mean())
-    side = (qx >= mid).astype(np.float32)        # which eye a pixel belongs to: 0 image-left, 1 image-right
+@dataclass
+class _EyeView:
+    """Where each eye looks and how the camera sees its iris, in the head's axes (no randomness)."""
+    lid_y: np.ndarray              # (2,) the lids follow the eye's rotation in the head
+    iris_off: np.ndarray           # (2, 2) iris centre offset, canonical strip px
+    axis: np.ndarray               # (2, 2) unit direction of the iris disc's foreshortening
+    cos_t: np.ndarray              # (2,) foreshortening of the iris disc
 
-    def per_eye(values):
+
+def _eye_view(sp: SubjectParams, d: _Draw, cfg: SynthConfig) -> _EyeView:
+    # each eye's own line of sight (vergence), in the head's axes (the strip follows the eye corners, which
+    # turn with the head)
+    dirs = eye_directions(d.head, sp.iod_cm, screen_point_cm(d.gaze[0], d.gaze[1], cfg), d.rot) @ d.rot
+    dirs = optical_axes(dirs, sp.kappa)
+    limbus = math.sqrt(sp.eyeball_radius ** 2 - sp.iris_radius ** 2)   # iris plane's distance from the centre
+    if cfg.iris_view == "camera":
+        eyes_w = d.head + np.outer([-sp.iod_cm / 2, sp.iod_cm / 2], d.rot[:, 0])
+        to_cam = np.asarray(sp.camera_cm, float) - eyes_w
+        view = (to_cam / np.linalg.norm(to_cam, axis=1, keepdims=True)) @ d.rot   # eye -> camera, head axes
+        seen = dirs - view
+        cos_t = np.clip(np.sum(dirs * view, axis=1), 1e-3, 1.0)
+    else:
+        seen = dirs - np.array([0.0, 0.0, -1.0])
+        cos_t = np.clip(-dirs[:, 2], 1e-3, 1.0)
+    proj = np.hypot(seen[:, 0], seen[:, 1])
+    axis = np.where(proj[:, None] > 1e-9, seen[:, :2] / np.maximum(proj, 1e-9)[:, None], [[1.0, 0.0]])
+    return _EyeView(lid_y=limbus * dirs[:, 1], iris_off=limbus * seen[:, :2], axis=axis, cos_t=cos_t)
+
+
+class _Canvas:
+    """The supersampled canvas in canonical coordinates (qx, qy), each pixel assigned to one eye, with the
+    eye-local coordinates (lx towards the temple, ly down) and the lids of this frame."""
+
+    def __init__(self, sp: SubjectParams, d: _Draw, view: _EyeView, cfg: SynthConfig):
+        s = self.s = cfg.supersample
+        self.c0 = np.array([IMAGE_W / 2, IMAGE_H / 2])
+        self.fwd = d.scale * np.array([[math.cos(d.roll), -math.sin(d.roll)], [math.sin(d.roll), math.cos(d.roll)]])
+        inv = np.linalg.inv(self.fwd)
+        px, py = _pixel_centres(s)
+        ox, oy = px - self.c0[0] - d.shift[0], py - self.c0[1] - d.shift[1]
+        self.qx = (inv[0, 0] * ox + inv[0, 1] * oy + self.c0[0]).astype(np.float32)
+        self.qy = (inv[1, 0] * ox + inv[1, 1] * oy + self.c0[1]).astype(np.float32)
+        self.eye_c = np.array([[EYE_LEFT_XY[0] - sp.eye_dx, EYE_LEFT_XY[1] + sp.eye_dy],
+                               [EYE_RIGHT_XY[0] + sp.eye_dx, EYE_RIGHT_XY[1] + sp.eye_dy]])
+        drop = cfg.camera_gaze_iris_px if cfg.iris_view == "camera" else cfg.eyeball_drop_px
+        # eyeball centres (as the camera sees them), relative to the corner line
+        self.ball_c = self.eye_c + np.array([0.0, drop])
+        mid = float(self.eye_c[:, 0].mean())
+        self.side = (self.qx >= mid).astype(np.float32)   # which eye a pixel belongs to: 0 image-left, 1 image-right
+        self.lx = (self.qx - self.per_eye(self.eye_c[:, 0])) * self.per_eye([-1.0, 1.0])   # > 0 towards the temple
+        self.ly = self.qy - self.per_eye(self.eye_c[:, 1])
+        # eyelids: almond curves between the corners at lx = -+eye_half_w
+        t = self.t = self.lx / sp.eye_half_w
+        self.base = np.clip(1.0 - t * t, 0.0, None)
+        self.root = np.sqrt(self.base)
+        self.y0 = -0.5 * sp.canthal_tilt * t
+        self.lid_shift = self.per_eye(cfg.lid_follow * view.lid_y)
+        self.f_up = (0.35 * self.base + 0.65 * self.root) * (1.0 - sp.lid_skew * t)
+        y_up_open = self.y0 - sp.upper_h * self.f_up + self.lid_shift
+        self.y_lo = (self.y0 + sp.lower_h * self.base * (0.6 + 0.4 * self.root) * (1.0 + 0.5 * sp.lid_skew * t)
+                     + 0.25 * self.lid_shift)
+        self.y_up = y_up_open + d.closure * (self.y_lo - y_up_open) if d.blink else y_up_open
+        self.open_a = _ramp(np.minimum(np.minimum(self.ly - self.y_up, self.y_lo - self.ly),
+                                       (1.0 - np.abs(t)) * sp.eye_half_w), s)
+
+    def per_eye(self, values):
         a, b = (float(v) for v in values)
-        return a + (b - a) * side
+        return a + (b - a) * self.side
 
-    lx_raw = qx - per_eye(eye_c[:, 0])
-    ly = qy - per_eye(eye_c[:, 1])
-    lx = lx_raw * per_eye([-1.0, 1.0])           # mirrored per eye: lx > 0 towards the temple
+    def to_strip(self, q):
+        """Canonical coordinates -> strip coordinates of this frame's crop."""
+        return (np.asarray(q, float) - self.c0) @ self.fwd.T + self.c0
 
-    # eyelids: almond curves between the corners at lx = -+eye_half_w
-    t = lx / sp.eye_half_w
-    base = np.clip(1.0 - t * t, 0.0, None)
-    root = np.sqrt(base)
-    y0 = -0.5 * sp.canthal_tilt * t
-    lid_shift = per_eye(cfg.lid_follow * lid_y)
-    f_up = (0.35 * base + 0.65 * root) * (1.0 - sp.lid_skew * t)
-    y_up_open = y0 - sp.upper_h * f_up + lid_shift
-    y_lo = y0 + sp.lower_h * base * (0.6 + 0.4 * root) * (1.0 + 0.5 * sp.lid_skew * t) + 0.25 * lid_shift
-    y_up = y_up_open + closure * (y_lo - y_up_open) if blink else y_up_open
-    open_a = _ramp(np.minimum(np.minimum(ly - y_up, y_lo - ly), (1.0 - np.abs(t)) * sp.eye_half_w), s)
 
-    # skin: socket shading, the inner corner's shade, the bright cheek, lid crease, brow
+def _skin_layers(sp: SubjectParams, cv: _Canvas):
+    """(shade, brow alpha): socket shading, the inner corner's shade, the bright cheek, lid crease, brow."""
+    lx, ly, s = cv.lx, cv.ly, cv.s
     skin_shade = (1.0 - sp.socket_depth * np.exp(-((lx / 18.0) ** 2 + ((ly + 1.0) / 9.0) ** 2))
                   - 0.2 * np.exp(-(((lx + sp.eye_half_w) / 5.0) ** 2 + ((ly + 2.0) / 7.0) ** 2))   # inner corner, by the nose
                   + 0.3 * np.clip((ly - 5.0) / 8.0, 0.0, 1.0))   # the cheek below the eye catches the light
-    crease_y = y0 - (sp.upper_h + sp.crease_gap) * f_up + 0.5 * lid_shift
-    skin_shade -= sp.crease_strength * np.exp(-(((ly - crease_y) / 0.9) ** 2)) * base
+    crease_y = cv.y0 - (sp.upper_h + sp.crease_gap) * cv.f_up + 0.5 * cv.lid_shift
+    skin_shade -= sp.crease_strength * np.exp(-(((ly - crease_y) / 0.9) ** 2)) * cv.base
     bx = lx - sp.brow_dx
     brow_half = sp.eye_half_w * 1.15
     thick = sp.brow_thickness * (1.0 - 0.4 * np.clip((bx + brow_half) / (2 * brow_half), 0.0, 1.0))
     yb = -sp.brow_height - thick / 2 + sp.brow_arch * np.minimum((bx / brow_half) ** 2, 1.0)   # brow's mid-line
     brow_a = (_ramp(thick / 2 - np.abs(ly - yb), s) * np.clip((brow_half - np.abs(bx)) * 0.5, 0.0, 1.0)
               * sp.brow_alpha * (0.85 + 0.15 * np.sin(lx * 2.1 + ly * 0.7)))
-    # eyeball: sclera, iris ellipse, pupil, glint
-    cx = per_eye(ball_c[:, 0] + iris_off[:, 0])
-    cy = per_eye(ball_c[:, 1] + iris_off[:, 1])
-    ux, uy, ct = per_eye(axis[:, 0]), per_eye(axis[:, 1]), per_eye(cos_t)
+    return skin_shade, brow_a
+
+
+def _eyeball_layers(sp: SubjectParams, d: _Draw, view: _EyeView, cv: _Canvas) -> dict:
+    """Sclera, iris ellipse, pupil, glint, the upper lid's shade and the lashes, as alpha and shade maps."""
+    qx, qy, t, ly, pe, s = cv.qx, cv.qy, cv.t, cv.ly, cv.per_eye, cv.s
+    cx = pe(cv.ball_c[:, 0] + view.iris_off[:, 0])
+    cy = pe(cv.ball_c[:, 1] + view.iris_off[:, 1])
+    ux, uy, ct = pe(view.axis[:, 0]), pe(view.axis[:, 1]), pe(view.cos_t)
     dx, dy = qx - cx, qy - cy
     along = (dx * ux + dy * uy) / ct             # undo the foreshortening: circle coordinates
     across = dy * ux - dx * uy
     rho = np.sqrt(along * along + across * across)
-    iris_a = _ramp(sp.iris_radius - rho, s)
-    pupil_a = _ramp(pupil - rho, s)
     r = rho / sp.iris_radius
-    iris_shade = (0.85 + 0.3 * np.clip(1.0 - r, 0.0, 1.0)
-                  - sp.limbal_ring * np.clip((r - 0.75) * 4.0, 0.0, 1.0)
-                  + sp.iris_texture * np.sin(9.0 * np.arctan2(across, along) + sp.iris_phase))
-    sclera_shade = 1.0 - 0.3 * (t * t) ** 2      # not t ** 4: numpy has a fast path for squares only
-    caruncle = np.clip((-t - 0.84) / 0.1, 0.0, 1.0)
-    gx = qx - per_eye(ball_c[:, 0] + glint_off[0] + 0.5 * iris_off[:, 0])
-    gy = qy - per_eye(ball_c[:, 1] + glint_off[1] + 0.5 * iris_off[:, 1])
-    glint = glint_gain * np.exp(-(gx * gx + gy * gy) / 0.5)
-    # the upper lid shades the eyeball just below it
-    lid_shade = 1.0 - 0.5 * np.exp(-np.clip(ly - y_up, 0.0, None) * 0.35)
+    gx = qx - pe(cv.ball_c[:, 0] + d.glint_off[0] + 0.5 * view.iris_off[:, 0])
+    gy = qy - pe(cv.ball_c[:, 1] + d.glint_off[1] + 0.5 * view.iris_off[:, 1])
     # lashes along the upper margin, a faint line along the lower one
     taper = np.clip((1.0 - np.abs(t)) * 4.0, 0.0, 1.0) * np.clip(t + 1.3, 0.0, 1.0)
-    lash = sp.lash_darkness * np.exp(-(((ly - y_up + 0.4) / sp.lash_width) ** 2)) * taper
-    lash = np.clip(lash + 0.3 * np.exp(-(((ly - y_lo - 0.3) / 0.6) ** 2)) * taper, 0.0, 1.0)
+    lash = sp.lash_darkness * np.exp(-(((ly - cv.y_up + 0.4) / sp.lash_width) ** 2)) * taper
+    return dict(
+        iris_a=_ramp(sp.iris_radius - rho, s), pupil_a=_ramp(d.pupil - rho, s),
+        iris_shade=(0.85 + 0.3 * np.clip(1.0 - r, 0.0, 1.0)
+                    - sp.limbal_ring * np.clip((r - 0.75) * 4.0, 0.0, 1.0)
+                    + sp.iris_texture * np.sin(9.0 * np.arctan2(across, along) + sp.iris_phase)),
+        sclera_shade=1.0 - 0.3 * (t * t) ** 2,      # not t ** 4: numpy has a fast path for squares only
+        caruncle=np.clip((-t - 0.84) / 0.1, 0.0, 1.0),
+        glint=d.glint_gain * np.exp(-(gx * gx + gy * gy) / 0.5),
+        # the upper lid shades the eyeball just below it
+        lid_shade=1.0 - 0.5 * np.exp(-np.clip(ly - cv.y_up, 0.0, None) * 0.35),
+        lash=np.clip(lash + 0.3 * np.exp(-(((ly - cv.y_lo - 0.3) / 0.6) ** 2)) * taper, 0.0, 1.0))
 
-    # Compositing: every layer is a flat colour times a shading map, so back-to-front "over" reduces to
-    # one weight map per colour and a single (3, k) @ (k, pixels) product. Far cheaper than blending
-    # (3, H, W) images layer by layer (each blend allocates large temporaries).
-    keep = 1.0 - lash
-    skin_w = (1.0 - open_a) * keep
-    eye_w = open_a * keep * lid_shade
-    not_pupil = 1.0 - pupil_a
-    iris_w = iris_a * not_pupil
-    sclera_w = eye_w * (1.0 - iris_a) * not_pupil
+
+def _composite(sp: SubjectParams, cv: _Canvas, skin_shade, brow_a, e: dict) -> np.ndarray:
+    """Every layer is a flat colour times a shading map, so back-to-front "over" reduces to one weight map
+    per colour and a single (3, k) @ (k, pixels) product. Far cheaper than blending (3, H, W) images layer
+    by layer (each blend allocates large temporaries). Returns the supersampled (H, W, 3) float image."""
+    keep = 1.0 - e["lash"]
+    skin_w = (1.0 - cv.open_a) * keep
+    eye_w = cv.open_a * keep * e["lid_shade"]
+    not_pupil = 1.0 - e["pupil_a"]
+    iris_w = e["iris_a"] * not_pupil
+    sclera_w = eye_w * (1.0 - e["iris_a"]) * not_pupil
     weights = np.stack([
         skin_w * skin_shade * (1.0 - brow_a),    # skin
         skin_w * brow_a,                         # brow
-        sclera_w * sclera_shade * (1.0 - caruncle),
-        sclera_w * caruncle,                     # pink inner corner
-        eye_w * iris_w * iris_shade,             # iris
-        eye_w * pupil_a,                         # pupil
-        eye_w * glint,                           # corneal reflection, white
-        lash,                                    # lashes
+        sclera_w * e["sclera_shade"] * (1.0 - e["caruncle"]),
+        sclera_w * e["caruncle"],                # pink inner corner
+        eye_w * iris_w * e["iris_shade"],        # iris
+        eye_w * e["pupil_a"],                    # pupil
+        eye_w * e["glint"],                      # corneal reflection, white
+        e["lash"],                               # lashes
     ]).reshape(8, -1)
     colours = np.array([sp.skin_rgb, sp.brow_rgb, sp.sclera_rgb, (205.0, 120.0, 118.0), sp.iris_rgb,
                         (18.0, 16.0, 16.0), (255.0, 255.0, 255.0), (25.0, 20.0, 20.0)], np.float32)
-    img = (colours.T @ weights).reshape(3, *qx.shape)
+    return cv2.merge(list((colours.T @ weights).reshape(3, *cv.qx.shape)))
 
-    # --- to strip resolution, then the camera
-    img = cv2.merge(list(img))
-    small = cv2.resize(img, (IMAGE_W, IMAGE_H), interpolation=cv2.INTER_AREA) if s > 1 else img
+
+def _camera(img: np.ndarray, d: _Draw, cv: _Canvas) -> np.ndarray:
+    """Supersampled canvas -> the strip as the camera gives it: light falloff, white balance, gamma, blur,
+    sensor noise, 8 bits."""
+    small = cv2.resize(img, (IMAGE_W, IMAGE_H), interpolation=cv2.INTER_AREA) if cv.s > 1 else img
     px1, py1 = _pixel_centres(1)
-    light = brightness * (1.0 + grad[0] * (px1 / c0[0] - 1.0) + grad[1] * (py1 / c0[1] - 1.0))
-    small = small * light[..., None] * wb.astype(np.float32)
-    small = 255.0 * (np.clip(small, 0.0, 255.0) / 255.0) ** (1.0 / gamma)
-    if blur > 0.05:
-        small = cv2.GaussianBlur(small, (0, 0), blur)
-    small = small + noise * noise_sd
-    image = np.clip(np.rint(small), 0, 255).astype(np.uint8)
+    light = d.brightness * (1.0 + d.grad[0] * (px1 / cv.c0[0] - 1.0) + d.grad[1] * (py1 / cv.c0[1] - 1.0))
+    small = small * light[..., None] * d.wb.astype(np.float32)
+    small = 255.0 * (np.clip(small, 0.0, 255.0) / 255.0) ** (1.0 / d.gamma)
+    if d.blur > 0.05:
+        small = cv2.GaussianBlur(small, (0, 0), d.blur)
+    small = small + d.noise * d.noise_sd
+    return np.clip(np.rint(small), 0, 255).astype(np.uint8)
 
+
+def _exact_eye_features(sp: SubjectParams, d: _Draw, view: _EyeView, cv: _Canvas, cfg: SynthConfig):
+    """(iris centres in the strip, eye landmark features of the exact geometry plus the landmark noise):
+    corners where the lids meet (lx = -+eye_half_w, at the canthal tilt's heights), the lid-to-lid
+    distance in the eye's middle (t = 0)."""
     def to_strip(q):
-        return (np.asarray(q, float) - c0) @ fwd.T + c0 + shift
+        return cv.to_strip(q) + d.shift
 
-    iris_xy = to_strip(ball_c + iris_off)
-    # The eye landmark features of the exact geometry: corners where the lids meet (lx = -+eye_half_w, at the
-    # canthal tilt's heights), the lid-to-lid distance in the eye's middle (t = 0).
-    hw, tilt = sp.eye_half_w, 0.5 * sp.canthal_tilt
+    iris_xy = to_strip(cv.ball_c + view.iris_off)
+    eye_c, hw, tilt = cv.eye_c, sp.eye_half_w, 0.5 * sp.canthal_tilt
     corners = [to_strip([[eye_c[0, 0] - hw, eye_c[0, 1] - tilt], [eye_c[0, 0] + hw, eye_c[0, 1] + tilt]]),
                to_strip([[eye_c[1, 0] - hw, eye_c[1, 1] + tilt], [eye_c[1, 0] + hw, eye_c[1, 1] - tilt]])]
-    shifts = cfg.lid_follow * lid_y
+    shifts = cfg.lid_follow * view.lid_y
     up, lo = -sp.upper_h + shifts, sp.lower_h + 0.25 * shifts
-    opening = (lo - up) * ((1.0 - closure) if blink else 1.0) / (2 * hw)
-    eye_feats = eye_features(iris_xy, corners, opening) + feat_noise
-    return Sample(image=image, face=face, frame=(cfg.frame_w, cfg.frame_h), gaze=(float(gaze[0]), float(gaze[1])),
-                  iris_xy=iris_xy, head_cm=head, head_pose=tuple(float(v) for v in head_pose),
-                  pose=tuple(float(v) for v in pose), blink=blink, lapse=lapse, eye_feats=eye_feats)
+    opening = (lo - up) * ((1.0 - d.closure) if d.blink else 1.0) / (2 * hw)
+    return iris_xy, eye_features(iris_xy, corners, opening) + d.feat_noise
+
+
+def render_sample(subject: SubjectParams, target_row: float, target_col: float, rng: np.random.Generator,
+                  *, config: SynthConfig = DEFAULT_CONFIG, head_pose=None) -> Sample:
+    """Render one frame of `subject` asked to look at (target_row, target_col). Every random number is
+    drawn from rng in a fixed order whatever the config (_draw_frame), so turning a nuisance off changes
+    nothing else. head_pose: (yaw, pitch, roll) degrees to use instead of the person's posture plus the
+    drawn variation (the draw still happens).
+    The phases: draw the frame's randomness; each eye's view; the canvas and its lids; skin, eyeball and
+    lash layers; one composite; the camera; the exact landmark features."""
+    cfg, sp = config, subject
+    if not (grid.in_grid(target_row, target_col)):
+        raise ValueError(f"target ({target_row}, {target_col}) is outside the {grid.ROWS}x{grid.COLS} grid")
+    d = _draw_frame(sp, target_row, target_col, rng, cfg, head_pose)
+    view = _eye_view(sp, d, cfg)
+    cv = _Canvas(sp, d, view, cfg)
+    skin_shade, brow_a = _skin_layers(sp, cv)
+    image = _camera(_composite(sp, cv, skin_shade, brow_a, _eyeball_layers(sp, d, view, cv)), d, cv)
+    iris_xy, eye_feats = _exact_eye_features(sp, d, view, cv, cfg)
+    return Sample(image=image, face=d.face, frame=(cfg.frame_w, cfg.frame_h),
+                  gaze=(float(d.gaze[0]), float(d.gaze[1])), iris_xy=iris_xy, head_cm=d.head,
+                  head_pose=tuple(float(v) for v in d.head_pose), pose=tuple(float(v) for v in d.pose),
+                  blink=d.blink, lapse=d.lapse, eye_feats=eye_feats)
 
 
 def optical_axes(dirs, kappa) -> np.ndarray:
