@@ -196,6 +196,23 @@ HELP = {f.name: (f.metadata["group"], f.metadata["help"]) for f in dataclasses.f
 CHOICES = {f.name: f.metadata["choices"] for f in dataclasses.fields(TrainConfig) if f.metadata["choices"]}
 
 
+def config_values(cls, cfg: TrainConfig, derived=()) -> dict:
+    """The values of dataclass cls's fields read from cfg by name: every init field of cls but those in
+    `derived` (values cls computes from the config itself) is named as the TrainConfig field it holds, so a
+    class that carries config options (step.Recipe, objective.WrongLabelObjective) copies none by hand and
+    each option is written once, here in TrainConfig. A field that is neither is an error."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {}
+    for f in dataclasses.fields(cls):
+        if not f.init or f.name in derived:
+            continue
+        if f.name not in names:
+            raise TypeError(f"{cls.__name__}.{f.name} is not a TrainConfig field: name it as the config field "
+                            f"it holds, or list it among the values {cls.__name__} derives")
+        values[f.name] = getattr(cfg, f.name)
+    return values
+
+
 def _field_types() -> dict:
     hints = typing.get_type_hints(TrainConfig)
     return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}

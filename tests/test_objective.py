@@ -1,6 +1,7 @@
 """The wrong-label objective as units: its guards, gradient cap, schedule, the prediction-side arm's
 geometry, the Huber pairing, and the classification terms."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -54,8 +55,8 @@ def test_prediction_side_pairs_always_point_toward_the_truth(arm, y, r, ang):
 def test_huber_with_a_quadratic_negative_term_is_refused():
     with pytest.raises(ConfigError, match="unbounded below"):
         from_dict({"loss": "huber", "neg_loss": "mse", "neg_mode": "combined", "neg_lambda": 0.3})
-    assert TrainConfig().loss == "huber" and _obj(loss="huber").neg_loss == "huber"   # "match" pairs them
-    assert _obj(loss="mse").neg_loss == "mse"
+    assert TrainConfig().loss == "huber" and _obj(loss="huber").resolved_neg_loss == "huber"   # "match" pairs them
+    assert _obj(loss="mse").resolved_neg_loss == "mse"
 
 
 def _descend_point(true_loss, neg_loss, lam, start=-3.0, steps=1200, lr=0.1):
@@ -244,3 +245,74 @@ def test_every_sweep_family_measures_all_three_implementations_and_says_which():
     p = {a.name: a for a in personal_arms()}
     assert p["ft:original_l0.5_B2_same"].overrides["neg_optimizer"] == "same"
     assert p["ft:original_l0.5_B2_combined"].overrides["neg_mode"] == "combined"
+
+
+# ----------------------------------------------------------------------------------------------
+# Each option written once: the objective reads the config's fields by name
+
+
+METHOD_PREFIXES = ("neg_", "guard_", "watchdog", "cls_neg_", "cls_complement_only")
+
+
+def _non_default_config() -> TrainConfig:
+    """A valid config with every plain field the objective copies away from its default, so a field read
+    from the wrong place (or left at its default) shows."""
+    return from_dict(dict(neg_mode="literal", neg_lambda=0.7, neg_lambda_schedule="linear", neg_distance=3.0, neg_k=2,
+                          neg_policy="symmetric", neg_warmup_epochs=1, neg_other_photos=True, neg_optimizer="same",
+                          guard_bound=2.5, guard_bound_norm="max", guard_direction=True, guard_grad_cap=0.3,
+                          watchdog=True, watchdog_pct=20.0, watchdog_patience=3, watchdog_action="stop",
+                          cls_neg_loss="negated_ce", cls_neg_confidence=0.4, cls_neg_uniform=True, epochs=7, seed=5,
+                          loss="mse", neg_loss="repulsion", neg_margin=1.5))
+
+
+def test_every_method_option_is_read_by_name_or_listed_as_derived():
+    """Each wrong-label option of TrainConfig reaches the objective exactly one way: a field of the same name
+    (config_values copies it), or a source of a value the objective derives (DERIVED). A new option, or a
+    renamed field, that is neither fails here; so does a derived value that names a field TrainConfig lacks."""
+    from gazeneg.wronglabels.objective import DERIVED
+
+    config = {f.name for f in dataclasses.fields(TrainConfig)}
+    objective = {f.name for f in dataclasses.fields(WrongLabelObjective)}
+    copied = objective - set(DERIVED)
+    assert set(DERIVED) <= objective
+    assert copied <= config, f"objective fields named unlike any config field: {sorted(copied - config)}"
+    sources = {s for names in DERIVED.values() for s in names}
+    assert sources <= config, sorted(sources - config)
+    method = {n for n in config if n.startswith(METHOD_PREFIXES)}
+    assert method - copied - sources == set(), "wrong-label options the objective never reads"
+
+
+def test_copied_fields_hold_the_config_values_and_defaults():
+    from gazeneg.wronglabels.objective import DERIVED
+
+    cfg = _non_default_config()
+    obj = WrongLabelObjective.from_config(cfg, n_train=10)
+    cls_cfg = from_dict(dict(head="classification", cls_complement_only=True))
+    cls_obj = WrongLabelObjective.from_config(cls_cfg, n_train=10)
+    copied = [f.name for f in dataclasses.fields(WrongLabelObjective) if f.name not in DERIVED]
+    assert len(copied) >= 20
+    for name in copied:
+        assert getattr(obj, name) == getattr(cfg, name) and getattr(cls_obj, name) == getattr(cls_cfg, name), name
+        assert any(getattr(o, name) != getattr(TrainConfig(), name) for o in (obj, cls_obj)), f"{name} untried"
+    # the derived values, from their sources
+    assert (obj.mode, obj.lam, obj.resolved_neg_loss, obj.margin, obj.cell_policy, obj.n_train) == (
+        "literal", 0.7, "repulsion", 1.5, "symmetric", 10)
+    assert obj.generator is not None and obj.generator.k == 2
+    cls = WrongLabelObjective.from_config(from_dict(dict(head="classification", cls_neg_weight=0.4,
+                                                         neg_policy="prediction_side")), n_train=3)
+    assert (cls.mode, cls.lam, cls.generator, cls.cell_policy) == ("off", 0.4, None, "random")
+    # WrongLabelObjective() is the objective of the default config: its defaults are TrainConfig's
+    assert WrongLabelObjective() == WrongLabelObjective.from_config(TrainConfig(), n_train=0)
+
+
+def test_a_field_named_unlike_any_config_field_is_refused():
+    from gazeneg.config import config_values
+
+    @dataclasses.dataclass
+    class Drifted:
+        neg_lambda: float = 0.0
+        guard_error_bound: float = 0.0   # not a TrainConfig field: a hand copy under a new name would hide here
+
+    with pytest.raises(TypeError, match="guard_error_bound is not a TrainConfig field"):
+        config_values(Drifted, TrainConfig())
+    assert config_values(Drifted, TrainConfig(neg_lambda=0.5), derived=("guard_error_bound",)) == {"neg_lambda": 0.5}

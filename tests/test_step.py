@@ -91,3 +91,16 @@ def test_lr_at_runs_the_schedule_over_epochs_or_fine_tuning_steps():
     assert {lr_at(flat, s, steps) for s in range(steps)} == {1e-2}
     stepped = from_dict({"lr": 1e-2, "epochs": 10, "schedule": "step"})
     assert [lr_at(stepped, e) for e in (0, 5, 6)] == pytest.approx([1e-2, 1e-2, 1e-3])
+
+
+def test_the_recipe_reads_each_of_its_fields_from_the_config_field_of_that_name():
+    """Recipe copies no option by hand: every field is the TrainConfig field of the same name, with its default."""
+    import dataclasses
+
+    from gazeneg.config import TrainConfig
+
+    cfg = from_dict(dict(batch_size=7, seed=3, loss="mse", head="classification", ce_reg_weight=0.2, amp=False))
+    recipe = Recipe.from_config(cfg)
+    for f in dataclasses.fields(Recipe):
+        assert getattr(recipe, f.name) == getattr(cfg, f.name) != getattr(TrainConfig(), f.name), f.name
+    assert Recipe() == Recipe.from_config(TrainConfig())

@@ -13,26 +13,27 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from gazeneg.config import TrainConfig
+from gazeneg.config import TrainConfig, config_values
 from gazeneg.model.losses import point_loss
 from gazeneg.wronglabels.objective import WrongLabelObjective, true_cells_of
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """The true-label side of a training step: all a step reads besides the wrong-label objective."""
+    """The true-label side of a training step: all a step reads besides the wrong-label objective. Each
+    field is the TrainConfig field of the same name (its meaning is in TrainConfig's --help), with its
+    default, read by name: from_config copies no option by hand."""
 
-    batch_size: int = 64
-    seed: int = 0
-    loss: str = "huber"          # losses.point_loss kind
-    head: str = "regression"     # or "classification"
-    ce_reg_weight: float = 0.0   # classification: weight of an MSE term on the expected point
-    amp: bool = True             # bf16 autocast, on CUDA only
+    batch_size: int = TrainConfig.batch_size
+    seed: int = TrainConfig.seed
+    loss: str = TrainConfig.loss
+    head: str = TrainConfig.head
+    ce_reg_weight: float = TrainConfig.ce_reg_weight
+    amp: bool = TrainConfig.amp
 
     @classmethod
     def from_config(cls, cfg: TrainConfig) -> Recipe:
-        return cls(batch_size=cfg.batch_size, seed=cfg.seed, loss=cfg.loss, head=cfg.head,
-                   ce_reg_weight=cfg.ce_reg_weight, amp=cfg.amp)
+        return cls(**config_values(cls, cfg))
 
 
 def plain_backward(loss: torch.Tensor) -> None:
@@ -79,7 +80,7 @@ def train_step(recipe: Recipe, model, opt, neg_opt, objective: WrongLabelObjecti
         out = out.float()
         true_cells = true_cells_of(yb)
         loss = out.new_zeros(())
-        if not objective.cls_only:
+        if not objective.cls_complement_only:
             loss = F.cross_entropy(out, true_cells)
             if recipe.ce_reg_weight > 0:
                 loss = loss + recipe.ce_reg_weight * point_loss(model.points(out), yb, "mse").mean()
@@ -101,7 +102,7 @@ def train_step(recipe: Recipe, model, opt, neg_opt, objective: WrongLabelObjecti
     opt.step()
     if regression_neg and objective.mode == "literal":
         nidx = idx
-        if objective.other_photos and other is not None:
+        if objective.neg_other_photos and other is not None:
             xb, fb, yb, nidx = other()
         neg = objective.literal_step(model, neg_opt, xb, fb, yb, nidx, step, lam, lr, backward,
                                      _points_of(model, recipe))

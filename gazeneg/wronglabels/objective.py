@@ -17,7 +17,7 @@ naive negated_ce (+log p), with an optional confidence guard, or alone (compleme
 
     obj = WrongLabelObjective.from_config(cfg, n_train=len(train))
     lam = obj.lambda_at(epoch)
-    loss = obj.combined_loss(pos, f, y, idx, step, lam)          # or obj.classification_term(...)
+    loss = obj.backward_combined(pos, f, y, idx, step, lam, params, backward)   # or literal_step, classification_term
 """
 
 from __future__ import annotations
@@ -27,87 +27,95 @@ from dataclasses import dataclass
 import torch
 
 from gazeneg import grid
+from gazeneg.config import TrainConfig, config_values
 from gazeneg.model.losses import complement_nll, negated_ce, negative_objective
 from gazeneg.wronglabels.generator import WrongLabelGenerator, wrong_cells
 from gazeneg.wronglabels.guards import GuardCounter, Watchdog, cap_norm_, direction_mask, error_bound_mask
 
+# The objective's values computed from the config, each with the TrainConfig fields it comes from; every
+# other field of WrongLabelObjective holds the TrainConfig field of the same name, read by name (config.
+# config_values), so each option is written once, in TrainConfig (tests/test_objective.py checks both).
+DERIVED = {
+    "mode": ("head", "neg_mode"),                      # regression's neg_mode; "off" under classification
+    "lam": ("head", "neg_lambda", "cls_neg_weight"),   # the base lambda, or the wrong-cell weight
+    "generator": ("head", "neg_mode", "neg_distance", "neg_k", "neg_policy", "neg_boundary", "neg_direction",
+                  "seed"),
+    "resolved_neg_loss": ("loss", "neg_loss"),         # resolve_neg_loss: "match" becomes the true loss's shape
+    "margin": ("neg_margin", "neg_distance"),          # the repulsion margin; 0 = D
+    "cell_policy": ("neg_policy",),                    # classification: a direction makes no sense for cells
+    "n_train": (),                                     # the training set's size (not a config value)
+}
+
 
 @dataclass
 class WrongLabelObjective:
-    head: str = "regression"
-    mode: str = "off"               # regression: "off", "combined", "literal"
-    lam: float = 0.0                # base lambda (regression) or wrong-cell weight (classification);
-                                    # the watchdog halves it
-    schedule: str = "constant"
-    warmup_epochs: int = 0
-    epochs: int = 1
+    # Read from the TrainConfig fields of the same names (their meaning is in TrainConfig's --help), with
+    # TrainConfig's defaults: WrongLabelObjective() is the objective of TrainConfig(), no wrong labels.
+    head: str = TrainConfig.head
+    epochs: int = TrainConfig.epochs
+    seed: int = TrainConfig.seed
+    neg_lambda_schedule: str = TrainConfig.neg_lambda_schedule
+    neg_warmup_epochs: int = TrainConfig.neg_warmup_epochs
+    neg_distance: float = TrainConfig.neg_distance
+    neg_k: int = TrainConfig.neg_k
+    neg_other_photos: bool = TrainConfig.neg_other_photos
+    neg_optimizer: str = TrainConfig.neg_optimizer
+    guard_bound: float = TrainConfig.guard_bound
+    guard_bound_norm: str = TrainConfig.guard_bound_norm
+    guard_direction: bool = TrainConfig.guard_direction
+    guard_grad_cap: float = TrainConfig.guard_grad_cap
+    cls_neg_loss: str = TrainConfig.cls_neg_loss
+    cls_neg_confidence: float = TrainConfig.cls_neg_confidence
+    cls_complement_only: bool = TrainConfig.cls_complement_only
+    cls_neg_uniform: bool = TrainConfig.cls_neg_uniform
+    watchdog: bool = TrainConfig.watchdog
+    watchdog_pct: float = TrainConfig.watchdog_pct
+    watchdog_patience: int = TrainConfig.watchdog_patience
+    watchdog_action: str = TrainConfig.watchdog_action
+    # Derived (DERIVED): the defaults are what from_config gives for TrainConfig()
+    mode: str = "off"
+    lam: float = 0.0                # the watchdog halves it
     generator: WrongLabelGenerator | None = None
-    neg_loss: str = "mse"
+    resolved_neg_loss: str = "huber"
     margin: float = 2.0
-    bound: float = 0.0
-    bound_norm: str = "euclidean"
-    direction_guard: bool = False
-    grad_cap: float = 0.0
-    other_photos: bool = False
-    neg_optimizer: str = "separate"  # literal: "separate" optimizer, or the "same" one (the asker's recipe)
-    # classification
-    cls_loss: str = "complement"
-    cls_confidence: float = 0.0
-    cls_only: bool = False
-    cls_uniform: bool = False
-    distance: float = 2.0
-    k: int = 1
-    policy: str = "random"
-    seed: int = 0
+    cell_policy: str = "random"
     n_train: int = 0
-    # watchdog
-    watchdog: bool = False
-    watchdog_pct: float = 50.0
-    watchdog_patience: int = 2
-    watchdog_action: str = "halve"
 
     def __post_init__(self):
         self.counter = GuardCounter()
 
     @classmethod
-    def from_config(cls, cfg, n_train: int) -> WrongLabelObjective:
-        """cfg: a TrainConfig; n_train: the training set's size (the "random" policy keeps one angle per
-        training sample)."""
+    def from_config(cls, cfg: TrainConfig, n_train: int) -> WrongLabelObjective:
+        """n_train: the training set's size (the "random" policy keeps one angle per training sample)."""
         regression = cfg.head == "regression"
         gen = None
         if regression and cfg.neg_mode != "off":
             gen = WrongLabelGenerator(distance=cfg.neg_distance, k=cfg.neg_k, policy=cfg.neg_policy,
                                       boundary=cfg.neg_boundary, direction=cfg.neg_direction, n_samples=n_train,
                                       seed=cfg.seed)
-        return cls(head=cfg.head, mode=cfg.neg_mode if regression else "off",
+        return cls(**config_values(cls, cfg, derived=DERIVED),
+                   mode=cfg.neg_mode if regression else "off",
                    lam=cfg.neg_lambda if regression else cfg.cls_neg_weight,
-                   schedule=cfg.neg_lambda_schedule, warmup_epochs=cfg.neg_warmup_epochs, epochs=cfg.epochs,
-                   generator=gen, neg_loss=resolve_neg_loss(cfg.loss, cfg.neg_loss),
-                   margin=cfg.neg_margin or cfg.neg_distance, bound=cfg.guard_bound, bound_norm=cfg.guard_bound_norm,
-                   direction_guard=cfg.guard_direction, grad_cap=cfg.guard_grad_cap, other_photos=cfg.neg_other_photos,
-                   neg_optimizer=cfg.neg_optimizer,
-                   cls_loss=cfg.cls_neg_loss, cls_confidence=cfg.cls_neg_confidence, cls_only=cfg.cls_complement_only,
-                   cls_uniform=cfg.cls_neg_uniform, distance=cfg.neg_distance, k=cfg.neg_k,
-                   # a fixed direction makes no sense for cells: one-sided and prediction-side become random
-                   policy="random" if cfg.neg_policy in ("one_sided", "prediction_side") else cfg.neg_policy,
-                   seed=cfg.seed, n_train=n_train, watchdog=cfg.watchdog, watchdog_pct=cfg.watchdog_pct,
-                   watchdog_patience=cfg.watchdog_patience, watchdog_action=cfg.watchdog_action)
+                   generator=gen, resolved_neg_loss=resolve_neg_loss(cfg.loss, cfg.neg_loss),
+                   margin=cfg.neg_margin or cfg.neg_distance,
+                   cell_policy="random" if cfg.neg_policy in ("one_sided", "prediction_side") else cfg.neg_policy,
+                   n_train=n_train)
 
     # ------------------------------------------------------------------------------------------
     # Schedule
 
     @property
     def enabled(self) -> bool:
-        return self.mode != "off" or (self.head == "classification" and (self.lam > 0 or self.cls_only))
+        return self.mode != "off" or (self.head == "classification" and (self.lam > 0 or self.cls_complement_only))
 
     def lambda_at(self, epoch: int) -> float:
         """lambda for an epoch: 0 during warm-up, then constant or a linear ramp from 0 over half the
         remaining epochs. A pure function of the epoch and the base lambda, so resume needs no more state."""
-        if not self.enabled or epoch < self.warmup_epochs:
+        if not self.enabled or epoch < self.neg_warmup_epochs:
             return 0.0
-        if self.schedule == "linear":
-            ramp = max(1, (self.epochs - self.warmup_epochs) // 2)
-            return self.lam * min(1.0, (epoch - self.warmup_epochs + 1) / ramp)
+        if self.neg_lambda_schedule == "linear":
+            ramp = max(1, (self.epochs - self.neg_warmup_epochs) // 2)
+            return self.lam * min(1.0, (epoch - self.neg_warmup_epochs + 1) / ramp)
         return self.lam
 
     def make_watchdog(self, centre_error: float) -> Watchdog | None:
@@ -132,15 +140,15 @@ class WrongLabelObjective:
         c.seen += mask.numel()
         c.add("boundary_drop", (~valid).sum().item())
         fd = f.detach()
-        if self.bound > 0:
-            ok = error_bound_mask(fd, y, self.bound, self.bound_norm)[:, None].expand_as(mask)
+        if self.guard_bound > 0:
+            ok = error_bound_mask(fd, y, self.guard_bound, self.guard_bound_norm)[:, None].expand_as(mask)
             c.add("error_bound", (mask & ~ok).sum().item())
             mask &= ok
-        if self.direction_guard:
+        if self.guard_direction:
             ok = direction_mask(fd, w, y)
             c.add("direction", (mask & ~ok).sum().item())
             mask &= ok
-        obj = negative_objective(f, w, self.neg_loss, self.margin)
+        obj = negative_objective(f, w, self.resolved_neg_loss, self.margin)
         return (obj * mask).sum() / f.shape[0]
 
     def backward_combined(self, pos: torch.Tensor, f: torch.Tensor, y: torch.Tensor, idx, step: int, lam: float,
@@ -151,12 +159,12 @@ class WrongLabelObjective:
         neg = self.negative_term(f, y, idx, step)
         loss = pos - lam * neg
         self.counter.steps += 1
-        if self.grad_cap <= 0:
+        if self.guard_grad_cap <= 0:
             backward(loss)
             return loss
         gneg = torch.autograd.grad(-lam * neg, params, retain_graph=True, allow_unused=True)
         gneg = [torch.zeros_like(p) if g is None else g for p, g in zip(params, gneg, strict=True)]
-        if cap_norm_(gneg, self.grad_cap):
+        if cap_norm_(gneg, self.guard_grad_cap):
             self.counter.add("grad_cap", 1)
         backward(pos)
         for p, g in zip(params, gneg, strict=True):
@@ -182,7 +190,7 @@ class WrongLabelObjective:
         params = [p for p in model.parameters() if p.grad is not None]
         if not params:   # every pair masked: no step
             return float(neg.item())
-        if self.grad_cap > 0 and cap_norm_([p.grad for p in params], self.grad_cap):
+        if self.guard_grad_cap > 0 and cap_norm_([p.grad for p in params], self.guard_grad_cap):
             self.counter.add("grad_cap", 1)
         saved = [g["lr"] for g in neg_opt.param_groups]
         for g in neg_opt.param_groups:
@@ -205,27 +213,27 @@ class WrongLabelObjective:
                             lam: float) -> torch.Tensor | None:
         """The known-wrong-cell term (scalar), or None when off. Complementary-only learning has weight 1
         and draws its wrong cells uniformly over the other cells."""
-        weight = 1.0 if self.cls_only else lam
+        weight = 1.0 if self.cls_complement_only else lam
         if weight <= 0:
             return None
-        wrong = wrong_cells(true_cells, distance=self.distance, k=self.k, policy=self.policy,
-                            uniform=self.cls_uniform or self.cls_only, idx=idx, step=step,
+        wrong = wrong_cells(true_cells, distance=self.neg_distance, k=self.neg_k, policy=self.cell_policy,
+                            uniform=self.cls_neg_uniform or self.cls_complement_only, idx=idx, step=step,
                             n_samples=self.n_train, seed=self.seed)
-        fn = complement_nll if self.cls_loss == "complement" else negated_ce
+        fn = complement_nll if self.cls_neg_loss == "complement" else negated_ce
         per = fn(logits.float(), wrong, reduction="none")
         mask = torch.ones_like(per, dtype=torch.bool)
         self.counter.seen += mask.numel()
         self.counter.steps += 1
-        if self.cls_confidence > 0 and not self.cls_only:
+        if self.cls_neg_confidence > 0 and not self.cls_complement_only:
             p_true = torch.softmax(logits.detach().float(), 1).gather(1, true_cells[:, None])[:, 0]
-            ok = p_true > self.cls_confidence
+            ok = p_true > self.cls_neg_confidence
             self.counter.add("confidence", (~ok).sum().item())
             mask &= ok
         return weight * (per * mask).sum() / per.shape[0]
 
     def check_distributed(self) -> str | None:
         """Why this objective cannot run under DDP, or None."""
-        if self.mode == "combined" and self.grad_cap > 0:
+        if self.mode == "combined" and self.guard_grad_cap > 0:
             return ("guard_grad_cap with neg_mode combined takes gradients with autograd.grad, which "
                     "DistributedDataParallel does not average; run it in one process")
         return None
