@@ -42,6 +42,12 @@ def fast_config(data, out=None, **kw):
     return from_dict({**base, **kw})
 
 
+def train_losses(run_dir) -> list[float]:
+    """The train_loss column of a run folder's metrics.csv, one value per epoch."""
+    with open(Path(run_dir) / "metrics.csv", newline="") as f:
+        return [float(r["train_loss"]) for r in csv.DictReader(f)]
+
+
 def read_photo() -> np.ndarray:
     img = cv2.imread(str(astronaut_path()), cv2.IMREAD_COLOR)
     assert img is not None and img.shape == (512, 512, 3)

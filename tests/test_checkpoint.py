@@ -104,3 +104,66 @@ def test_init_state_checks_the_architecture(saved):
         init_state(path, "gazecnn", {})
     with pytest.raises(CheckpointError, match="hyperparameters differ"):
         init_state(path, "mlp", {"use_face": False})
+
+
+def test_checkpoint_round_trip_and_refuses_nan(tmp_path):
+    m = create_model("mlp")
+    save_checkpoint(tmp_path / "a.pt", m, model_name="mlp", model_kwargs={}, config={"lr": 1.0}, epoch=3)
+    m2, ck = load_checkpoint(tmp_path / "a.pt")
+    assert ck["epoch"] == 3 and ck["model_name"] == "mlp" and ck["config"] == {"lr": 1.0}
+    for (k, v), v2 in zip(m.state_dict().items(), m2.state_dict().values(), strict=True):
+        assert torch.equal(v, v2), k
+    with torch.no_grad():
+        next(m.parameters())[0] = float("nan")
+    with pytest.raises(CheckpointError, match="refusing to save non-finite weights"):
+        save_checkpoint(tmp_path / "a.pt", m, model_name="mlp", model_kwargs={}, config={}, epoch=4)
+    assert read_checkpoint(tmp_path / "a.pt")["epoch"] == 3  # the good one is untouched
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+def _ckpt(tmp_path, **changes):
+    import torch
+
+    from gazeneg.model.checkpoint import save_checkpoint
+    from gazeneg.model.networks import create_model
+
+    p = tmp_path / "c.pt"
+    save_checkpoint(p, create_model("mlp"), model_name="mlp", model_kwargs={}, config={}, epoch=0)
+    d = torch.load(p, weights_only=True)
+    for k, v in changes.items():
+        if v is None:
+            del d[k]
+        else:
+            d[k] = v
+    torch.save(d, p)
+    return p
+
+
+@pytest.mark.parametrize("changes, culprit", [
+    ({"format_version": "1"}, "format_version must be an integer"),
+    ({"state_dict": [1, 2]}, "'state_dict' must be a dict"),
+    ({"model_name": None}, "no 'model_name'"),
+    ({"model_kwargs": None}, "no 'model_kwargs'"),
+    ({"model_name": "resnet18"}, "do not fit"),
+])
+def test_bad_checkpoints_get_one_clear_error(tmp_path, changes, culprit):
+    from gazeneg.model.checkpoint import CheckpointError, load_checkpoint
+
+    with pytest.raises(CheckpointError, match=culprit) as e:
+        load_checkpoint(_ckpt(tmp_path, **changes))
+    assert "c.pt" in str(e.value)
+
+
+def test_non_finite_checkpoints_are_refused_at_load(tmp_path):
+    import torch
+
+    from gazeneg.model.checkpoint import CheckpointError, read_checkpoint
+    from gazeneg.model.networks import create_model
+
+    state = create_model("mlp").state_dict()
+    k = next(k for k, v in state.items() if v.is_floating_point())
+    state[k] = torch.full_like(state[k], float("nan"))
+    with pytest.raises(CheckpointError, match="non-finite"):
+        read_checkpoint(_ckpt(tmp_path, state_dict=state))

@@ -131,3 +131,27 @@ def test_opt_refuses_an_unknown_group_or_a_default_outside_its_choices():
         opt("c", "data", "one of a or b", choices=("a", "b"))
     d = opt({}, "model", "a JSON object of keyword arguments")
     assert d.default_factory() == {} and d.default_factory() is not d.default_factory()
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="unknown config key"):
+        from_dict({"lrr": 1})
+    with pytest.raises(ConfigError, match="'epochs' must be an integer"):
+        from_dict({"epochs": "ten"})
+    with pytest.raises(ConfigError, match="'optimizer' must be one of"):
+        from_dict({"optimizer": "lbfgs"})
+    assert from_dict({"lr": "0.5", "flip": "false"}).lr == 0.5
+    assert TrainConfig().replace(epochs=3).epochs == 3
+
+
+@pytest.mark.parametrize("kw, culprit", [
+    (dict(lr="inf"), "lr must be a finite"),
+    (dict(momentum=-1), "momentum"),
+    (dict(threads=-3), "threads"),
+    (dict(weight_decay=-1), "weight_decay"),
+    (dict(screen_w_cm=-30), "screen_w_cm"),
+    (dict(neg_lambda="nan"), "finite"),
+])
+def test_values_that_make_no_sense_are_refused(kw, culprit):
+    with pytest.raises(ConfigError, match=culprit):
+        from_dict(kw)

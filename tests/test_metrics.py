@@ -1,6 +1,7 @@
 """gazeneg/model/metrics.py: the error figures on hand-computed cases, the centre-guess reference, and the one
 definition of an ok, collapsed or diverged run."""
 
+import json
 import math
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 from gazeneg import grid
 from gazeneg.config import TrainConfig
 from gazeneg.model.metrics import COLLAPSED, DIVERGED, OK, centre_guess_error, error_metrics, outcome
+from gazeneg.training.loop import run
+from tests.conftest import fast_config
 
 
 def test_error_metrics_on_a_hand_computed_case():
@@ -54,3 +57,10 @@ def test_centre_guess_error():
     (1.0, 4.0, True, DIVERGED)])
 def test_outcome(err, centre, nonfinite, expect):
     assert outcome(err, centre, nonfinite) == expect
+
+
+def test_cm_and_degree_errors(tiny_dataset, tmp_path):
+    rd = run(fast_config(tiny_dataset, tmp_path / "runs", flip=True, screen_w_cm=48, screen_h_cm=27, distance_cm=60),
+             argv=[])
+    m = json.loads((rd / "metrics.json").read_text())
+    assert m["test_mean_error_cm"] > 0 and m["test_mean_error_degrees"] > 0

@@ -9,7 +9,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from gazeneg.config import ConfigError, TrainConfig
+from gazeneg.config import ConfigError, TrainConfig, from_dict
+from gazeneg.data.dataset import DatasetError
+from gazeneg.training.loop import run
 from gazeneg.training.runfiles import (
     METRICS_FIELDS,
     append_metrics,
@@ -21,6 +23,7 @@ from gazeneg.training.runfiles import (
     truncate_metrics,
     write_predictions,
 )
+from tests.conftest import fast_config, train_losses
 
 
 def test_each_run_gets_a_new_folder(tmp_path):
@@ -112,3 +115,31 @@ def test_the_summary_says_what_was_held_out_and_the_outcome_first(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps(_metrics(outcome="collapsed", data_warnings=["few cells"])))
     lines = summary_lines(tmp_path)
     assert lines[0].startswith("OUTCOME: COLLAPSED") and lines[-1] == "warning: few cells"
+
+
+def test_run_folder_contents(tiny_dataset, tmp_path):
+    rd = run(fast_config(tiny_dataset, tmp_path / "runs", epochs=4, flip=True), argv=["x"])
+    for f in ("config.json", "argv.json", "metrics.csv", "metrics.json", "predictions.csv", "best.pt", "last.pt"):
+        assert (rd / f).is_file(), f
+    m = json.loads((rd / "metrics.json").read_text())
+    for k in ("test_mean_error_cells", "test_median_error_cells", "test_cell_accuracy", "test_within1_accuracy",
+              "ridge_mean_error_cells", "train_seconds", "samples_per_second"):
+        assert np.isfinite(m[k]), k
+    assert len(train_losses(rd)) == 4
+    # Never overwrite: a second run gets its own folder.
+    rd2 = run(fast_config(tiny_dataset, tmp_path / "runs", epochs=4, flip=True), argv=["x"])
+    assert rd2 != rd
+
+
+@pytest.mark.parametrize("kw, err, culprit", [
+    (dict(data="no_such_dir"), DatasetError, "no_such_dir"),
+    (dict(model="nosuch"), ValueError, "nosuch"),
+    (dict(model="mlp", model_kwargs={"nonsense": 1}), ValueError, "bad hyperparameters"),
+])
+def test_a_failed_training_start_leaves_no_run_folder(tiny_dataset, tmp_path, kw, err, culprit):
+    base = dict(data=str(tiny_dataset), epochs=1, out=str(tmp_path / "runs"), progress=False, val_subjects=1,
+                test_subjects=1)
+    cfg = from_dict({**base, **kw})
+    with pytest.raises(err, match=culprit):
+        run(cfg, argv=["x"])
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -91,3 +91,29 @@ def test_data_warnings():
     crowded = np.vstack([spread, np.tile([[4.0, 7.0]], (100, 1))])
     (line,) = data_warnings(crowded)
     assert "(row 4, col 7), holds 101 of the 244 photos (41%)" in line
+
+
+def test_split_by_subject_never_shares_subjects(tiny_dataset):
+    ds = load_dataset(tiny_dataset)
+    sp = split_by_subject(ds, 2, 1, seed=0)
+    s = [set(x.subjects) for x in (sp.train, sp.val, sp.test)]
+    assert not (s[0] & s[1] or s[0] & s[2] or s[1] & s[2])
+    assert (len(s[0]), len(s[1]), len(s[2])) == (3, 2, 1)
+    assert len(apply_budget(sp.train, 1)) == 3 * 144
+    with pytest.raises(Exception, match="needs 4 for validation"):
+        split_by_subject(ds, 4, 4, seed=0)
+
+
+def test_split_folds_rotate_through_every_subject(tiny_dataset):
+    ds = load_dataset(tiny_dataset)
+    subjects = set(ds.subjects)
+    tested = []
+    for fold in range(len(subjects)):
+        sp = split_by_subject(ds, 2, 1, seed=0, fold=fold)
+        s = [set(x.subjects) for x in (sp.train, sp.val, sp.test)]
+        assert not (s[0] & s[1] or s[0] & s[2] or s[1] & s[2]) and s[0] | s[1] | s[2] == subjects
+        tested += sorted(s[2])
+        # The same (seed, fold) is the same split: every arm of a sweep sees it.
+        assert split_by_subject(ds, 2, 1, seed=0, fold=fold).groups == sp.groups
+    assert sorted(tested) == sorted(subjects)           # each subject held out exactly once
+    assert split_by_subject(ds, 2, 1, seed=0, fold=len(subjects)).groups == split_by_subject(ds, 2, 1, 0).groups
