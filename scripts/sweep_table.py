@@ -4,8 +4,10 @@
     python scripts/sweep_table.py runs/wrong-labels-<time>
 
 Each cell: the paired difference in mean test error to the arm's own baseline (cells, negative is
-better) with its 95% t-interval and the verdict; baseline rows show their own error. This is the
-table the README quotes."""
+better; failed runs counted at their imputed error) with the shape-free 95% interval the verdict reads,
+the verdict, the smallest difference the comparison could detect at 80% power ("det."), and, when runs
+failed, the failures' own verdict ("fails k of n" with its exact interval); baseline rows show their own
+error. This is the table docs/results.md quotes."""
 
 import argparse
 import json
@@ -18,20 +20,24 @@ from gazeneg.errors import GazenegError
 
 
 def _cell(e: dict) -> str:
+    """"diff [shape-free 95% interval] **verdict**, det. D" (D: the smallest difference this comparison could
+    detect at 80% power, Holm family included), then the failures' own verdict when any run failed."""
     if e["verdict"] == "reference":
-        return f"{e['mean_error_cells']:.2f}"
-    bad = e["diverged_runs"] + e["collapsed_runs"]
-    fail = (f"{e['diverged_runs']}/{e['n_seeds']} diverged" if e["diverged_runs"] else "") + (
-        (", " if e["diverged_runs"] else "") + f"{e['collapsed_runs']}/{e['n_seeds']} collapsed"
-        if e["collapsed_runs"] else "")
+        fails = f"; {e['failure_verdict']}" if e.get("failed_runs") else ""
+        return f"{e['mean_error_cells']:.2f}{fails}"
     d = e.get("diff_vs_baseline")
-    if e["verdict"] == "hurts" and bad:
-        return f"{fail} **hurts**"
     if d is None or not math.isfinite(d):
-        return f"**{e['verdict']}**"
-    lo, hi = e.get("diff_ci95_low"), e.get("diff_ci95_high")
-    ci = f" [{lo:+.2f}, {hi:+.2f}]" if lo is not None and hi is not None else ""
-    return f"{d:+.2f}{ci} **{e['verdict']}**"
+        text = f"**{e['verdict']}**"
+    else:
+        lo, hi = e.get("diff_ci95_low"), e.get("diff_ci95_high")
+        ci = f" [{lo:+.2f}, {hi:+.2f}]" if lo is not None and hi is not None and math.isfinite(lo) else ""
+        text = f"{d:+.2f}{ci} **{e['verdict']}**"
+    det = e.get("detectable_cells")
+    if det is not None and math.isfinite(det):
+        text += f", det. {det:.2f}"
+    if e.get("failed_runs"):
+        text += f"; {e['failure_verdict']}"
+    return text
 
 
 def table(summary: dict) -> str:
