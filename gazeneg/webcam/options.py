@@ -44,7 +44,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="a file other programs append lines to: each new line is the next sample's event")
     g.add_argument("--record-session", default=None, metavar="DIR",
                    help="keep the session to replay it: the camera frames (uncompressed, 0.9 MB each at 640x480: your face) or, with "
-                        "--session-keep strips, only the eye strips and detections (~8 KB a frame)")
+                        "--session-keep strips, only the eye strips and detections (~10 KB a frame)")
     g.add_argument("--session-keep", choices=KEEP, default="frames", help="what --record-session keeps")
     g.add_argument("--replay", default=None, metavar="DIR",
                    help="run a --record-session folder through the pipeline again instead of --source")

@@ -19,11 +19,10 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-import math
 import threading
 import time
 
-from gazeneg.webcam.record import SAMPLE_FIELDS, EventInbox, GazeSample
+from gazeneg.webcam.record import EventInbox, GazeSample
 
 EXTRA_HINT = 'pip install "gazeneg[stream]"'
 # (label, unit, type) of each LSL channel
@@ -163,10 +162,8 @@ class WebSocketSink:
         return self.connected.wait(timeout)
 
     def write(self, sample: GazeSample, frame=None, res=None) -> None:
-        d = sample.to_dict()
-        msg = json.dumps({k: (None if isinstance(d[k], float) and not math.isfinite(d[k]) else d[k])
-                          for k in SAMPLE_FIELDS})
-        self.loop.call_soon_threadsafe(self._send, msg)
+        # The JSONL line's text (record.GazeSample.json_line, encoded once per sample for both).
+        self.loop.call_soon_threadsafe(self._send, sample.json_line())
 
     def _send(self, msg: str) -> None:
         if self.clients:
