@@ -362,6 +362,91 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="JSON file of config values (the command line wins)")
 
 
+# ----------------------------------------------------------------------------------------------
+# Options of the other commands' configs (the studies' SweepConfig and PersonalConfig, `gazeneg eval`'s own)
+
+
+def option(default=dataclasses.MISSING, help: str = "", *, group: str | None = None, choices: tuple = (),
+           parse=None, metavar: str | None = None, default_factory=dataclasses.MISSING):
+    """A config field that a command-line option sets, its help line, --help group (None: the command's
+    main options) and allowed values in its metadata, as opt does for TrainConfig: the one place the option
+    is written. add_options derives the parser's option from it: --name-with-dashes, the type and nargs from
+    the field's type (bool: a flag; tuple[int, ...] or list[str]: one or more values), parse (an argparse
+    type=, e.g. units.at_least) when given, and None when not given, so that the config's own default
+    applies. `%` in the help is a percent sign."""
+    if not help:
+        raise ValueError("an option needs its help line")
+    if choices and default is not dataclasses.MISSING and default not in choices:
+        raise ValueError(f"default {default!r} is not one of its choices {', '.join(choices)}")
+    meta = {"option": True, "help": help, "group": group, "choices": tuple(choices), "parse": parse,
+            "metavar": metavar}
+    return field(default=default, default_factory=default_factory, metadata=meta)
+
+
+def option_of(cls, name: str, *, default=dataclasses.MISSING, default_factory=dataclasses.MISSING):
+    """The option `name` of dataclass cls (its help, group and choices, written once there) on another
+    field, with that field's own default: for a config that shares an option (PersonalConfig's --data is
+    SweepConfig's) or sets another default for it (SweepConfig's arms: every arm)."""
+    return field(default=default, default_factory=default_factory, metadata=_fields(cls)[name].metadata)
+
+
+def _fields(cls) -> dict:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def options_of(*classes) -> dict:
+    """{name: (field, type)} of every field of classes that carries an option's help (option, option_of).
+    A name in several classes must carry one shared definition (option_of): two help texts for one option
+    are an error."""
+    found: dict = {}
+    for cls in classes:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if not f.metadata.get("option"):
+                continue
+            if f.name in found and found[f.name][0].metadata != f.metadata:
+                raise ValueError(f"option --{f.name.replace('_', '-')} is defined twice ({cls.__name__} and "
+                                 f"another class): share one definition with config.option_of")
+            found.setdefault(f.name, (f, hints[f.name]))
+    return found
+
+
+def _argparse_kwargs(f: dataclasses.Field, typ) -> dict:
+    m = f.metadata
+    kw = {"help": m["help"].replace("%", "%%"), "dest": f.name}
+    if typ is bool:
+        return {**kw, "action": "store_true"}
+    origin, args = typing.get_origin(typ), typing.get_args(typ)
+    if origin in (tuple, list):
+        kw["nargs"], typ = "+", args[0]
+    kw["default"] = None
+    if m["parse"] is not None:
+        kw["type"] = m["parse"]
+    elif typ in (int, float):
+        kw["type"] = typ
+    if m["choices"]:
+        kw["choices"] = m["choices"]
+    if m["metavar"]:
+        kw["metavar"] = m["metavar"]
+    return kw
+
+
+def add_options(parser: argparse.ArgumentParser, classes: tuple, order: tuple) -> None:
+    """One option per option field of classes (options_of), added in `order` (every option's name once:
+    the command's --help layout), each in its metadata's group."""
+    found = options_of(*classes)
+    if sorted(order) != sorted(found):
+        raise ValueError(f"the option order must name each option once: missing {sorted(set(found) - set(order))}, "
+                         f"unknown or repeated {sorted(n for n in order if n not in found or order.count(n) > 1)}")
+    groups: dict = {None: parser}
+    for name in order:
+        f, typ = found[name]
+        g = f.metadata["group"]
+        if g not in groups:
+            groups[g] = parser.add_argument_group(g)
+        groups[g].add_argument("--" + name.replace("_", "-"), **_argparse_kwargs(f, typ))
+
+
 def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
     overrides = load_config_file(args.config) if getattr(args, "config", None) else {}
     for name in _field_types():

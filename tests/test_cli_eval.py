@@ -64,3 +64,30 @@ def test_a_tiny_sweep_reports_the_command_typed(tiny_dataset, tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["command"].startswith("gazeneg eval --data ") and summary["margin_cells"] == 0.2
     assert "gazeneg eval --data" in (out / "report.md").read_text()
+
+
+def test_each_eval_option_is_written_once_and_described_in_help(monkeypatch):
+    """Every option of `gazeneg eval` comes from one field's metadata (the command's own, SweepOptions',
+    PersonalOptions'); SweepConfig and PersonalConfig carry the very same definitions; --help describes each."""
+    import argparse
+    import dataclasses
+
+    from gazeneg.config import options_of
+    from gazeneg.study.personal import PersonalConfig
+    from gazeneg.study.sweep import SweepConfig
+
+    found = options_of(*ev.OPTION_CLASSES)
+    assert sorted(found) == sorted(ev.ORDER) and len(ev.ORDER) == 24
+    monkeypatch.setenv("COLUMNS", "1000")   # help lines unwrapped: each is found whole
+    parser = ev.get_args_parser("gazeneg eval")
+    actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest != "help"}
+    assert set(actions) == set(found)
+    text = " ".join(parser.format_help().split())
+    for name, (f, _) in found.items():
+        assert actions[name].help not in (None, "", argparse.SUPPRESS), name
+        assert " ".join(f.metadata["help"].split()) in text, name
+        assert tuple(actions[name].choices or ()) == f.metadata["choices"], name
+    for config in (SweepConfig, PersonalConfig):
+        for f in dataclasses.fields(config):
+            if f.name in found:
+                assert f.metadata is found[f.name][0].metadata or f.metadata == found[f.name][0].metadata, f.name

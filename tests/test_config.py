@@ -155,3 +155,68 @@ def test_config_errors():
 def test_values_that_make_no_sense_are_refused(kw, culprit):
     with pytest.raises(ConfigError, match=culprit):
         from_dict(kw)
+
+
+# ----------------------------------------------------------------------------------------------
+# config.option: the other commands' options, written once in their fields' metadata
+
+
+def test_add_options_derives_each_option_from_its_field():
+    """The parser's option comes from the field: a bool is a flag, a tuple or list takes one or more values of
+    its element type, `parse` is the argparse type, choices and metavar pass through, and an option not given
+    is None (the config's own default then applies); `%` in a help line stays a percent sign."""
+    from gazeneg.config import add_options, option
+
+    def positive(text):
+        if float(text) <= 0:
+            raise argparse.ArgumentTypeError("must be positive")
+        return float(text)
+
+    @dataclasses.dataclass
+    class Opts:
+        fast: bool = option(False, "go fast")
+        sizes: tuple[int, ...] = option((1, 2), "sizes", group="more")
+        names: list[str] = option(help="names", default_factory=list)
+        kind: str = option("a", "a or b; 50% of the time a", choices=("a", "b"), metavar="K", group="more")
+        scale: float = option(1.0, "a positive scale", parse=positive)
+        plain: int = 3   # no option
+
+    p = argparse.ArgumentParser(prog="x")
+    add_options(p, (Opts,), ("kind", "fast", "sizes", "names", "scale"))
+    assert vars(p.parse_args([])) == {"kind": None, "fast": False, "sizes": None, "names": None, "scale": None}
+    a = p.parse_args(["--fast", "--sizes", "3", "4", "--names", "u", "v", "--kind", "b", "--scale", "0.5"])
+    assert (a.fast, a.sizes, a.names, a.kind, a.scale) == (True, [3, 4], ["u", "v"], "b", 0.5)
+    for bad in (["--kind", "c"], ["--scale", "-1"], ["--sizes", "x"], ["--plain", "1"]):
+        with pytest.raises(SystemExit):
+            p.parse_args(bad)
+    text = p.format_help()
+    assert "--kind K" in text and "50% of the time" in text and "more:" in text
+    assert text.index("--kind") < text.index("--fast")   # the given order
+
+
+def test_an_option_is_defined_once_or_shared_and_the_order_names_each_once():
+    from gazeneg.config import add_options, option, option_of, options_of
+
+    @dataclasses.dataclass
+    class A:
+        data: str = option("x", "the data folder")
+
+    @dataclasses.dataclass
+    class Shared:
+        data: str = option_of(A, "data", default="y")   # the same definition, another default
+
+    @dataclasses.dataclass
+    class Twice:
+        data: str = option("x", "a second, different help for the same option")
+
+    assert options_of(A, Shared)["data"][0].metadata is dataclasses.fields(A)[0].metadata
+    assert Shared().data == "y"
+    with pytest.raises(ValueError, match="--data is defined twice"):
+        options_of(A, Twice)
+    for order in ((), ("data", "data"), ("data", "other")):
+        with pytest.raises(ValueError, match="must name each option once"):
+            add_options(argparse.ArgumentParser(), (A,), order)
+    with pytest.raises(ValueError, match="needs its help line"):
+        option(1)
+    with pytest.raises(ValueError, match="not one of its choices"):
+        option("c", "one of a or b", choices=("a", "b"))

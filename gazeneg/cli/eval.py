@@ -30,11 +30,13 @@ import math
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from gazeneg.cli.errors import RESUME, as_cli
+from gazeneg.config import add_options, option
 from gazeneg.errors import GazenegError
-from gazeneg.units import at_least
+from gazeneg.study.options import PERSONAL, PersonalOptions, SweepOptions
 
 PROG = "gazeneg eval"
 
@@ -54,46 +56,39 @@ def positive_cells(text: str) -> float:
     return value
 
 
+@dataclass(frozen=True)
+class EvalCommand:
+    """The options of `gazeneg eval` itself, beside the studies' (study.options): each written once, here,
+    with its help in the field's metadata (config.option). A schema, never built: the parser reads the
+    metadata, and an option not given is None (the regime's default applies)."""
+
+    quick: bool = option(help="fewer arms, 3 seeds, budget 1")
+    list_arms: bool = option(help="print the regime's arms, one line each with what it tests, and exit")
+    sequential: bool = option(help="run one after another in this process")
+    epochs: int = option(help="epochs per run (default 20 at budget 1, 20/budget above it: the same number of "
+                              "steps at every budget)")
+    margin: float = option(
+        help="equivalence margin in cells: a difference whose 95% interval lies within +-margin is 'equivalent' "
+        "(default: sweep gazeneg.study.stats.DEFAULT_MARGIN, 0.05 cells today; personal: half the measured "
+        "calibration gain)", parse=positive_cells)
+    regime: str = option(
+        help="sweep: arms x seeds x budgets over many people; personal: k calibration photos of each held-out person "
+        "or session; one_person: repeated grouped cross-validation inside one person's photos (default when "
+        "--data holds one person)", group=PERSONAL, choices=("sweep", "personal", "one_person"))
+    repeats: int = option(help="one_person: repeats of the grouped k-fold (default 2)", group=PERSONAL)
+
+
+# The order --help lists the options in (their help, group and choices are in their fields' metadata).
+ORDER = ("data", "out", "quick", "seeds", "budgets", "arms", "list_arms", "workers", "sequential", "ray", "epochs",
+         "model", "margin", "regime", "repeats", "init", "ks", "finetune", "lr_grid", "steps", "folds", "base_epochs",
+         "max_units", "cache")
+OPTION_CLASSES = (EvalCommand, SweepOptions, PersonalOptions)
+
+
 def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """Derived from the options' fields (config.add_options); an option not given is None."""
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=None,
-                   help="dataset folder; default the built-in synthetic set ('synthetic:4', 4 frames per cell, "
-                        "so budgets up to 4 exist; 'synthetic' with --quick)")
-    p.add_argument("--out", default=None, help="output folder (default runs/wrong-labels-<time>); reuse to resume")
-    p.add_argument("--quick", action="store_true", help="fewer arms, 3 seeds, budget 1")
-    p.add_argument("--seeds", type=at_least(2, " for a paired test"), default=None, help="seeds per arm (sweep; at least 2)")
-    p.add_argument("--budgets", type=int, nargs="+", default=None, help="frames per cell per training subject")
-    p.add_argument("--arms", nargs="+", default=None, help="subset of arms (see --list-arms)")
-    p.add_argument("--list-arms", action="store_true")
-    p.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
-    p.add_argument("--sequential", action="store_true", help="run one after another in this process")
-    p.add_argument("--ray", default="", metavar="ADDRESS", help="Ray cluster address or 'auto' (needs gazeneg[cluster])")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 20 at budget 1, "
-                   "20/budget above it: the same number of steps at every budget)")
-    p.add_argument("--model", default=None, help="model per run (default mlp)")
-    p.add_argument("--margin", type=positive_cells, default=None,
-                   help="equivalence margin in cells: a difference whose 95%% interval lies within +-margin is "
-                        "'equivalent' (default: sweep gazeneg.study.stats.DEFAULT_MARGIN, 0.05 cells today; "
-                        "personal: half the measured calibration gain)")
-    g = p.add_argument_group("personal regime")
-    g.add_argument("--regime", choices=("sweep", "personal", "one_person"), default=None,
-                   help="sweep: arms x seeds x budgets over many people; personal: k calibration photos of each "
-                        "held-out person or session; one_person: repeated grouped cross-validation inside one "
-                        "person's photos (default when --data holds one person)")
-    g.add_argument("--repeats", type=int, default=None, help="one_person: repeats of the grouped k-fold (default 2)")
-    g.add_argument("--init", default="", metavar="CKPT", help="base model for every fold instead of pretraining one "
-                   "(architecture checked; e.g. checkpoints/demo.pt)")
-    g.add_argument("--ks", type=int, nargs="+", default=None, help="calibration photos per person (default 9 36 144)")
-    g.add_argument("--finetune", choices=("last", "head", "full"), default="last",
-                   help="last: the head's last layer on features computed once (default, milliseconds); head: the "
-                        "whole fc head on features; full: the whole network (seconds per fine-tune)")
-    g.add_argument("--lr-grid", type=float, nargs="+", default=None, help="the one LR grid for every arm")
-    g.add_argument("--steps", type=int, default=None, help="optimizer steps per fine-tune")
-    g.add_argument("--folds", type=int, default=None, help="folds of held-out people (each has its own base model)")
-    g.add_argument("--base-epochs", type=int, default=None, help="epochs of each base model (default: the model's "
-                   "recipe)")
-    g.add_argument("--max-units", type=int, default=None, help="test only this many held-out people (0 = all)")
-    g.add_argument("--cache", default=None, help="folder of cached base models (default runs/personal-base-cache)")
+    add_options(p, OPTION_CLASSES, ORDER)
     return p
 
 
@@ -139,8 +134,8 @@ def personal_main(args, argv, prog) -> int:
             print(f"{a.name:<28} {a.note}")
         return 0
     out = args.out or f"runs/personal-{time.strftime('%Y%m%d-%H%M%S')}" + ("-quick" if args.quick else "")
-    kw = {"data": args.data or "synthetic", "out": out, "model": args.model or "gazecnn", "finetune": args.finetune,
-          "init": args.init, "workers": args.workers, "ray": args.ray}
+    kw = {"data": args.data or "synthetic", "out": out, "model": args.model or "gazecnn",
+          **given(args, ("finetune", "init", "workers", "ray"))}
     if args.finetune == "full":
         # Seconds per fine-tune, not milliseconds: by default the arms that answer the question, on 6 people,
         # k 9 and 36, and a 3-value grid around the whole network's usual fine-tuning LRs.
@@ -178,7 +173,7 @@ def one_person_main(args, argv, prog) -> int:
     if not args.data:
         raise EvalOptionError("--regime one_person needs --data (a folder of one person's photos)")
     out = args.out or f"runs/one-person-{time.strftime('%Y%m%d-%H%M%S')}" + ("-quick" if args.quick else "")
-    kw = {"data": args.data, "out": out, "model": args.model or "gazecnn", "init": args.init, "workers": args.workers,
+    kw = {"data": args.data, "out": out, "model": args.model or "gazecnn", **given(args, ("init", "workers")),
           **given(args, READS["one_person"])}
     if args.arms:
         kw["arms"] = list(args.arms)
@@ -213,7 +208,7 @@ def sweep_main(args, argv, prog) -> int:
     out = args.out or f"runs/wrong-labels-{time.strftime('%Y%m%d-%H%M%S')}" + ("-quick" if args.quick else "")
     data = args.data or ("synthetic" if args.quick else "synthetic:4")
     sweep = SweepConfig.quick(data=data, out=out) if args.quick else SweepConfig(data=data, out=out)
-    sweep = dataclasses.replace(sweep, workers=args.workers, ray=args.ray, **given(args, ("seeds", "budgets")),
+    sweep = dataclasses.replace(sweep, **given(args, ("workers", "ray", "seeds", "budgets")),
                                 **({"arms": list(args.arms)} if args.arms else {}),
                                 base=given(args, ("epochs", "model")))   # the run config every arm overrides
     print(f"output folder: {out}")

@@ -39,7 +39,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,7 @@ import torch
 from tqdm import tqdm
 
 from gazeneg import grid, seeding
-from gazeneg.config import TrainConfig, from_dict
+from gazeneg.config import TrainConfig, from_dict, option_of
 from gazeneg.data.dataset import DatasetError, GazeDataset
 from gazeneg.data.splits import Splits
 from gazeneg.files import append_csv_rows, atomic_write_text, lock_folder
@@ -55,6 +55,7 @@ from gazeneg.model.checkpoint import init_state, read_checkpoint, save_checkpoin
 from gazeneg.model.metrics import COLLAPSED, DIVERGED, OK, centre_guess_error, error_metrics, outcome
 from gazeneg.model.networks import GazeModel, Head, create_model
 from gazeneg.model.networks import features as cut_features
+from gazeneg.study.options import KS, LR_GRID, PersonalOptions, SweepOptions  # noqa: F401 (KS, LR_GRID: re-exported)
 from gazeneg.study.sweep import Arm, dataset
 from gazeneg.study.tasks import run_tasks
 from gazeneg.training.loop import evaluate, fit, tensors
@@ -63,14 +64,8 @@ from gazeneg.training.step import Recipe, train_step
 from gazeneg.wronglabels.guards import weights_finite
 from gazeneg.wronglabels.objective import WrongLabelObjective
 
-KS = (9, 36, 144)
-# One LR grid for every arm (AdamW, the fine-tune's optimizer). Wide enough that the chosen LR is rarely
-# at an edge; the report shows how often each was chosen.
-# A first grid (1e-4 to 3e-3) had the baseline choose its top LR for 35 of 36 (person, k): the last layer
-# wants more; the 144-way head chose the bottom. The next grid, 1e-4 to 3e-2, had the 144-way head choose
-# its bottom LR for 70 of 72 (person, k) and the baseline its top for 5 of 72 (runs/personal-default-1):
-# six values, a factor ~3 apart, one step lower.
-LR_GRID = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+# KS (9, 36, 144) and LR_GRID, the defaults of --ks and --lr-grid (the grid's history beside it), are in
+# options.py.
 QUICK_LR_GRID = (3e-4, 3e-3, 3e-2)
 # The 9-point calibration: a 3 x 3 grid of cells at about 10%, 50% and 90% of the screen.
 NINE_POINT = tuple((r, c) for r in (1, 4, 7) for c in (1, 7, 14))
@@ -159,25 +154,11 @@ BASELINES = {"ft": "ft:baseline", "cls": "cls:baseline"}
 
 
 @dataclass
-class PersonalConfig:
-    data: str = "synthetic"
-    out: str = ""
-    model: str = "gazecnn"
-    ks: tuple = KS
-    arms: list = field(default_factory=lambda: [a.name for a in personal_arms()])
-    lr_grid: tuple = LR_GRID
-    finetune: str = "last"          # "last": fc's last layer on features computed once; "head": all of fc on
-                                    # features computed once; "full": the whole network (train.fit)
-    steps: int = 40                 # optimizer steps per fine-tune (full batch in feature mode)
-    folds: int = 3                  # folds of held-out units (each unit is tested once; one base model per fold)
-    base_epochs: int = 0            # 0 = the model's recipe
-    base_budget: int = 0            # frames per cell per training unit for the base (0 = all)
-    init: str = ""                  # a checkpoint as the base model for every fold, instead of pretraining
-    max_units: int = 0              # test only the first N units (0 = all): for costly full fine-tuning
-    workers: int = 0                # 0 = all cores
-    ray: str = ""
-    seed: int = 0
-    cache: str = "runs/personal-base-cache"
+class PersonalConfig(PersonalOptions):
+    """The personal regime's design. Its fields, each option's help with them, are options.PersonalOptions
+    (written once there, read by `gazeneg eval`); here only the default arms: every personal arm."""
+
+    arms: list[str] = option_of(SweepOptions, "arms", default_factory=lambda: [a.name for a in personal_arms()])
 
     @classmethod
     def quick(cls, **kw) -> PersonalConfig:

@@ -23,11 +23,12 @@ import torch
 from tqdm import tqdm
 
 from gazeneg import grid
-from gazeneg.config import TrainConfig, from_dict
+from gazeneg.config import TrainConfig, from_dict, option_of
 from gazeneg.data.dataset import GazeDataset, load_dataset
 from gazeneg.data.splits import Splits, apply_budget, resolve_data_path, split_by_subject
 from gazeneg.files import append_csv_rows, atomic_write_bytes, atomic_write_text, lock_folder
 from gazeneg.model.metrics import COLLAPSED, DIVERGED, centre_guess_error, error_metrics
+from gazeneg.study.options import SweepOptions
 from gazeneg.study.tasks import run_tasks
 from gazeneg.training.loop import evaluate, fit, tensors
 
@@ -185,14 +186,11 @@ QUICK_ARMS = ["sgd:baseline", "sgd:lr_control_0.2", "sgd:naive_l0.3", "sgd:naive
 
 
 @dataclass
-class SweepConfig:
-    data: str = "synthetic"
-    out: str = ""
-    seeds: int = 5
-    budgets: tuple = (1, 2, 4)
-    arms: list = field(default_factory=lambda: [a.name for a in all_arms()])
-    workers: int = 0                     # 0 = all cores
-    ray: str = ""                        # Ray address ("auto" or host:port); "" = local
+class SweepConfig(SweepOptions):
+    """The sweep's design. The fields `gazeneg eval` sets, each with its help, are options.SweepOptions
+    (written once there); here the default arms (every arm) and base."""
+
+    arms: list[str] = option_of(SweepOptions, "arms", default_factory=lambda: [a.name for a in all_arms()])
     base: dict = field(default_factory=dict)   # TrainConfig overrides shared by every run
 
     @classmethod
