@@ -96,7 +96,7 @@ def one_person_arms() -> dict:
     return arms
 
 
-@dataclass
+@dataclass(frozen=True)
 class OnePersonConfig:
     data: str = ""
     out: str = ""

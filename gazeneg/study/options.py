@@ -29,7 +29,7 @@ KS = (9, 36, 144)
 LR_GRID = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SweepOptions:
     """sweep.SweepConfig's options (SweepConfig sets arms to every arm and adds base, the TrainConfig
     overrides every run shares)."""
@@ -45,7 +45,7 @@ class SweepOptions:
     ray: str = option("", "Ray cluster address or 'auto' (needs gazeneg[cluster])", metavar="ADDRESS")   # "" = local
 
 
-@dataclass
+@dataclass(frozen=True)
 class PersonalOptions:
     """personal.PersonalConfig's options (PersonalConfig sets arms to every personal arm)."""
 

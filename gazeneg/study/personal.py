@@ -153,7 +153,7 @@ FULL_ARMS = ["ft:no_finetune", "ft:baseline", "ft:original_l0.5_B2", "ft:origina
 BASELINES = {"ft": "ft:baseline", "cls": "cls:baseline"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class PersonalConfig(PersonalOptions):
     """The personal regime's design. Its fields, each option's help with them, are options.PersonalOptions
     (written once there, read by `gazeneg eval`); here only the default arms: every personal arm."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import json
 import math
 import time
@@ -185,7 +186,7 @@ QUICK_ARMS = ["sgd:baseline", "sgd:lr_control_0.2", "sgd:naive_l0.3", "sgd:naive
               "cls:baseline", "cls:complement", "cls:negated_ce", "cls:complement_only"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class SweepConfig(SweepOptions):
     """The sweep's design. The fields `gazeneg eval` sets, each with its help, are options.SweepOptions
     (written once there); here the default arms (every arm) and base."""
@@ -388,7 +389,8 @@ def run_sweep(sweep: SweepConfig, *, progress: bool = True, sequential: bool = F
     # Render the data once before forking workers, and size the held-out groups to it.
     data_path = resolve_data_path(sweep.data)
     if "test_subjects" not in sweep.base:
-        sweep.base["test_subjects"] = sweep_test_groups(data_path, sweep.base.get("val_subjects", 2))
+        sweep = dataclasses.replace(sweep, base={**sweep.base, "test_subjects": sweep_test_groups(
+            data_path, sweep.base.get("val_subjects", 2))})
     # Every run's configuration is checked before anything is written (a bad option leaves no folder).
     for a in sweep.arms:
         for b in sweep.budgets:
