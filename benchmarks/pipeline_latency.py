@@ -17,11 +17,20 @@ session writer's and the WebSocket server's work too): with --one-core that is w
 with a subscriber in another process); --repeat N does the whole measurement N times and ends with the
 median over the runs, the figure the 16 ms budget is judged on (--budget-ms).
 
+--against DIR compares this code with another version of it on a busy machine, where runs one after the
+other differ by more than the change (other jobs come and go within a minute): DIR holds that version's
+gazeneg/ (`git archive REV gazeneg | tar -x -C DIR`), imported as a second package, and the two pipelines
+take the frames in turn in one process, each frame through both (alternating which goes first), so both see
+the same machine. It reports each one's thread CPU per frame, its writer and server threads' CPU, and the
+paired difference (median, with a bootstrap 95% interval).
+
     python benchmarks/pipeline_latency.py                  # default CNN (random init: same cost)
     python benchmarks/pipeline_latency.py --backend haar   # the Haar cascades instead of the landmarks
     python benchmarks/pipeline_latency.py --checkpoint runs/.../best.pt --frames 600
     python benchmarks/pipeline_latency.py --backend landmarks --checkpoint checkpoints/demo.pt --outputs \
         --one-core --no-untracked --repeat 3        # the live budget, with and without the outputs
+    git archive 9ff7463 gazeneg | tar -x -C /tmp/old && python benchmarks/pipeline_latency.py --backend \
+        landmarks --checkpoint checkpoints/demo.pt --outputs --one-core --against /tmp/old   # paired before/after
 """
 
 import argparse
@@ -60,6 +69,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--outputs-each", action="store_true", help="with --outputs: also time each output alone")
     p.add_argument("--one-core", action="store_true", help="pin the process (its writer and server threads too) "
                    "to one CPU core")
+    p.add_argument("--against", default=None, metavar="DIR", help="compare, frame by frame in this process, with "
+                   "the gazeneg/ package in DIR (another version: git archive REV gazeneg | tar -x -C DIR)")
     p.add_argument("--repeat", type=int, default=1, help="do the measurement (without and, with --outputs, with the "
                    "outputs) this many times and report the median over the runs")
     return p
@@ -141,6 +152,90 @@ def measure_with_outputs(pipe: FramePipeline, frames, warmup: int, folder, kinds
     extra = w - np.array([r.ms.get("total", 0.0) for r in results[warmup:]])
     out["outputs_added"] = _stats(extra)
     return out, names
+
+
+def import_other_version(folder) -> str:
+    """The gazeneg/ package in `folder` made importable as "gazeneg_against" (copied to a temporary folder,
+    its imports of gazeneg renamed), so two versions run in one process. Returns the package name."""
+    import re
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    src = Path(folder) / "gazeneg"
+    if not (src / "__init__.py").is_file():
+        raise SystemExit(f"--against {folder}: no gazeneg/ package there (git archive REV gazeneg | tar -x -C {folder})")
+    tmp = Path(tempfile.mkdtemp(prefix="gazeneg-against-"))
+    shutil.copytree(src, tmp / "gazeneg_against")
+    for py in (tmp / "gazeneg_against").rglob("*.py"):
+        text = re.sub(r"\bfrom gazeneg([. ])", r"from gazeneg_against\1", py.read_text())
+        py.write_text(re.sub(r"\bimport gazeneg\b", "import gazeneg_against", text))
+    sys.path.insert(0, str(tmp))
+    return "gazeneg_against"
+
+
+def paired(args, frames, outputs: bool) -> dict:
+    """--against: both versions' pipelines (with every output on when `outputs`), each frame through both in
+    turn; thread CPU per frame (median), the background threads' CPU per frame, and the paired difference."""
+    import importlib
+    import tempfile
+
+    arms = {}
+    tmp = tempfile.mkdtemp(prefix="gazeneg-paired-")
+    for tag, pkg in (("other", args.against_pkg), ("this", "gazeneg")):
+        mod = {m: importlib.import_module(f"{pkg}.{m}") for m in ("webcam.live", "webcam.detect", "webcam.tracker",
+                                                                    "webcam.replay", "model.checkpoint")}
+        model, _ = mod["model.checkpoint"].load_checkpoint(args.checkpoint)
+        live = mod["webcam.live"]
+        pipe = live.FramePipeline(model, smoother=live.make_smoother(args.smoother),
+                                  detector=mod["webcam.detect"].make_detector(args.backend,
+                                                                              alternate_iris=args.iris == "alternate"))
+        sinks, threads, client = [], [], None
+        if outputs:
+            tracker, stream = mod["webcam.tracker"], importlib.import_module(f"{pkg}.webcam.stream")
+            rec = mod["webcam.replay"].SessionRecorder(f"{tmp}/{tag}-session", keep="strips")
+            ws = stream.WebSocketSink("127.0.0.1", 0)
+            client = _ws_client(ws.port)
+            ws.wait(10)
+            sinks = [tracker.GazeFileSink(f"{tmp}/{tag}.csv"), tracker.GazeFileSink(f"{tmp}/{tag}.jsonl"), rec,
+                     stream.LslSink(name=f"bench-{tag}-{os.getpid()}"), ws]
+            threads = [rec._thread, ws.thread]
+        session = live.LiveSession(pipe, calibrate="never", validate=False, log=lambda *a: None)
+        arms[tag] = (mod["webcam.tracker"].SampleTap(session, screen=(1920, 1080), sinks=sinks), threads, client)
+
+    def thread_cpu(tag):
+        return sum(time.clock_gettime(time.pthread_getcpuclockid(t.ident)) for t in arms[tag][1])
+
+    cpu = {tag: [] for tag in arms}
+    start = {}
+    for i, frame in enumerate(frames):
+        if i == args.warmup:
+            start = {tag: thread_cpu(tag) for tag in arms}
+        for tag in (("other", "this") if i % 2 == 0 else ("this", "other")):
+            c0 = time.thread_time()
+            arms[tag][0].feed(frame, i / 30.0)
+            cpu[tag].append((time.thread_time() - c0) * 1e3)
+    n = len(frames) - args.warmup
+    background = {tag: (thread_cpu(tag) - start[tag]) / n * 1e3 for tag in arms}
+    for tap, _, client in arms.values():
+        tap.close()
+        if client is not None:
+            client.kill()
+    c = {tag: np.array(v[args.warmup:]) for tag, v in cpu.items()}
+    d = c["other"] - c["this"]
+    rng = np.random.default_rng(0)
+    lo, hi = np.percentile([np.median(rng.choice(d, len(d))) for _ in range(2000)], [2.5, 97.5])
+    out = {tag: {"thread_cpu_median_ms": float(np.median(c[tag])), "background_ms_per_frame": background[tag]}
+           for tag in arms}
+    out["saving_median_ms"], out["saving_ci95_ms"] = float(np.median(d)), [float(lo), float(hi)]
+    out["background_saving_ms"] = background["other"] - background["this"]
+    what = "every output on" if outputs else "no outputs"
+    print(f"  {what}: thread CPU per frame, median: {args.against} {out['other']['thread_cpu_median_ms']:.2f} ms, this "
+          f"{out['this']['thread_cpu_median_ms']:.2f} ms; paired difference {out['saving_median_ms']:.2f} ms "
+          f"(95% {lo:.2f} to {hi:.2f})" + (f"; writer and server threads {background['other']:.2f} -> "
+                                          f"{background['this']:.2f} ms a frame" if outputs else "")
+          + f"; load average now {_load()}")
+    return out
 
 
 def _ws_client(port: int):
@@ -255,6 +350,19 @@ def main(argv=None) -> int:
     detector = make_detector(args.backend, alternate_iris=args.iris == "alternate")
     backend = getattr(detector, "backend", "haar")
     runtime = getattr(detector, "runtime", "cv2 cascades")
+    if args.against:
+        if not args.checkpoint:
+            raise SystemExit("--against needs --checkpoint (the same weights in both versions)")
+        args.against_pkg = import_other_version(args.against)
+        print(f"paired: {args.against} against this code, each of {args.frames} frames (+{args.warmup} warm-up) "
+              f"through both in turn, {backend}, one core: {args.one_core}; load average {_load()}")
+        out = {f"run{r}": {"without": paired(args, frames, False), **({"with": paired(args, frames, True)}
+                                                                     if args.outputs else {})}
+               for r in range(1, args.repeat + 1)}
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(out, f, indent=1)
+        return 0
     runs = [one_run(args, model, name, frames, backend, runtime, r) for r in range(1, args.repeat + 1)]
     out = runs[0][0] if args.repeat == 1 else {"runs": [r for r, _ in runs]}
     judged = [(wo if wo is not None else r["tracking"])["total"]["median_ms"] for r, wo in runs]
