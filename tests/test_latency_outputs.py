@@ -191,3 +191,50 @@ def test_a_sample_is_made_as_before(strips_session):
         if res.smoothed is not None:
             x, y = grid.to_pixels(*grid.clamp(*res.smoothed), 1280, 720)
             assert (s.x_px, s.y_px) == (float(x), float(y))
+
+
+def test_a_killed_session_recording_replays_up_to_its_last_whole_frame(tmp_path):
+    """The writer thread writes in batches (every 0.1 s): a recording killed (SIGKILL) mid-batch still lists
+    only frames whose strips are on disk, whole."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "s"
+    code = f"""
+import numpy as np, time
+from types import SimpleNamespace
+from gazeneg.webcam.detection import Detection
+from gazeneg.webcam.replay import SessionRecorder
+rec = SessionRecorder({str(folder)!r}, keep="strips")
+det = Detection((200, 150, 220, 220), (280.0, 230.0), (360.0, 232.0))
+frame = np.zeros((480, 640, 3), np.uint8)
+i = 0
+while True:
+    s = SimpleNamespace(t_source=i / 30, t_mono=time.monotonic(), t_wall=time.time())
+    strip = np.full((32, 96, 3), i % 256, np.uint8)
+    rec.write(s, frame, SimpleNamespace(det=det, closed=False, strip=strip, feats=np.zeros(13, np.float32)))
+    i += 1
+    time.sleep(0.004)
+"""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=root, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 60
+        index = folder / "frames.jsonl"
+        while (not index.exists() or index.stat().st_size < 2000) and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    src = ReplaySource(folder)
+    assert len(src.rows) >= 10
+    for k, row in enumerate(src.rows):
+        assert row["index"] == k
+        img = cv2.imread(str(folder / row["file"]), cv2.IMREAD_COLOR)
+        assert img is not None and img.shape == (32, 96, 3) and (img == k % 256).all()
