@@ -278,6 +278,7 @@ def frame_predictor(model):
             f = torch.as_tensor(np.asarray(feats, np.float32))
             return model.points(forward(x, f)).float().cpu().numpy().astype(np.float64)
 
+    predict_fn.traced = forward is not model
     return predict_fn
 
 
