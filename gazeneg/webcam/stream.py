@@ -162,6 +162,10 @@ class WebSocketSink:
         return self.connected.wait(timeout)
 
     def write(self, sample: GazeSample, frame=None, res=None) -> None:
+        # No client connected: nothing to send, and the event loop's thread is not woken for it (a client that
+        # connects now gets the next sample, as it would a moment later).
+        if not self.clients:
+            return
         # The JSONL line's text (record.GazeSample.json_line, encoded once per sample for both).
         self.loop.call_soon_threadsafe(self._send, sample.json_line())
 
