@@ -24,11 +24,11 @@ take the frames in turn in one process, each frame through both (alternating whi
 the same machine. It reports each one's thread CPU per frame, its writer and server threads' CPU, and the
 paired difference (median, with a bootstrap 95% interval).
 
-Measured 2026-12-04 (docs/integration.md, "Latency with the outputs on"; the machine busy, load average 4.5-5):
---against the code before the per-frame savings (9ff7463), three runs: the pipeline alone 7.8-8.7% less thread
-CPU a frame (1.14-1.82 ms), a frame with every output on 12.4-14.6% less (frame thread and the writer and server
-threads: 19.46 -> 16.61 ms in the quietest run); the --repeat 3 series of this code at load 4.9: wall median
-15.32 ms without outputs, 19.59 ms with (the outputs' own time in a frame 1.0-1.15 ms, 2.2-2.7 ms before).
+Measured 2026-12-04 (docs/integration.md, "Latency with the outputs on"; the machine busy, load average 2.8-3):
+--against the code before the per-frame savings (9ff7463), three runs: the pipeline alone 7.5-8.2% less thread
+CPU a frame (1.12-1.18 ms), a frame with every output on 13.6-14.3% less (frame thread plus the writer and server
+threads: 2.2-2.4 ms); the --repeat 3 series of this code at load 3.0: wall median 14.50 ms without outputs,
+16.14 ms with them (the outputs' own time in a frame 0.89-0.94 ms; 2.2-2.7 ms before).
 
     python benchmarks/pipeline_latency.py                  # default CNN (random init: same cost)
     python benchmarks/pipeline_latency.py --backend haar   # the Haar cascades instead of the landmarks
