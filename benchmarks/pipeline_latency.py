@@ -28,7 +28,10 @@ Measured 2026-12-04 (docs/integration.md, "Latency with the outputs on"; the mac
 --against the code before the per-frame savings (9ff7463), three runs: the pipeline alone 7.5-8.2% less thread
 CPU a frame (1.12-1.18 ms), a frame with every output on 13.6-14.3% less (frame thread plus the writer and server
 threads: 2.2-2.4 ms); the --repeat 3 series of this code at load 3.0: wall median 14.50 ms without outputs,
-16.14 ms with them (the outputs' own time in a frame 0.89-0.94 ms; 2.2-2.7 ms before).
+16.14 ms with them (the outputs' own time in a frame 0.89-0.94 ms; 2.2-2.7 ms before). On the idle machine at
+05:27-05:31 the virtual machine itself was slower (the pipeline alone 16-18 ms): 16.44 / 18.75 ms (the code
+before 18.12 / 19.61 ms), the outputs' own time 0.64-0.68 ms (2.34-2.57 ms before), paired savings 6.9-9.0% /
+13.1-14.5%.
 
     python benchmarks/pipeline_latency.py                  # default CNN (random init: same cost)
     python benchmarks/pipeline_latency.py --backend haar   # the Haar cascades instead of the landmarks
