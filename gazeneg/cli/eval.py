@@ -36,7 +36,7 @@ from pathlib import Path
 from gazeneg.cli.errors import RESUME, as_cli
 from gazeneg.config import add_options, option
 from gazeneg.errors import GazenegError
-from gazeneg.study.options import PERSONAL, PersonalOptions, SweepOptions
+from gazeneg.study.options import DEFAULT_MARGIN, ONE_PERSON_REPEATS, PERSONAL, PersonalOptions, SweepOptions
 
 PROG = "gazeneg eval"
 
@@ -69,13 +69,14 @@ class EvalCommand:
                               "steps at every budget)")
     margin: float = option(
         help="equivalence margin in cells: a difference whose 95% interval lies within +-margin is 'equivalent' "
-        "(default: sweep gazeneg.study.stats.DEFAULT_MARGIN, 0.05 cells today; personal: half the measured "
+        f"(default: sweep gazeneg.study.stats.DEFAULT_MARGIN, {DEFAULT_MARGIN} cells today; personal: half the measured "
         "calibration gain)", parse=positive_cells)
     regime: str = option(
         help="sweep: arms x seeds x budgets over many people; personal: k calibration photos of each held-out person "
         "or session; one_person: repeated grouped cross-validation inside one person's photos (default when "
         "--data holds one person)", group=PERSONAL, choices=("sweep", "personal", "one_person"))
-    repeats: int = option(help="one_person: repeats of the grouped k-fold (default 2)", group=PERSONAL)
+    repeats: int = option(help=f"one_person: repeats of the grouped k-fold (default {ONE_PERSON_REPEATS})",
+                          group=PERSONAL)
 
 
 # The order --help lists the options in (their help, group and choices are in their fields' metadata).
@@ -196,7 +197,6 @@ def one_person_main(args, argv, prog) -> int:
 
 
 def sweep_main(args, argv, prog) -> int:
-    from gazeneg.study.stats import DEFAULT_MARGIN
     from gazeneg.study.sweep import SweepConfig, all_arms, run_sweep
     from gazeneg.study.sweep_report import build_report, verdict_lines
 

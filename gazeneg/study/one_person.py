@@ -49,6 +49,7 @@ from gazeneg.model.checkpoint import init_state, read_checkpoint
 from gazeneg.model.metrics import COLLAPSED, DIVERGED, centre_guess_error, error_metrics, outcome
 from gazeneg.model.networks import create_model
 from gazeneg.study.formatting import clean_json, fmt, fmt_signed
+from gazeneg.study.options import BASE_CACHE, ONE_PERSON_REPEATS
 from gazeneg.study.personal import (
     BASE_RECIPE,
     LR_GRID,
@@ -102,7 +103,7 @@ class OnePersonConfig:
     out: str = ""
     model: str = "gazecnn"
     folds: int = 4
-    repeats: int = 2
+    repeats: int = ONE_PERSON_REPEATS
     arms: list = field(default_factory=lambda: list(ARMS))
     lr_grid: tuple = LR_GRID
     finetune: str = "last"          # the head part fine-tuned on features computed once (personal.HEAD_PARTS)
@@ -115,7 +116,7 @@ class OnePersonConfig:
     val_share: float = 0.2          # share of a fold's training groups that choose the LR
     seed: int = 0
     workers: int = 0
-    cache: str = "runs/personal-base-cache"
+    cache: str = BASE_CACHE
     quick_design: bool = False      # set by quick(): the report says it is the smaller design
 
     @classmethod

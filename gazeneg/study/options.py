@@ -20,6 +20,9 @@ from gazeneg.units import at_least
 PERSONAL = "personal regime"   # the --help group of the fine-tuning regimes' options
 
 KS = (9, 36, 144)
+DEFAULT_MARGIN = 0.05      # cells: the sweep's equivalence margin (study.stats reads it from here)
+ONE_PERSON_REPEATS = 2     # repeats of the one-person regime's grouped k-fold (one_person.OnePersonConfig)
+BASE_CACHE = "runs/personal-base-cache"
 # One LR grid for every arm (AdamW, the fine-tune's optimizer). Wide enough that the chosen LR is rarely
 # at an edge; the report shows how often each was chosen.
 # A first grid (1e-4 to 3e-3) had the baseline choose its top LR for 35 of 36 (person, k): the last layer
@@ -52,7 +55,8 @@ class PersonalOptions:
     data: str = option_of(SweepOptions, "data", default="synthetic")
     out: str = option_of(SweepOptions, "out", default="")
     model: str = option("gazecnn", "model per run (default mlp; the personal and one-person regimes: gazecnn)")
-    ks: tuple[int, ...] = option(KS, "calibration photos per person (default 9 36 144)", group=PERSONAL)
+    ks: tuple[int, ...] = option(KS, f"calibration photos per person (default {' '.join(map(str, KS))})",
+                                 group=PERSONAL)
     arms: list[str] = option_of(SweepOptions, "arms", default_factory=list)
     lr_grid: tuple[float, ...] = option(LR_GRID, "the one LR grid for every arm", group=PERSONAL)
     finetune: str = option("last",
@@ -71,6 +75,5 @@ class PersonalOptions:
     workers: int = option_of(SweepOptions, "workers", default=0)
     ray: str = option_of(SweepOptions, "ray", default="")
     seed: int = 0
-    cache: str = option("runs/personal-base-cache",
-                        "folder of cached base models (default runs/personal-base-cache)", group=PERSONAL)
+    cache: str = option(BASE_CACHE, f"folder of cached base models (default {BASE_CACHE})", group=PERSONAL)
 
