@@ -226,7 +226,12 @@ def warp(frame: np.ndarray, A: np.ndarray, out: int, border=cv2.BORDER_REPLICATE
 
 def to_frame(A: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Crop pixels (N, 2) back to frame pixels through the inverse of A."""
-    inv = np.linalg.inv(A)
+    return through(np.linalg.inv(A), pts)
+
+
+def through(inv: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Points (N, 2) through the 3x3 affine inv (to_frame with A's inverse already taken: several point
+    sets from one crop share one inversion, the same numbers)."""
     pts = np.asarray(pts, np.float64)
     return pts @ inv[:2, :2].T + inv[:2, 2]
 
@@ -292,11 +297,25 @@ class _Runner:
         if self.runtime == "litert":
             self.interp.set_tensor(self.inp, np.ascontiguousarray(x_hwc[None], np.float32))
             self.interp.invoke()
-            outs = [self.interp.get_tensor(i).reshape(-1) for i in self.outs]
-        else:
-            self.net.setInput(np.ascontiguousarray(x_hwc.transpose(2, 0, 1)[None], np.float32))
-            outs = [o.reshape(-1) for o in self.net.forward(self.names)]
-        return sorted(outs, key=len)
+            return self._outputs([self.interp.get_tensor(i) for i in self.outs])
+        return self.run_blob(np.ascontiguousarray(x_hwc.transpose(2, 0, 1)[None], np.float32))
+
+    def run_crop(self, crop_bgr: np.ndarray, lo: float, hi: float) -> list[np.ndarray]:
+        """run(_rgb01(crop_bgr, lo, hi)), the same numbers; with cv2.dnn the (1, 3, H, W) input is made
+        straight from the uint8 crop (rgb_blob) instead of through an RGB copy, a float copy and a
+        transposed copy."""
+        if self.runtime == "litert":
+            return self.run(_rgb01(crop_bgr, lo, hi))
+        return self.run_blob(rgb_blob(crop_bgr, lo, hi))
+
+    def run_blob(self, blob_nchw: np.ndarray) -> list[np.ndarray]:
+        """cv2.dnn only: the outputs for a (1, 3, H, W) float32 RGB input."""
+        self.net.setInput(blob_nchw)
+        return self._outputs(self.net.forward(self.names))
+
+    @staticmethod
+    def _outputs(outs) -> list[np.ndarray]:
+        return sorted((o.reshape(-1) for o in outs), key=len)
 
 
 @dataclass(frozen=True)
@@ -323,6 +342,20 @@ def _rgb01(crop_bgr: np.ndarray, lo: float, hi: float) -> np.ndarray:
     if crop_bgr.ndim == 2:
         crop_bgr = cv2.cvtColor(crop_bgr, cv2.COLOR_GRAY2BGR)
     return cv2.cvtColor(crop_bgr, cv2.COLOR_BGR2RGB).astype(np.float32) * ((hi - lo) / 255.0) + lo
+
+
+def rgb_blob(crop_bgr: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """The (1, 3, H, W) float32 RGB input blob of a uint8 BGR (or gray) crop, crop * (hi - lo) / 255 + lo:
+    bit for bit _rgb01(crop_bgr, lo, hi).transpose(2, 0, 1)[None] (the same float32 multiply, then the same
+    float32 add; adding lo = 0 changes no value), written in one pass from the channel-reversed view."""
+    if crop_bgr.ndim == 2:
+        crop_bgr = cv2.cvtColor(crop_bgr, cv2.COLOR_GRAY2BGR)
+    h, w = crop_bgr.shape[:2]
+    blob = np.empty((1, 3, h, w), np.float32)
+    np.multiply(crop_bgr.transpose(2, 0, 1)[::-1], np.float32((hi - lo) / 255.0), out=blob[0])
+    if lo:
+        np.add(blob, np.float32(lo), out=blob)
+    return blob
 
 
 class LandmarkDetector:
@@ -360,8 +393,7 @@ class LandmarkDetector:
         """Detector only: [(box (4,), keypoints (6, 2), score)] in frame pixels, best first."""
         h, w = frame.shape[:2]
         A = letterbox(w, h)
-        x = _rgb01(warp(frame, A, DET_SIZE, border=cv2.BORDER_CONSTANT), -1.0, 1.0)
-        scores, boxes = self.detector.run(x)
+        scores, boxes = self.detector.run_crop(warp(frame, A, DET_SIZE, border=cv2.BORDER_CONSTANT), -1.0, 1.0)
         out = []
         for box, kps, score in weighted_nms(*decode_detections(boxes, scores)):
             corners = to_frame(A, box.reshape(2, 2)).reshape(4)
@@ -371,7 +403,7 @@ class LandmarkDetector:
     def mesh(self, frame: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
         """(468, 3) mesh in frame pixels and the face-presence probability for one face ROI."""
         A = roi.to_crop(MESH_SIZE)
-        flag, raw = self.mesh_model.run(_rgb01(warp(frame, A, MESH_SIZE), 0.0, 1.0))
+        flag, raw = self.mesh_model.run_crop(warp(frame, A, MESH_SIZE), 0.0, 1.0)
         pts = raw.reshape(-1, 3).astype(np.float64)
         xy = to_frame(A, pts[:, :2])
         z = pts[:, 2:] * (roi.size / MESH_SIZE)
@@ -384,9 +416,10 @@ class LandmarkDetector:
         A = eye_roi(mesh, side).to_crop(IRIS_SIZE)
         if side == 1:
             A = np.array([[-1.0, 0.0, IRIS_SIZE], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) @ A
-        iris_pts, contour = self.iris_model.run(_rgb01(warp(frame, A, IRIS_SIZE), 0.0, 1.0))
-        iris_xy = to_frame(A, iris_pts.reshape(-1, 3)[:, :2])
-        contour_xy = to_frame(A, contour.reshape(-1, 3)[:, :2])
+        iris_pts, contour = self.iris_model.run_crop(warp(frame, A, IRIS_SIZE), 0.0, 1.0)
+        inv = np.linalg.inv(A)
+        iris_xy = through(inv, iris_pts.reshape(-1, 3)[:, :2])
+        contour_xy = through(inv, contour.reshape(-1, 3)[:, :2])
         return iris_xy[0], contour_xy
 
     def analyse(self, frame: np.ndarray, mesh: np.ndarray, presence: float, roi: Roi,
