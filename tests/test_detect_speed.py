@@ -1,9 +1,9 @@
 """The landmark backend's per-frame savings change no output: the pipeline (landmarks, strip, face features,
 predictions) through the current code equals, bit for bit, the same pipeline through the straightforward
-formulation the savings replaced (written out here: each model input made as an RGB copy, a float copy and a
-transposed copy; each point set taken back to the frame through its own inversion of the crop's affine), on the
-benchmark's moving frames (benchmarks/pipeline_latency.py), on the astronaut still, its mirror and its gray
-version, and across a lost face."""
+formulation the savings replaced (written out here: the models read with OpenCV's default layer fusion; each model
+input made as an RGB copy, a float copy and a transposed copy; each point set taken back to the frame through its
+own inversion of the crop's affine), on the benchmark's moving frames (benchmarks/pipeline_latency.py), on the
+astronaut still, its mirror and its gray version, and across a lost face."""
 
 import cv2
 import numpy as np
@@ -38,9 +38,12 @@ def _reference_run(runner, x_hwc):
 
 
 def _reference_detector(**kw):
-    """A LandmarkDetector running the straightforward formulation."""
+    """A LandmarkDetector running the straightforward formulation: each model read with OpenCV's defaults
+    (layer fusion on), its input made the old way."""
     det = L.LandmarkDetector(runtime="cv2.dnn", **kw)
-    for runner in (det.detector, det.mesh_model, det.iris_model):
+    for runner, name in ((det.detector, L.DETECTOR_FILE), (det.mesh_model, L.MESH_FILE), (det.iris_model, L.IRIS_FILE)):
+        runner.net = cv2.dnn.readNet(str(mc.model_path(name)))
+        runner.names = runner.net.getUnconnectedOutLayersNames()
         runner.run_crop = lambda crop, lo, hi, r=runner: _reference_run(r, _reference_input(crop, lo, hi))
 
     def iris(frame, mesh, side):
