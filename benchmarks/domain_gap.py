@@ -32,6 +32,9 @@ AUC the Mann-Whitney U (scipy.stats.mannwhitneyu) over n_real x n_render.
     python benchmarks/domain_gap.py          # ~10 min on 2 busy cores the first time, then the real strips are cached
     python benchmarks/domain_gap.py --video-step 10 --out runs/domain_gap.json
     python benchmarks/domain_gap.py ~/my-webcam-frames --no-cnn
+    python benchmarks/domain_gap.py --no-cnn --null-draws 0 --arms on --diagnose /tmp/gap   # what the pixel
+        # classifier separates on: AUC after normalisations, on parts of the strip, with parts of the mean
+        # difference removed, the seam between the halves, across sources; three figures into /tmp/gap
 """
 
 from __future__ import annotations
@@ -390,6 +393,223 @@ def identity_null(real_counts: dict, renders, args, *, realism: bool, draws: int
 
 
 # ------------------------------------------------------------------------------------------------
+# What the pixel classifier separates on (--diagnose DIR)
+
+DIAG_SIZE = (24, 8)       # the pixel classifier's grid (small_grey)
+REMOVE_FRACTIONS = (0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)
+
+
+def standardised(images: np.ndarray, size=DIAG_SIZE) -> np.ndarray:
+    """small_grey with each strip standardised (mean 0, sd 1): exposure and contrast taken out."""
+    g = small_grey(images, size)
+    return (g - g.mean(1, keepdims=True)) / (g.std(1, keepdims=True) + 1e-3)
+
+
+def equalised(images: np.ndarray, size=DIAG_SIZE) -> np.ndarray:
+    """Each strip's grey histogram-equalised at full size, then area-resized: only the order of its grey
+    levels is kept."""
+    return np.stack([cv2.resize(cv2.equalizeHist(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY)), size,
+                                interpolation=cv2.INTER_AREA) for im in images]).reshape(len(images), -1) / 255.0
+
+
+def jittered(images: np.ndarray, seed: int, shift_px: float = 2.0, scale: float = 0.05) -> np.ndarray:
+    """Every strip (real or rendered) shifted by up to +-shift_px and scaled by up to +-scale about its
+    centre, at random: whether the separation needs things to sit exactly where they sit."""
+    rng = np.random.default_rng(seed)
+    h, w = images.shape[1:3]
+    out = np.empty_like(images)
+    for i, im in enumerate(images):
+        k = 1.0 + rng.uniform(-scale, scale)
+        t = rng.uniform(-shift_px, shift_px, 2)
+        m = np.array([[k, 0.0, (1 - k) * w / 2 + t[0]], [0.0, k, (1 - k) * h / 2 + t[1]]])
+        out[i] = cv2.warpAffine(im, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
+def seam_step(images: np.ndarray) -> np.ndarray:
+    """Per strip, the mean over rows of the standardised grey's step from the last column of the strip's left
+    half to the first of its right half. The live pipeline cuts each eye on its own (crop_eyes), so a real
+    strip has a seam there; the renderer draws one continuous strip."""
+    g = np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in images]).astype(np.float32)
+    g = (g - g.mean((1, 2), keepdims=True)) / (g.std((1, 2), keepdims=True) + 1e-3)
+    half = images.shape[2] // 2
+    return (g[:, :, half - 1] - g[:, :, half]).mean(1)
+
+
+def cv_auc(x: np.ndarray, y: np.ndarray, args) -> float:
+    """Mean cross-validated AUC of the benchmark's logistic regression on features x."""
+    folds = stratified_folds(y, args.folds, args.seed)
+    return float(np.mean(cross_validated(lambda a, b: fit_logistic(a, b, args.l2), x, y, folds)[1]))
+
+
+def auc_mean_shifted(xr: np.ndarray, xg: np.ndarray, args, shift) -> float:
+    """Cross-validated logistic AUC of real vs rendered features after shift(D) is added to every render, where
+    D is the real - render mean difference estimated in each fold on its training part alone (no leakage):
+    with shift(D) = D the training part's means agree exactly and the held-out part keeps only D's error."""
+    x = np.concatenate([xr, xg])
+    y = np.r_[np.ones(len(xr)), np.zeros(len(xg))]
+    per_fold = []
+    for tr, te in stratified_folds(y, args.folds, args.seed):
+        d = x[tr][y[tr] == 1].mean(0) - x[tr][y[tr] == 0].mean(0)
+        xs = x + shift(d) * (y == 0)[:, None]
+        s = fit_logistic(xs[tr], y[tr], args.l2)(xs[te])
+        per_fold.append(auc(s[y[te] == 1], s[y[te] == 0]))
+    return float(np.mean(per_fold))
+
+
+def mean_difference_removed(xr: np.ndarray, xg: np.ndarray, args) -> dict:
+    """How much of the mean difference between real and rendered standardised strips has to go before the
+    logistic AUC reaches the goal: {fraction removed: AUC} (auc_mean_shifted). A logistic regression sees
+    only the classes' mean difference (with the means equal its best weights are zero: AUC 0.5)."""
+    return {f"{f:g}": auc_mean_shifted(xr, xg, args, lambda d, f=f: f * d) for f in REMOVE_FRACTIONS}
+
+
+def mean_difference_parts(d: np.ndarray) -> dict:
+    """The mean difference (rows x cols) split into parts that each name a property: {name: part}."""
+    rows, cols = d.shape
+    lo = cv2.resize(cv2.resize(d.astype(np.float32), (cols // 4, rows // 4), interpolation=cv2.INTER_AREA),
+                    (cols, rows), interpolation=cv2.INTER_LINEAR)
+    seam = np.zeros_like(d)
+    seam[:, cols // 2 - 2: cols // 2 + 2] = 1
+    return {"row profile": np.repeat(d.mean(1, keepdims=True), cols, 1),
+            "column profile": np.repeat(d.mean(0, keepdims=True), rows, 0),
+            "left-right antisymmetric": (d - d[:, ::-1]) / 2, "left-right symmetric": (d + d[:, ::-1]) / 2,
+            "seam columns": d * seam, "coarse (6x2)": lo, "fine (all but 6x2)": d - lo}
+
+
+def transfer_aucs(real: dict, train_imgs: np.ndarray, args) -> dict:
+    """Trained on the largest real source against half the renders, scored on each other source against the
+    other half: whether what separates one source's people from the renders also separates other people."""
+    big = max(real, key=lambda k: len(real[k]))
+    idx = np.random.default_rng(args.seed).permutation(len(train_imgs))
+    a, b = idx[: len(idx) // 2], idx[len(idx) // 2:]
+    x = small_grey(np.concatenate([real[big], train_imgs[a]]))
+    f = fit_logistic(x, np.r_[np.ones(len(real[big])), np.zeros(len(a))], args.l2)
+    neg = f(small_grey(train_imgs[b]))
+    return {f"{big} -> {k}": auc(f(small_grey(v)), neg) for k, v in real.items() if k != big and len(v) >= 10}
+
+
+def diagnose_numbers(real_all: np.ndarray, renders: np.ndarray, args) -> dict:
+    """The diagnosis's figures: AUC after each normalisation, on parts of the strip, with parts of the mean
+    difference removed, and the seam."""
+    y = np.r_[np.ones(len(real_all)), np.zeros(len(renders))]
+    both = np.concatenate([real_all, renders])
+    st = standardised(both)
+    rows, cols = DIAG_SIZE[1], DIAG_SIZE[0]
+    g3 = st.reshape(len(st), rows, cols)
+    mid = [cols // 2 - 2, cols // 2 - 1, cols // 2, cols // 2 + 1]
+    res = {"auc_normalised": {
+        "grey (the benchmark's)": cv_auc(small_grey(both), y, args),
+        "standardised per strip": cv_auc(st, y, args),
+        "histogram-equalised": cv_auc(equalised(both), y, args),
+        "rank within strip": cv_auc(np.argsort(np.argsort(st, 1), 1).astype(np.float32), y, args),
+        "standardised, shift +-2 px, scale +-5%": cv_auc(standardised(jittered(both, args.seed)), y, args)}}
+    res["auc_parts"] = {"row profile (8)": cv_auc(g3.mean(2), y, args),
+                        "column profile (24)": cv_auc(g3.mean(1), y, args),
+                        "seam columns only": cv_auc(g3[:, :, mid].reshape(len(st), -1), y, args),
+                        "without the seam columns": cv_auc(np.delete(g3, mid, 2).reshape(len(st), -1), y, args),
+                        "left half only": cv_auc(g3[:, :, : cols // 2].reshape(len(st), -1), y, args)}
+    s = seam_step(both)
+    res["seam_step"] = {"real_median": float(np.median(s[y == 1])), "render_median": float(np.median(s[y == 0])),
+                        "auc_abs": auc(np.abs(s[y == 1]), np.abs(s[y == 0]))}
+    xr, xg = st[y == 1], st[y == 0]
+    d = xr.mean(0) - xg.mean(0)
+    res["mean_difference"] = {"sum_sq": float(d @ d), "rms_per_pixel": float(np.sqrt(d @ d / len(d))),
+                              "auc_with_fraction_removed": mean_difference_removed(xr, xg, args)}
+    parts = mean_difference_parts(d.reshape(rows, cols))
+    res["mean_difference"]["parts"] = {
+        k: {"share_of_sum_sq": float((p ** 2).sum() / (d @ d)),
+            "auc_with_it_removed": auc_mean_shifted(
+                xr, xg, args, lambda dd, k=k: mean_difference_parts(dd.reshape(rows, cols))[k].ravel())}
+        for k, p in parts.items()}
+    return res
+
+
+def diagnose_figures(real: dict, renders: np.ndarray, args, out_dir: Path) -> list:
+    """Three PNGs under out_dir: mean strips and the logistic weights; profiles; each source's mean difference."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    real_all = np.concatenate(list(real.values()))
+    rows, cols = DIAG_SIZE[1], DIAG_SIZE[0]
+    xr, xg = standardised(real_all), standardised(renders)
+    y = np.r_[np.ones(len(xr)), np.zeros(len(xg))]
+    f = fit_logistic(np.concatenate([xr, xg]), y, args.l2)
+    w = f(np.eye(xr.shape[1])) - f(np.zeros((1, xr.shape[1])))
+    panels = [("real strips, mean (each standardised)", xr.mean(0), "gray"),
+              ("renders, mean", xg.mean(0), "gray"), ("real - renders", xr.mean(0) - xg.mean(0), "RdBu_r"),
+              ("logistic weights (real > 0), fit on all", w, "RdBu_r")]
+    paths = [out_dir / "diagnose_means.png", out_dir / "diagnose_profiles.png", out_dir / "diagnose_sources.png"]
+    fig, ax = plt.subplots(len(panels), 1, figsize=(7, 2.2 * len(panels)))
+    for a, (t, im, cm) in zip(ax, panels, strict=True):
+        v = np.abs(im).max()
+        fig.colorbar(a.imshow(im.reshape(rows, cols), cmap=cm, vmin=-v, vmax=v), ax=a)
+        a.set_title(t, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(paths[0], dpi=90)
+    plt.close(fig)
+    full = {"real": standardised(real_all, (IMAGE_W, IMAGE_H)), "renders": standardised(renders, (IMAGE_W, IMAGE_H))}
+    fig, ax = plt.subplots(3, 1, figsize=(7, 8))
+    for k, v in full.items():
+        v = v.reshape(len(v), IMAGE_H, IMAGE_W)
+        ax[0].plot(v.mean((0, 2)), label=k)
+        ax[1].plot(v.mean((0, 1)), label=k)
+        ax[2].plot(v[:, IMAGE_H // 2 - 3: IMAGE_H // 2 + 3].mean((0, 1)), label=k)
+    for a, t in zip(ax, ("row profile (top to bottom)", "column profile", "the eye line (6 middle rows)"), strict=True):
+        a.set_title(t, fontsize=9)
+        a.legend(fontsize=8)
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(paths[1], dpi=90)
+    plt.close(fig)
+    big = {k: v for k, v in real.items() if len(v) >= 10}
+    fig, ax = plt.subplots(len(big), 1, figsize=(7, 2.2 * len(big)), squeeze=False)
+    for a, (k, v) in zip(ax[:, 0], big.items(), strict=True):
+        fig.colorbar(a.imshow((standardised(v).mean(0) - xg.mean(0)).reshape(rows, cols), cmap="RdBu_r",
+                              vmin=-2, vmax=2), ax=a)
+        a.set_title(f"{k} ({len(v)}) - renders, mean of standardised strips", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(paths[2], dpi=90)
+    plt.close(fig)
+    return [str(p) for p in paths]
+
+
+def diagnose(train_imgs: np.ndarray, real: dict, args, out_dir: Path, log=print) -> dict:
+    """What the pixel logistic regression separates real strips from these renders on: figures under out_dir
+    and the numbers, printed and returned."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    real_all = np.concatenate(list(real.values()))
+    sel = np.random.default_rng(args.seed).choice(len(train_imgs), size=min(len(real_all), len(train_imgs)),
+                                                  replace=False)
+    res = diagnose_numbers(real_all, train_imgs[sel], args)
+    res["transfer"] = transfer_aucs(real, train_imgs, args)
+    res["figures"] = diagnose_figures(real, train_imgs[sel], args, out_dir)
+    print_diagnosis(res, log)
+    return res
+
+
+def print_diagnosis(res: dict, log=print):
+    log("\ndiagnosis: what the logistic regression on 24x8 grey pixels separates on (cross-validated AUC)")
+    for group in ("auc_normalised", "auc_parts"):
+        for k, v in res[group].items():
+            log(f"  {k:<44}{v:>7.3f}")
+    s = res["seam_step"]
+    log(f"  seam step (left half's last column - right half's first, strip sd): real median {s['real_median']:+.2f}, "
+        f"renders {s['render_median']:+.2f}; its size alone AUC {s['auc_abs']:.3f}")
+    m = res["mean_difference"]
+    log(f"  mean difference real - renders (standardised strips): sum of squares {m['sum_sq']:.1f}, "
+        f"rms {m['rms_per_pixel']:.2f} strip sd per pixel")
+    log("  AUC with a fraction of it removed from the renders (estimated in each training fold): " + ", ".join(
+        f"{k} -> {v:.3f}" for k, v in m["auc_with_fraction_removed"].items()))
+    for k, v in m["parts"].items():
+        log(f"    only the {k + ' part':<34} ({v['share_of_sum_sq']:>4.0%} of it) removed: AUC {v['auc_with_it_removed']:.3f}")
+    for k, v in res["transfer"].items():
+        log(f"  transfer {k}: AUC {v:.3f}")
+    log("  figures: " + ", ".join(res["figures"]))
+
+
+# ------------------------------------------------------------------------------------------------
 # The report
 
 
@@ -505,6 +725,9 @@ def get_args_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fresh", action="store_true", help="cut the real strips again instead of reusing the cache")
     p.add_argument("--out", default="", help="also write the figures as JSON here")
+    p.add_argument("--diagnose", default="", metavar="DIR",
+                   help="also diagnose what the pixel classifier separates on (the last arm's renders): "
+                        "figures into DIR, numbers printed and in --out")
     return p
 
 
@@ -516,17 +739,20 @@ def main(argv=None) -> int:
     if not real:
         raise SystemExit("no real strips: no face with both eyes open in any real media")
     x, tg, fc = training_strips(args.renders, args.seed)
-    arms = {}
+    arms, trained = {}, None
     for a in args.arms.split(","):
         if a not in ("off", "on"):
             raise SystemExit(f"--arms: {a!r} is not 'off' or 'on'")
-        arms[f"webcam look {a}"] = arm_report(a, as_trained(x, tg, fc, realism=a == "on", seed=args.seed), real, args)
+        trained = as_trained(x, tg, fc, realism=a == "on", seed=args.seed)
+        arms[f"webcam look {a}"] = arm_report(a, trained, real, args)
     if args.null_draws:
         renders = all_renders()
         counts = {k: len(v) for k, v in real.items()}
         for a, r in arms.items():
             r["identity_null"] = identity_null(counts, renders, args, realism=a.endswith(" on"), draws=args.null_draws)
     print_report(arms, real)
+    if args.diagnose:
+        arms[list(arms)[-1]]["diagnosis"] = diagnose(trained, real, args, Path(args.diagnose))
     print(f"\n{sum(len(v) for v in real.values())} real strips, {len(x)} training strips; "
           f"{time.perf_counter() - t0:.0f} s; {time.strftime('%Y-%m-%d %H:%M')}")
     if args.out:
