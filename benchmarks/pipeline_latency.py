@@ -31,7 +31,10 @@ threads: 2.2-2.4 ms); the --repeat 3 series of this code at load 3.0: wall media
 16.14 ms with them (the outputs' own time in a frame 0.89-0.94 ms; 2.2-2.7 ms before). On the idle machine at
 05:27-05:31 the virtual machine itself was slower (the pipeline alone 16-18 ms): 16.44 / 18.75 ms (the code
 before 18.12 / 19.61 ms), the outputs' own time 0.64-0.68 ms (2.34-2.57 ms before), paired savings 6.9-9.0% /
-13.1-14.5%.
+13.1-14.5%. Later (08:39-08:42, "The detect stage" there), with the landmark models' inputs made in one pass and
+cv2.dnn's layer fusion off (the same outputs bit for bit): --against 8bb23e3, 0.25-0.41 ms less a frame (2.2-3.4%);
+the --repeat 3 series at load 2.5-2.8: 10.95 / 11.93 ms (the code before, right after: 11.05 / 11.88 ms). With the
+optional ai-edge-litert runtime (same accuracy on the real-face benchmark, not the same numbers): 6.16 / 7.14 ms.
 
     python benchmarks/pipeline_latency.py                  # default CNN (random init: same cost)
     python benchmarks/pipeline_latency.py --backend haar   # the Haar cascades instead of the landmarks
