@@ -64,8 +64,12 @@ class PersonalOptions:
         "head on features; full: the whole network (seconds per fine-tune)",
         group=PERSONAL, choices=("last", "head", "full"))
     steps: int = option(40, "optimizer steps per fine-tune", group=PERSONAL)   # full batch in feature mode
-    # each held-out unit (person, or session) is tested once, in one fold; one base model per fold
-    folds: int = option(3, "folds of held-out people (each has its own base model)", group=PERSONAL)
+    # Each held-out unit (person, or session) is tested once, in one fold; one base model per fold. The units
+    # of a fold share its base, so the comparisons carry the Nadeau-Bengio correction n_test/n_train: 0.5 with
+    # 3 folds of 24 people, 0.2 with 6. Measured on renderer version 4 (docs/results.md): 6 folds shrank the
+    # median detectable difference from 3.04 / 2.56 / 2.67 to 2.31 / 2.43 / 1.03 cells at k = 9 / 36 / 144,
+    # in 1298 s on 2 idle cores. Fewer units than folds: one fold per unit.
+    folds: int = option(6, "folds of held-out people (each has its own base model)", group=PERSONAL)
     base_epochs: int = option(0, "epochs of each base model (default: the model's recipe)", group=PERSONAL)
     base_budget: int = 0            # frames per cell per training unit for the base (0 = all)
     init: str = option("",
