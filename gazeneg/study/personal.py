@@ -64,7 +64,7 @@ from gazeneg.training.step import Recipe, train_step
 from gazeneg.wronglabels.guards import weights_finite
 from gazeneg.wronglabels.objective import WrongLabelObjective
 
-# KS (9, 36, 144) and LR_GRID, the defaults of --ks and --lr-grid (the grid's history beside it), are in
+# KS (9, 36, 144) and PERSONAL_LR_GRID, the defaults of --ks and --lr-grid (the grids' history beside them), are in
 # options.py.
 QUICK_LR_GRID = (3e-4, 3e-3, 3e-2)
 # The 9-point calibration: a 3 x 3 grid of cells at about 10%, 50% and 90% of the screen.
