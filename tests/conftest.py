@@ -15,6 +15,7 @@ import pytest
 from gazeneg import grid
 from gazeneg.data.dataset import IMAGE_H, IMAGE_W, DatasetWriter, new_meta
 from gazeneg.testing import astronaut_path, moving_face_frames
+from gazeneg.webcam import model_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -147,6 +148,16 @@ def make_tiny_dataset(root, *, subjects=6, cells=None, frames=1, seed=0):
                     wr.add(img, float(r), float(cc), subject=f"s{s:02d}", session="t",
                            name=f"s{s:02d}_{c:03d}_{k}.png", face=(200 + s, 150, 220, 220), frame=(640, 480))
     return root
+
+
+@pytest.fixture(scope="session")
+def landmark_models():
+    """The face-landmark model files, fetched into the user cache if need be; the test is skipped only if that
+    is impossible."""
+    try:
+        model_files.fetch(quiet=True)
+    except model_files.ModelFileError as e:
+        pytest.skip(f"landmark model files unavailable and could not be fetched: {e}")
 
 
 @pytest.fixture(scope="session")

@@ -17,14 +17,6 @@ from gazeneg.webcam import model_files as mc
 from gazeneg.webcam.live import FramePipeline, make_smoother
 
 
-@pytest.fixture(scope="module")
-def models():
-    try:
-        mc.fetch(quiet=True)
-    except mc.ModelFileError as e:
-        pytest.skip(f"landmark model files unavailable and could not be fetched: {e}")
-
-
 def _reference_input(crop_bgr, lo, hi):
     """The model input as it was made before: (H, W, 3) float32 RGB in [lo, hi]."""
     if crop_bgr.ndim == 2:
@@ -86,7 +78,7 @@ def test_rgb_blob_is_the_reference_input_bit_for_bit():
 
 
 @pytest.mark.parametrize("alternate_iris", [True, False])
-def test_pipeline_outputs_are_unchanged(models, alternate_iris):
+def test_pipeline_outputs_are_unchanged(landmark_models, alternate_iris):
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -220,19 +220,11 @@ def test_haar_fallback_without_model_files(empty_cache):
 # With the model files (fetched into the user cache if need be; skipped only if that is impossible)
 
 
-@pytest.fixture(scope="module")
-def models():
-    try:
-        mc.fetch(quiet=True)
-    except mc.ModelFileError as e:
-        pytest.skip(f"landmark model files unavailable and could not be fetched: {e}")
-
-
 def _inside(pt, box):
     return box[0] <= pt[0] <= box[2] and box[1] <= pt[1] <= box[3]
 
 
-def test_astronaut_iris_centres_and_left_right(models, photo):
+def test_astronaut_iris_centres_and_left_right(landmark_models, photo):
     d = make_detector("landmarks", track=False)
     det = d.detect(photo)
     assert det is not None and det.backend == "landmarks" and not det.tracked
@@ -248,7 +240,7 @@ def test_astronaut_iris_centres_and_left_right(models, photo):
     assert _inside((fx + fw / 2, fy + fh / 2), (180, 70, 270, 170)) and 70 < fw < 130
 
 
-def test_left_right_on_a_face_with_one_eye_shut(models, photo):
+def test_left_right_on_a_face_with_one_eye_shut(landmark_models, photo):
     # Non-symmetric: paint the image-right eye shut (forehead skin). Its opening must be the small one,
     # and on the mirrored photo the small one must move to the image-left side.
     img = photo.copy()
@@ -261,7 +253,7 @@ def test_left_right_on_a_face_with_one_eye_shut(models, photo):
     assert m[0] < 0.6 * m[1], m
 
 
-def test_mirrored_photo_mirrors_the_landmarks(models, photo):
+def test_mirrored_photo_mirrors_the_landmarks(landmark_models, photo):
     d = make_detector("landmarks", track=False)
     a = d.detect(photo).landmarks
     b = d.detect(photo[:, ::-1].copy()).landmarks
@@ -270,7 +262,7 @@ def test_mirrored_photo_mirrors_the_landmarks(models, photo):
         assert math.dist((W - b.iris[1 - i][0], b.iris[1 - i][1]), a.iris[i]) < 1.5
 
 
-def test_head_pose_roll_follows_a_rotated_still(models, photo):
+def test_head_pose_roll_follows_a_rotated_still(landmark_models, photo):
     d = make_detector("landmarks", track=False)
     base = d.detect(photo).landmarks.head_pose
     assert abs(base[0]) < 15 and abs(base[2]) < 10
@@ -281,7 +273,7 @@ def test_head_pose_roll_follows_a_rotated_still(models, photo):
         assert r[2] - base[2] == pytest.approx(-angle, abs=4.0), (angle, base, r)
 
 
-def test_selfie_pose_is_the_pose_of_the_mirrored_view(models, photo):
+def test_selfie_pose_is_the_pose_of_the_mirrored_view(landmark_models, photo):
     """The model's pose features are in the selfie view (strip.selfie_pose: yaw and roll change sign). On a
     real face turned and tilted, the landmark pose of the mirrored photo must agree with selfie_pose of the
     photo's own pose, and crop_eyes must hand the model exactly those numbers."""
@@ -315,7 +307,7 @@ def shut_eyes(photo, mesh):
     return img
 
 
-def test_blink_flag_on_shut_eyes(models, photo):
+def test_blink_flag_on_shut_eyes(landmark_models, photo):
     from gazeneg.webcam.detect import crop_eyes, eyes_closed
 
     d = make_detector("landmarks", track=False)
@@ -328,7 +320,7 @@ def test_blink_flag_on_shut_eyes(models, photo):
     assert eyes_closed(crop_eyes(photo, shut)[0], shut) is True
 
 
-def test_tracking_runs_the_detector_only_when_lost(models, photo, monkeypatch):
+def test_tracking_runs_the_detector_only_when_lost(landmark_models, photo, monkeypatch):
     d = make_detector("landmarks")
     calls = []
     real = d.find_faces
@@ -417,7 +409,7 @@ def test_strip_geometry_is_the_renderers():
     assert np.mean([2 * s.eye_half_w for s in subjects]) == pytest.approx(EYE_WIDTH_PX, rel=0.02)
 
 
-def test_corner_strip_of_a_real_face_is_centred_on_the_irises(models, photo):
+def test_corner_strip_of_a_real_face_is_centred_on_the_irises(landmark_models, photo):
     from gazeneg.strip import EYE_LEFT_XY, EYE_RIGHT_XY
     from gazeneg.webcam.detect import corner_alignments, crop_eyes
 
@@ -438,7 +430,7 @@ def test_corner_strip_of_a_real_face_is_centred_on_the_irises(models, photo):
     assert feats[0] > 0 and 0.1 < feats[2] < 0.3
 
 
-def test_runtime_choice_is_checked(models):
+def test_runtime_choice_is_checked(landmark_models):
     with pytest.raises(ValueError, match="unknown model runtime 'onnx'"):
         L.LandmarkDetector(runtime="onnx")
     assert L.LandmarkDetector(runtime="cv2.dnn").runtime == "cv2.dnn"
@@ -450,7 +442,7 @@ def test_runtime_choice_is_checked(models):
             L.LandmarkDetector(runtime="litert")
 
 
-def test_alternate_iris_runs_one_eye_per_tracked_frame(models, photo, monkeypatch):
+def test_alternate_iris_runs_one_eye_per_tracked_frame(landmark_models, photo, monkeypatch):
     full = make_detector("landmarks")
     alt = L.LandmarkDetector(alternate_iris=True)
     runs = []
