@@ -298,24 +298,15 @@ class _Runner:
         self.names = self.net.getUnconnectedOutLayersNames()
         self.runtime = "cv2.dnn"
 
-    def run(self, x_hwc: np.ndarray) -> list[np.ndarray]:
+    def run_crop(self, crop_bgr: np.ndarray, lo: float, hi: float) -> list[np.ndarray]:
+        """The model's outputs (flattened, shortest first) for a uint8 BGR (or gray) crop scaled to [lo, hi].
+        With cv2.dnn the (1, 3, H, W) input is made straight from the crop (rgb_blob), with litert the
+        (1, H, W, 3) one (_rgb01): the same numbers either way."""
         if self.runtime == "litert":
-            self.interp.set_tensor(self.inp, np.ascontiguousarray(x_hwc[None], np.float32))
+            self.interp.set_tensor(self.inp, np.ascontiguousarray(_rgb01(crop_bgr, lo, hi)[None], np.float32))
             self.interp.invoke()
             return self._outputs([self.interp.get_tensor(i) for i in self.outs])
-        return self.run_blob(np.ascontiguousarray(x_hwc.transpose(2, 0, 1)[None], np.float32))
-
-    def run_crop(self, crop_bgr: np.ndarray, lo: float, hi: float) -> list[np.ndarray]:
-        """run(_rgb01(crop_bgr, lo, hi)), the same numbers; with cv2.dnn the (1, 3, H, W) input is made
-        straight from the uint8 crop (rgb_blob) instead of through an RGB copy, a float copy and a
-        transposed copy."""
-        if self.runtime == "litert":
-            return self.run(_rgb01(crop_bgr, lo, hi))
-        return self.run_blob(rgb_blob(crop_bgr, lo, hi))
-
-    def run_blob(self, blob_nchw: np.ndarray) -> list[np.ndarray]:
-        """cv2.dnn only: the outputs for a (1, 3, H, W) float32 RGB input."""
-        self.net.setInput(blob_nchw)
+        self.net.setInput(rgb_blob(crop_bgr, lo, hi))
         return self._outputs(self.net.forward(self.names))
 
     @staticmethod
