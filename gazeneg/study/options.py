@@ -20,7 +20,9 @@ from gazeneg.units import at_least
 PERSONAL = "personal regime"   # the --help group of the fine-tuning regimes' options
 
 KS = (9, 36, 144)
-DEFAULT_MARGIN = 0.05      # cells: the sweep's equivalence margin (study.stats reads it from here)
+# cells: the sweep's equivalence margin, differences within +-margin are "no difference that matters" (here,
+# not in study.stats, which imports it, so that `gazeneg eval --help` needs no scipy)
+DEFAULT_MARGIN = 0.05
 ONE_PERSON_REPEATS = 2     # repeats of the one-person regime's grouped k-fold (one_person.OnePersonConfig)
 BASE_CACHE = "runs/personal-base-cache"
 # One LR grid for every arm (AdamW, the fine-tune's optimizer). Wide enough that the chosen LR is rarely

@@ -36,11 +36,9 @@ import numpy as np
 from scipy import stats as sst
 
 from gazeneg import grid
-from gazeneg.study.options import DEFAULT_MARGIN  # noqa: F401  (re-exported: the reports read it here)
+from gazeneg.study.options import DEFAULT_MARGIN
 
 ALPHA = 0.05
-# DEFAULT_MARGIN (study.options, torch- and scipy-free for --help): differences within +-margin cells count
-# as "no difference that matters"
 POWER = 0.80            # the power at which the detectable effect is stated
 VERDICTS = ("helps", "hurts", "equivalent", "inconclusive")
 
