@@ -16,8 +16,8 @@ base pretrained on other people; the default when --data holds one person:
     gazeneg eval --regime personal --quick   # 12 people, fewer arms
     gazeneg eval --data my_capture           # one person: cross-validation inside their photos
                                              # (gazeneg/study/one_person.py)
-    gazeneg eval --data my_capture --quick   # one person, 3 folds x 5 arms, a smaller base: 45 s (18-21 s with
-                                             # the base cached) on 2 lightly loaded cores (benchmarks/one_person_quick.py)
+    gazeneg eval --data my_capture --quick   # one person, 3 folds x 5 arms, a smaller base: 32 s (14-15 s with
+                                             # the base cached) on 2 idle cores (benchmarks/one_person_quick.py)
     gazeneg eval --data my_capture --regime personal   # one person: held-out unit = session
     gazeneg eval --regime personal --init checkpoints/demo.pt --finetune full
 """
