@@ -77,7 +77,7 @@ def test_each_eval_option_is_written_once_and_described_in_help(monkeypatch):
     from gazeneg.study.sweep import SweepConfig
 
     found = options_of(*ev.OPTION_CLASSES)
-    assert sorted(found) == sorted(ev.ORDER) and len(ev.ORDER) == 24
+    assert sorted(found) == sorted(ev.ORDER) and len(ev.ORDER) == 25
     monkeypatch.setenv("COLUMNS", "1000")   # help lines unwrapped: each is found whole
     parser = ev.get_args_parser("gazeneg eval")
     actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest != "help"}

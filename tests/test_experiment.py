@@ -248,3 +248,43 @@ def test_a_consistent_but_tiny_difference_is_called_too_small_to_matter(tmp_path
     answer = text.split("## The answer, in plain words")[1].split("##")[0]
     assert "sgd:original_pred_side (+0.0" in answer and "inside the +-0.05 margin: too small to matter" in answer
     assert "**hurt**: sgd:naive_l0.3, sgd" in answer and "sgd:naive_l0.3 (+" not in answer
+
+
+def test_replicates_give_every_seed_its_own_people_and_no_overlap_correction(tmp_path):
+    """--replicates: seed s trains and tests on the synthetic set whose people are drawn with seed s and holds
+    out its own first group, so the seeds are independent replications; the report then drops the
+    Nadeau-Bengio correction (ratio 0) and says why. Without it the seeds stay folds of one set of people."""
+    from gazeneg.config import ConfigError
+    from gazeneg.study.sweep import run_config, seed_data
+    from gazeneg.study.sweep_report import independent_seeds, overlap_ratio
+
+    arm = {a.name: a for a in all_arms()}["sgd:baseline"]
+    folds = SweepConfig(data="synthetic:4", out="x")
+    reps = SweepConfig(data="synthetic:4", out="x", replicates=True)
+    assert [run_config(arm, s, 1, folds).data for s in range(3)] == ["synthetic:4"] * 3
+    assert [run_config(arm, s, 1, folds).split_fold for s in range(3)] == [0, 1, 2]
+    assert [run_config(arm, s, 1, reps).data for s in range(3)] == ["synthetic:4:0", "synthetic:4:1", "synthetic:4:2"]
+    assert [run_config(arm, s, 1, reps).split_fold for s in range(3)] == [0, 0, 0]
+    assert seed_data(SweepConfig(data="synthetic", out="x", replicates=True), 3) == "synthetic:2:3"
+    with pytest.raises(ConfigError, match="--replicates .* not the folder"):
+        seed_data(SweepConfig(data=str(tmp_path), out="x", replicates=True), 1)
+
+    rows = _fabricated_sweep({"sgd:original_pred_side": -0.2}, n=5, budgets=(1,))
+    for r in rows:
+        r.update(n_test_groups=5, n_train_groups=17)
+    assert not independent_seeds(rows) and overlap_ratio(rows) == pytest.approx(5 / 17)   # no data column: folds
+    for r in rows:
+        r["data"] = "synthetic:4"
+    assert not independent_seeds(rows) and overlap_ratio(rows) == pytest.approx(5 / 17)
+    for r in rows:
+        r["data"] = f"synthetic:4:{r['seed']}"
+    assert independent_seeds(rows) and overlap_ratio(rows) == 0.0
+    doc = build_report(tmp_path / "rep", rows=rows)
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert doc["overlap_ratio"] == 0.0
+    assert "the seeds are independent" in text and "no overlap correction" in text and "Nadeau-Bengio" not in text
+    folds_doc = build_report(tmp_path / "folds", rows=[{**r, "data": "synthetic:4"} for r in rows])
+    e_rep = {(x["arm"], x["budget"]): x for x in doc["entries"]}[("sgd:original_pred_side", 1)]
+    e_fold = {(x["arm"], x["budget"]): x for x in folds_doc["entries"]}[("sgd:original_pred_side", 1)]
+    # the same differences, read as independent units: the standard error sd/sqrt(n), not sd sqrt(1/n + 5/17)
+    assert e_rep["diff_se"] == pytest.approx(e_fold["diff_se"] * math.sqrt(0.2 / (0.2 + 5 / 17)))

@@ -117,3 +117,16 @@ def test_split_folds_rotate_through_every_subject(tiny_dataset):
         assert split_by_subject(ds, 2, 1, seed=0, fold=fold).groups == sp.groups
     assert sorted(tested) == sorted(subjects)           # each subject held out exactly once
     assert split_by_subject(ds, 2, 1, seed=0, fold=len(subjects)).groups == split_by_subject(ds, 2, 1, 0).groups
+
+
+def test_synthetic_specs_name_frames_and_people():
+    from gazeneg.data.dataset import DatasetError
+    from gazeneg.data.splits import synthetic_spec
+
+    assert synthetic_spec("synthetic") == (None, 0)
+    assert synthetic_spec("synthetic:4") == (4, 0)
+    assert synthetic_spec("synthetic:4:7") == (4, 7)
+    assert synthetic_spec("data/mine") is None and synthetic_spec("my-synthetic") is None
+    for bad in ("synthetic:", "synthetic:x", "synthetic:0", "synthetic:4:", "synthetic:4:-1", "synthetic:4:1:2"):
+        with pytest.raises(DatasetError, match=f"data '{bad}': expected 'synthetic'"):
+            synthetic_spec(bad)

@@ -80,7 +80,7 @@ class EvalCommand:
 
 
 # The order --help lists the options in (their help, group and choices are in their fields' metadata).
-ORDER = ("data", "out", "quick", "seeds", "budgets", "arms", "list_arms", "workers", "sequential", "ray", "epochs",
+ORDER = ("data", "out", "quick", "seeds", "budgets", "replicates", "arms", "list_arms", "workers", "sequential", "ray", "epochs",
          "model", "margin", "regime", "repeats", "init", "ks", "finetune", "lr_grid", "steps", "folds", "base_epochs",
          "max_units", "cache")
 OPTION_CLASSES = (EvalCommand, SweepOptions, PersonalOptions)
@@ -95,14 +95,16 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 # The options each regime reads beyond the common ones (the others are ignored, as they always were, except
 # that the personal regime refuses the sweep's: its --ks, --folds and --base-epochs play their part).
-SWEEP_ONLY = ("seeds", "budgets", "epochs")
+SWEEP_ONLY = ("seeds", "budgets", "replicates", "epochs")
 FINETUNE = ("lr_grid", "steps", "folds", "base_epochs", "cache")
 READS = {"sweep": SWEEP_ONLY, "personal": ("ks", "max_units", *FINETUNE), "one_person": ("repeats", *FINETUNE)}
 
 
 def given(args, keys: tuple[str, ...]) -> dict:
-    """The options among keys that the user gave (lists as tuples), by their config field name."""
-    return {k: tuple(v) if isinstance(v, list) else v for k in keys if (v := getattr(args, k)) not in (None, [])}
+    """The options among keys that the user gave (lists as tuples), by their config field name; a flag not
+    given reads False (argparse's store_true), a value not given None."""
+    return {k: tuple(v) if isinstance(v, list) else v for k in keys
+            if (v := getattr(args, k)) is not None and v is not False and v != []}
 
 
 def typed_command(prog: str | None, argv: list[str]) -> str:
@@ -208,7 +210,7 @@ def sweep_main(args, argv, prog) -> int:
     out = args.out or f"runs/wrong-labels-{time.strftime('%Y%m%d-%H%M%S')}" + ("-quick" if args.quick else "")
     data = args.data or ("synthetic" if args.quick else "synthetic:4")
     sweep = SweepConfig.quick(data=data, out=out) if args.quick else SweepConfig(data=data, out=out)
-    sweep = dataclasses.replace(sweep, **given(args, ("workers", "ray", "seeds", "budgets")),
+    sweep = dataclasses.replace(sweep, **given(args, ("workers", "ray", "seeds", "budgets", "replicates")),
                                 **({"arms": list(args.arms)} if args.arms else {}),
                                 base=given(args, ("epochs", "model")))   # the run config every arm overrides
     print(f"output folder: {out}")
@@ -235,7 +237,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
         regime = "one_person" if args.data and one_person(args.data) else "sweep"
     if regime == "personal" and given(args, SWEEP_ONLY):
-        raise EvalOptionError("--seeds, --budgets and --epochs belong to the sweep regime; the personal regime "
+        raise EvalOptionError("--seeds, --budgets, --replicates and --epochs belong to the sweep regime; the personal regime "
                               "uses --ks, --folds and --base-epochs")
     run = {"sweep": sweep_main, "personal": personal_main, "one_person": one_person_main}[regime]
     return run(args, argv, prog)

@@ -53,16 +53,33 @@ def target_cells(ds: GazeDataset) -> np.ndarray:
     return np.atleast_1d(grid.nearest_cell(ds.targets[:, 0], ds.targets[:, 1])).astype(int)
 
 
+SYNTHETIC_RE = re.compile(r"^synthetic(?::(\d+)(?::(\d+))?)?$")
+
+
+def synthetic_spec(data: str) -> tuple[int | None, int] | None:
+    """(frames per cell or None for the default, people seed) of a built-in synthetic data spec; None
+    when `data` names a folder. 'synthetic', 'synthetic:F' (F frames per cell), 'synthetic:F:S' (the
+    same renderer with the people drawn by seed S: another 24 people, independent of seed 0's)."""
+    if data != "synthetic" and not data.startswith("synthetic:"):
+        return None
+    m = SYNTHETIC_RE.match(data)
+    if not m or (m.group(1) is not None and int(m.group(1)) < 1):
+        raise DatasetError(f"data {data!r}: expected 'synthetic', 'synthetic:F' (F >= 1 frames per cell) or "
+                           "'synthetic:F:S' (F frames per cell, people drawn with seed S)")
+    return (int(m.group(1)) if m.group(1) else None), int(m.group(2) or 0)
+
+
 def resolve_data_path(data: str) -> Path:
     """"synthetic" is the built-in default set (rendered once, then cached); "synthetic:F" the same
-    subjects with F frames per cell; anything else is a dataset folder."""
-    if data == "synthetic" or data.startswith("synthetic:"):
+    subjects with F frames per cell; "synthetic:F:S" other subjects (drawn with seed S); anything else is
+    a dataset folder."""
+    spec = synthetic_spec(data)
+    if spec is not None:
         from gazeneg.data.synth import ensure_default_dataset
 
-        frames = data.partition(":")[2]
-        if frames and not frames.isdigit():
-            raise DatasetError(f"data {data!r}: expected 'synthetic' or 'synthetic:F' with F frames per cell")
-        return Path(ensure_default_dataset(**({"frames_per_cell": int(frames)} if frames else {})))
+        frames, seed = spec
+        kw = {"frames_per_cell": frames} if frames else {}
+        return Path(ensure_default_dataset(**kw, **({"seed": seed} if seed else {})))
     return Path(data)
 
 

@@ -235,6 +235,7 @@ DEFAULT_CONFIG = SynthConfig()
 # The built-in default set: 24 people x 144 cells x 2 frames. Held-out-subject error falls with the
 # number of training people far faster than with frames per person (16 people: 0.75 cells; 24: 0.52).
 DEFAULT_SUBJECTS = 24
+DEFAULT_FRAMES_PER_CELL = 2
 
 
 # ----------------------------------------------------------------------------------------------
@@ -827,7 +828,7 @@ def _params(n_subjects, frames_per_cell, seed, config: SynthConfig) -> dict:
             "frames_per_cell": int(frames_per_cell), "seed": int(seed), "config": config.to_dict()}
 
 
-def render_dataset(out_dir, *, n_subjects: int = DEFAULT_SUBJECTS, frames_per_cell: int = 2, seed: int = 0,
+def render_dataset(out_dir, *, n_subjects: int = DEFAULT_SUBJECTS, frames_per_cell: int = DEFAULT_FRAMES_PER_CELL, seed: int = 0,
                    config: SynthConfig | None = None, workers: int | None = None, progress: bool = True,
                    contact_sheet: bool = True) -> Path:
     """Render n_subjects x 144 cells x frames_per_cell frames into out_dir in the standard format, plus
@@ -939,7 +940,7 @@ def write_contact_sheet(path: Path, parts, frames_per_cell: int, *, max_other: i
 # The default data set, rendered on first use
 
 
-def default_dataset_path(*, n_subjects: int = DEFAULT_SUBJECTS, frames_per_cell: int = 2, seed: int = 0,
+def default_dataset_path(*, n_subjects: int = DEFAULT_SUBJECTS, frames_per_cell: int = DEFAULT_FRAMES_PER_CELL, seed: int = 0,
                          config: SynthConfig | None = None) -> Path:
     """<data>/synthetic/default-<hash of the render parameters>, <data> as data_root() says. Changing any
     parameter (or the renderer version) changes the folder, so a stale render is never reused."""
@@ -963,7 +964,7 @@ def data_root() -> Path:
     return cache_root() / "data"
 
 
-def is_complete(path, *, n_subjects: int = 16, frames_per_cell: int = 2, seed: int = 0,
+def is_complete(path, *, n_subjects: int = 16, frames_per_cell: int = DEFAULT_FRAMES_PER_CELL, seed: int = 0,
                 config: SynthConfig | None = None) -> bool:
     """True when path holds a finished render with exactly these parameters."""
     config = DEFAULT_CONFIG if config is None else config
@@ -978,7 +979,7 @@ def is_complete(path, *, n_subjects: int = 16, frames_per_cell: int = 2, seed: i
             and n_rows == n_subjects * grid.N_CELLS * frames_per_cell and (path / "truth.csv").is_file())
 
 
-def ensure_default_dataset(*, n_subjects: int = DEFAULT_SUBJECTS, frames_per_cell: int = 2, seed: int = 0,
+def ensure_default_dataset(*, n_subjects: int = DEFAULT_SUBJECTS, frames_per_cell: int = DEFAULT_FRAMES_PER_CELL, seed: int = 0,
                            config: SynthConfig | None = None, workers: int | None = None,
                            progress: bool = True) -> Path:
     """The default synthetic data set's folder, rendering it first if it is missing or incomplete."""

@@ -454,7 +454,7 @@ def answer(summary: list[dict], doc: dict) -> list[str]:
 
 
 def render_markdown(doc: dict, summary: list[dict]) -> str:
-    from gazeneg.study.sweep_report import METHOD_TEXT, entry_row
+    from gazeneg.study.sweep_report import entry_row, method_text
 
     L = ["# One person's own photos: do wrong labels with a negative learning rate help?", ""]
     if doc.get("command"):
@@ -464,7 +464,7 @@ def render_markdown(doc: dict, summary: list[dict]) -> str:
           f"by {doc['group_kind']}); in each fold an inner validation split of the training targets chooses each "
           f"arm's LR; the base model: {doc.get('base')}. ", ""]
     gain = doc.get("calibration_gain_cells")
-    L += [METHOD_TEXT.format(margin=f"{doc['margin_cells']:.3g}", alpha=f"{ALPHA:g}", ratio=f"{doc['overlap_ratio']:.2g}")
+    L += [method_text(f"{doc['margin_cells']:.3g}", doc["overlap_ratio"])
           + (f" The margin is half the calibration's measured gain ({fmt(gain, 3)} cells)."
              if gain is not None and math.isfinite(gain) and gain > 0 else ""), ""]
     L += ["## What this person's data can and cannot show", ""] + [f"- {s}" for s in doc["answer"]] + [""]

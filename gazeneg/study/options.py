@@ -3,7 +3,7 @@ choices in its field's metadata (config.option), from which cli/eval.py derives 
 import no torch, so `gazeneg eval --help` stays fast; sweep.SweepConfig and personal.PersonalConfig extend
 them with the defaults that need the arms (every arm of the regime) and the fields no option sets.
 
-    SweepConfig(SweepOptions)        data out seeds budgets arms workers ray  (+ base)
+    SweepConfig(SweepOptions)        data out seeds budgets replicates arms workers ray  (+ base)
     PersonalConfig(PersonalOptions)  data out model ks arms lr_grid finetune steps folds base_epochs init
                                      max_units workers ray cache  (+ base_budget, seed)
 
@@ -49,6 +49,10 @@ class SweepOptions:
     out: str = option("", "output folder (default runs/wrong-labels-<time>); reuse to resume")
     seeds: int = option(5, "seeds per arm (sweep; at least 2)", parse=at_least(2, " for a paired test"))
     budgets: tuple[int, ...] = option((1, 2, 4), "frames per cell per training subject")
+    replicates: bool = option(False,
+        "sweep on synthetic data: seed s renders its own people (synthetic:F:s) and holds out some of them, so the "
+        "seeds are independent replications (no overlap correction) and more seeds shrink the interval as "
+        "1/sqrt(seeds); default: the seeds are folds over one set of people")
     arms: list[str] = option(help="subset of arms (see --list-arms)", default_factory=list)
     workers: int = option(0, "processes (0 = all cores)")
     ray: str = option("", "Ray cluster address or 'auto' (needs gazeneg[cluster])", metavar="ADDRESS")   # "" = local

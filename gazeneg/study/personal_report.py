@@ -25,7 +25,6 @@ from gazeneg.files import atomic_write_text, save_figure  # noqa: E402
 from gazeneg.study.formatting import clean_json, fmt, fmt_signed  # noqa: E402
 from gazeneg.study.personal import BASELINES, personal_arms, read_finetunes, select_lr  # noqa: E402
 from gazeneg.study.stats import (  # noqa: E402
-    ALPHA,
     DEFAULT_MARGIN,
     holm,
     imputed_value,
@@ -35,7 +34,7 @@ from gazeneg.study.stats import (  # noqa: E402
     verdict,
 )
 from gazeneg.study.sweep import Arm  # noqa: E402
-from gazeneg.study.sweep_report import METHOD_TEXT, VERDICT_COLOURS, entry_row  # noqa: E402
+from gazeneg.study.sweep_report import VERDICT_COLOURS, entry_row, method_text  # noqa: E402
 
 # The smallest effect of interest: this fraction of the calibration's own measured gain (the no-fine-tune
 # control against the fine-tuned baseline). A wrong-label effect smaller than half of what calibration
@@ -477,7 +476,7 @@ def render_markdown(doc, summary, same_lr, more, lrs, timing, plots, ks, meta, a
     gain = doc.get("calibration_gain_cells")
     L += [f"Statistics (docs/science.md section 8): paired by {one} (n = {n_units}); each arm against its family's "
           "baseline (fine-tuned, true labels only; the 144-way arms against the fine-tuned 144-way head). "
-          + METHOD_TEXT.format(margin=f"{margin:.3g}", alpha=f"{ALPHA:g}", ratio=f"{doc.get('overlap_ratio', 0):.2g}")
+          + method_text(f"{margin:.3g}", doc.get("overlap_ratio", 0))
           + (f" The margin is {MARGIN_FRACTION:g} x the calibration's own measured gain ({fmt(gain, 3)} cells: the "
              "no-fine-tune control against the fine-tuned baseline, over units and k), the smallest effect of interest."
              if gain is not None and math.isfinite(gain) and gain > 0 else

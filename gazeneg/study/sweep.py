@@ -24,9 +24,10 @@ import torch
 from tqdm import tqdm
 
 from gazeneg import grid
-from gazeneg.config import TrainConfig, from_dict, option_of
+from gazeneg.config import ConfigError, TrainConfig, from_dict, option_of
 from gazeneg.data.dataset import GazeDataset, load_dataset
-from gazeneg.data.splits import Splits, apply_budget, resolve_data_path, split_by_subject
+from gazeneg.data.splits import Splits, apply_budget, resolve_data_path, split_by_subject, synthetic_spec
+from gazeneg.data.synth import DEFAULT_FRAMES_PER_CELL
 from gazeneg.files import append_csv_rows, atomic_write_bytes, atomic_write_text, lock_folder
 from gazeneg.model.metrics import COLLAPSED, DIVERGED, centre_guess_error, error_metrics
 from gazeneg.study.options import SweepOptions
@@ -217,19 +218,34 @@ def run_config(arm: Arm, seed: int, budget: int, sweep: SweepConfig) -> TrainCon
         ov["epochs"] = max(4, round(ov["epochs"] / max(budget, 1)))
     ov["epochs"] = int(ov["epochs"] * epochs_scale)
     # Seed s holds out the s-th group of subjects (the same for every arm, so comparisons stay paired):
-    # the seeds together test most of the people, and no verdict rests on one trio's quirks.
-    ov.setdefault("split_fold", seed)
+    # the seeds together test most of the people, and no verdict rests on one trio's quirks. With
+    # --replicates seed s has people of its own (seed_data) and holds out its own first group.
+    ov.setdefault("split_fold", 0 if sweep.replicates else seed)
     ov.setdefault("lr", LR[ov.get("optimizer", "adamw")] * lr_scale)
     if "lr" in arm.overrides or "lr" in sweep.base:
         ov["lr"] = ov["lr"] * lr_scale
-    return from_dict({**ov, "data": sweep.data, "seed": seed, "budget": budget, "name": arm.name})
+    return from_dict({**ov, "data": seed_data(sweep, seed), "seed": seed, "budget": budget, "name": arm.name})
+
+
+def seed_data(sweep: SweepConfig, seed: int) -> str:
+    """The data set seed `seed` trains and tests on: --data itself, or with --replicates the synthetic set of
+    the same size whose people are drawn with this seed ('synthetic:F:seed'), independent of every other
+    seed's people."""
+    if not sweep.replicates:
+        return sweep.data
+    spec = synthetic_spec(sweep.data)
+    if spec is None:
+        raise ConfigError(f"--replicates renders new people for every seed: it needs --data synthetic or "
+                               f"synthetic:F, not the folder {sweep.data!r} (a folder's people are what they are: "
+                               "without --replicates its seeds are cross-validation folds)")
+    return f"synthetic:{spec[0] or DEFAULT_FRAMES_PER_CELL}:{seed}"
 
 
 def run_key(arm: str, seed: int, budget: int) -> str:
     return f"{arm}|{seed}|{budget}"
 
 
-RESULT_FIELDS = ["arm", "family", "group", "optimizer", "seed", "budget", "final_test_error", "best_test_error",
+RESULT_FIELDS = ["arm", "family", "group", "optimizer", "seed", "budget", "data", "final_test_error", "best_test_error",
                  "final_val_error", "best_val_error", "signed_error_row", "signed_error_col", "bias_along_direction", "train_bias_along_direction",
                  "cell_accuracy",
                  "diverged", "collapsed", "stop_reason", "guard_counts", "watchdog_events", "logit_absmax",
@@ -243,16 +259,25 @@ _SPLITS: dict = {}
 _DATASETS: dict = {}
 
 
+_KEEP_DATASETS = 2   # data sets a worker keeps loaded (with --replicates every seed has its own)
+
+
 def dataset(data: str) -> GazeDataset:
-    """The data set named by --data, loaded once per process (a worker runs many runs on it)."""
+    """The data set named by --data, loaded once per process (a worker runs many runs on it); with
+    --replicates the last few seeds' sets, the oldest dropped with its splits."""
     if data not in _DATASETS:
+        while len(_DATASETS) >= _KEEP_DATASETS:
+            old = next(iter(_DATASETS))
+            del _DATASETS[old]
+            for k in [k for k in _SPLITS if k[0] == old]:
+                del _SPLITS[k]
         _DATASETS[data] = load_dataset(resolve_data_path(data))
     return _DATASETS[data]
 
 
 def _splits_for(data: str, budget: int, cfg: TrainConfig) -> Splits:
     key = (data, cfg.val_subjects, cfg.test_subjects, cfg.split_seed, cfg.split_fold)
-    if key not in _SPLITS:
+    if key not in _SPLITS or data not in _DATASETS:
         _SPLITS[key] = split_by_subject(dataset(data), cfg.val_subjects, cfg.test_subjects, cfg.split_seed,
                                         cfg.split_fold)
     sp = _SPLITS[key]
@@ -264,7 +289,7 @@ def execute(arm: Arm, seed: int, budget: int, sweep: SweepConfig) -> dict:
     cfg = run_config(arm, seed, budget, sweep)
     torch.set_num_threads(max(1, cfg.threads))
     t0 = time.perf_counter()
-    sp = _splits_for(sweep.data, budget, cfg)
+    sp = _splits_for(cfg.data, budget, cfg)
     res = fit(cfg, sp, log=lambda *_: None)
     test_t = sp.test.targets.astype(np.float64)
     # The final model (what training produced; for a watchdog run that ended worse than its best, its
@@ -292,7 +317,7 @@ def execute(arm: Arm, seed: int, budget: int, sweep: SweepConfig) -> dict:
     result = res.outcome
     return {
         "arm": arm.name, "family": arm.family, "group": arm.group, "optimizer": cfg.optimizer, "seed": seed,
-        "budget": budget, "final_test_error": fm["mean_error_cells"], "best_test_error": bm["mean_error_cells"],
+        "budget": budget, "data": cfg.data, "final_test_error": fm["mean_error_cells"], "best_test_error": bm["mean_error_cells"],
         "final_val_error": res.final_val_error,
         "best_val_error": res.state.best_err,
         "signed_error_row": signed[0], "signed_error_col": signed[1],
@@ -386,8 +411,12 @@ def run_sweep(sweep: SweepConfig, *, progress: bool = True, sequential: bool = F
     unknown = [a for a in sweep.arms if a not in arms]
     if unknown:
         raise ValueError(f"unknown arm(s) {', '.join(unknown)}; known: {', '.join(arms)}")
-    # Render the data once before forking workers, and size the held-out groups to it.
-    data_path = resolve_data_path(sweep.data)
+    # Render the data once before forking workers (with --replicates every seed's), and size the held-out
+    # groups to it.
+    data_path = resolve_data_path(seed_data(sweep, 0))
+    if sweep.replicates:
+        for s in tqdm(range(1, sweep.seeds), desc="render replicates", unit="seed", disable=not progress):
+            resolve_data_path(seed_data(sweep, s))
     if "test_subjects" not in sweep.base:
         sweep = dataclasses.replace(sweep, base={**sweep.base, "test_subjects": sweep_test_groups(
             data_path, sweep.base.get("val_subjects", 2))})
@@ -414,7 +443,7 @@ def run_sweep(sweep: SweepConfig, *, progress: bool = True, sequential: bool = F
 
 def _run_locked(sweep: SweepConfig, out: Path, arms: dict, progress: bool, sequential: bool) -> Path:
     meta = {"seeds": sweep.seeds, "budgets": list(sweep.budgets), "arms": sweep.arms, "data": sweep.data,
-            "base": {**SWEEP_BASE, **sweep.base}, "lr": LR}
+            "base": {**SWEEP_BASE, **sweep.base}, "lr": LR, **({"replicates": True} if sweep.replicates else {})}
     meta_path = out / "sweep.json"
     done = load_done(out, log=tqdm.write)
     if meta_path.exists() and done:   # a folder that holds no finished run can be reused for another sweep
@@ -425,6 +454,8 @@ def _run_locked(sweep: SweepConfig, out: Path, arms: dict, progress: bool, seque
         atomic_write_text(meta_path, json.dumps(meta, indent=2))
     tasks = [(arms[a], s, b) for b in sweep.budgets for s in range(sweep.seeds) for a in sweep.arms
              if run_key(a, s, b) not in done]
+    if sweep.replicates:   # one seed's runs together: a worker loads each seed's own data set once
+        tasks.sort(key=lambda t: t[1])
     total = len(tasks) + len(done)
     bar = tqdm(total=total, initial=len(done), unit="run", desc="sweep", disable=not progress, dynamic_ncols=True)
     try:

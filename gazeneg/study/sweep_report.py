@@ -31,9 +31,23 @@ VERDICT_COLOURS = {"helps": "tab:green", "hurts": "tab:red", "equivalent": "tab:
                    "reference": "black"}
 
 
+def independent_seeds(rows) -> bool:
+    """Whether every seed trained and tested on a data set of its own (--replicates: people drawn per seed),
+    so that the seeds are independent replications rather than folds of one set of people."""
+    by_seed: dict = {}
+    for x in rows:
+        by_seed.setdefault(x["seed"], set()).add(x.get("data") or "")
+    sets = [d for ds in by_seed.values() for d in ds]
+    return len(by_seed) > 1 and all(len(ds) == 1 for ds in by_seed.values()) and "" not in sets \
+        and len(set(sets)) == len(sets)
+
+
 def overlap_ratio(rows) -> float:
     """n_test/n_train of the seeds' folds, in held-out people (the Nadeau-Bengio correction's ratio: the
-    folds' training sets overlap); 0 for rows from before the sweep recorded it."""
+    folds' training sets overlap); 0 for independent replications (independent_seeds) and for rows from
+    before the sweep recorded it."""
+    if independent_seeds(rows):
+        return 0.0
     r = [x["n_test_groups"] / x["n_train_groups"] for x in rows
          if math.isfinite(x.get("n_test_groups", math.nan)) and x.get("n_train_groups", 0) > 0]
     return float(np.median(r)) if r else 0.0
@@ -394,10 +408,12 @@ def render_markdown(summary, pairs, more_data, steps, rows, arms, plots, budgets
     if command:
         L += [f"Command: `{command}`" + (f" ({elapsed:.0f} s)" if elapsed else ""), ""]
     n_seeds = max(e["n_seeds"] for e in summary)
+    seeds = ("seed s renders its own people and holds out a group of them, the same for every arm, so each comparison "
+             "is paired and the seeds are independent)" if independent_seeds(rows) else
+             "seed s holds out the s-th group of subjects, the same group for every arm, so each comparison is paired)")
     L += [f"Runs: {len(rows)} ({n_seeds} seeds per arm, budgets {budgets} frames per cell per training subject; "
-          "seed s holds out the s-th group of subjects, the same group for every arm, so each comparison is paired). "
-          "Error = final mean Euclidean test error in grid cells on held-out subjects. " + METHOD_TEXT.format(
-              margin=f"{margin:g}", alpha=f"{ALPHA:g}", ratio=f"{ratio:.2g}") + " Statistics: docs/science.md section 8.", ""]
+          f"{seeds}. Error = final mean Euclidean test error in grid cells on held-out subjects. "
+          + method_text(f"{margin:g}", ratio) + " Statistics: docs/science.md section 8.", ""]
     L += _answer(summary, more_data, budgets, arms, margin)
     for b in budgets:
         L += [f"## Budget: {b} frame(s) per cell per subject", "",
@@ -422,14 +438,21 @@ METHOD_TEXT = (
     "run counts at the screen's diagonal and a collapsed one at the error of always guessing the centre on its "
     "held-out photos (or its own error when that is worse). Each arm is compared with its own baseline over the same units: the paired difference with a "
     "shape-free 95% interval (Cantelli's inequality: it holds for skewed and heavy-tailed differences, where a "
-    "t-interval or a sign-flip test does not; the units are cross-validation folds whose training sets overlap, so "
-    "its standard error carries the Nadeau-Bengio correction, n_test/n_train = {ratio}), its median and the share "
+    "t-interval or a sign-flip test does not; {dependence}), its median and the share "
     "of units the arm harmed. helps / hurts: the interval, Holm-corrected within the family (the arms sharing a "
     "baseline at one budget; the no-fine-tune control in a family of its own), excludes 0, with the sign of the "
     "mean; equivalent: the same 95% interval, Holm-corrected, lies inside +-{margin} cells (the printed interval is "
     "the one the equivalence test uses); alpha {alpha}; neither = inconclusive. 'detectable' is the smallest true "
     "difference the comparison would find with 80% power at its family's size: a verdict of inconclusive on an "
     "effect smaller than that says the run could not tell, not that there is no effect.")
+
+
+def method_text(margin: str, ratio: float) -> str:
+    """METHOD_TEXT for a report whose units overlap by n_test/n_train = ratio (0: independent units)."""
+    dependence = ("the units are cross-validation folds whose training sets overlap, so its standard error carries "
+                  f"the Nadeau-Bengio correction, n_test/n_train = {ratio:.2g}") if ratio > 0 else \
+        "the units are independent replications (each its own people), so no overlap correction"
+    return METHOD_TEXT.format(margin=margin, alpha=f"{ALPHA:g}", dependence=dependence)
 
 
 def entry_row(e: dict, *extra: str) -> str:
