@@ -288,3 +288,21 @@ def test_replicates_give_every_seed_its_own_people_and_no_overlap_correction(tmp
     e_fold = {(x["arm"], x["budget"]): x for x in folds_doc["entries"]}[("sgd:original_pred_side", 1)]
     # the same differences, read as independent units: the standard error sd/sqrt(n), not sd sqrt(1/n + 5/17)
     assert e_rep["diff_se"] == pytest.approx(e_fold["diff_se"] * math.sqrt(0.2 / (0.2 + 5 / 17)))
+
+
+def test_the_report_says_how_many_seeds_would_detect_the_more_frames_effect():
+    """Beside the detectable effects: how many seeds would make an effect the size of what 4x more real frames
+    did detectable (stats.units_for, each comparison's own spread and family); with overlapping folds, that no
+    number of folds would, and what independent replications would need."""
+    from gazeneg.study.stats import units_for
+    from gazeneg.study.sweep_report import _seeds_needed
+
+    more = [{"diff_vs_baseline": -0.2}, {"diff_vs_baseline": -0.1}, {"diff_vs_baseline": -0.3}]
+    ent = [{"diff_sd": sd, "family_size": 4, "n_pairs": 5} for sd in (0.02, 0.05, 0.08)]
+    text = _seeds_needed(ent, more, 0.0)
+    assert "(0.200 cells, the median over the baselines)" in text
+    assert f"about {math.ceil(units_for(0.2, 0.05, 4))} seeds (this run: 5)" in text
+    folds = _seeds_needed(ent, more, 0.29)
+    assert units_for(0.2, 0.05, 4, 0.29) == math.inf
+    assert "no number of seeds would do" in folds and f"would need about {math.ceil(units_for(0.2, 0.05, 4))}" in folds
+    assert _seeds_needed(ent, [], 0.0) == ""

@@ -21,7 +21,16 @@ from scipy import stats as sst  # noqa: E402
 from gazeneg import grid  # noqa: E402
 from gazeneg.files import atomic_write_text, save_figure  # noqa: E402
 from gazeneg.study.formatting import clean_json, fmt, fmt_p, fmt_signed  # noqa: E402
-from gazeneg.study.stats import ALPHA, DEFAULT_MARGIN, compare, mean_ci, paired_test, summarize, verdict  # noqa: E402
+from gazeneg.study.stats import (  # noqa: E402
+    ALPHA,
+    DEFAULT_MARGIN,
+    compare,
+    mean_ci,
+    paired_test,
+    summarize,
+    units_for,
+    verdict,
+)
 from gazeneg.study.sweep import all_arms, centre_error_reference  # noqa: E402
 
 FLOATS = ("final_test_error", "best_test_error", "final_val_error", "best_val_error", "signed_error_row",
@@ -414,7 +423,7 @@ def render_markdown(summary, pairs, more_data, steps, rows, arms, plots, budgets
     L += [f"Runs: {len(rows)} ({n_seeds} seeds per arm, budgets {budgets} frames per cell per training subject; "
           f"{seeds}. Error = final mean Euclidean test error in grid cells on held-out subjects. "
           + method_text(f"{margin:g}", ratio) + " Statistics: docs/science.md section 8.", ""]
-    L += _answer(summary, more_data, budgets, arms, margin)
+    L += _answer(summary, more_data, budgets, arms, margin, ratio)
     for b in budgets:
         L += [f"## Budget: {b} frame(s) per cell per subject", "",
               "| arm | what it is | error (mean, 95% t-CI) | diff vs baseline (shape-free 95% CI; median; share "
@@ -475,7 +484,37 @@ def entry_row(e: dict, *extra: str) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _answer(summary, more_data, budgets, arms, margin) -> list[str]:
+def _seeds_needed(entries, more_data, ratio: float) -> str:
+    """' To detect ... : about N seeds.' for an effect the size of what more real frames did (the effect the
+    wrong-label arms are compared with), from each comparison's own spread and family size; '' without a
+    more-frames comparison. With overlapping folds (ratio > 0) more seeds may never be enough."""
+    gains = [abs(t["diff_vs_baseline"]) for t in more_data if math.isfinite(t.get("diff_vs_baseline", math.nan))]
+    if not gains:
+        return ""
+    effect = float(np.median(gains))
+    if effect <= 0:
+        return ""
+
+    def median_need(r: float) -> float:
+        need = [units_for(effect, e["diff_sd"], e.get("family_size", 1), r) for e in entries
+                if math.isfinite(e.get("diff_sd", math.nan))]
+        need = [n for n in need if not math.isnan(n)]
+        return float(np.median(need)) if need else math.nan
+
+    med = median_need(ratio)
+    if math.isnan(med):
+        return ""
+    n_now = max(e["n_pairs"] for e in entries if "n_pairs" in e)
+    head = (f" To detect a difference the size of what more real frames did ({fmt(effect, 3)} cells, the median over "
+            f"the baselines) in half of these comparisons, ")
+    if math.isinf(med):
+        return head + ("no number of seeds would do: the seeds are folds of one set of people (overlap "
+                       f"n_test/n_train {ratio:.2g}); independent replications (--replicates) with the same spread "
+                       f"would need about {math.ceil(median_need(0.0))}.")
+    return head + f"about {math.ceil(med)} seeds (this run: {n_now})."
+
+
+def _answer(summary, more_data, budgets, arms, margin, ratio: float = 0.0) -> list[str]:
     """The plain-words answer, computed from the verdicts."""
     L = ["## The answer, in plain words", ""]
     wl = {n for n, a in arms.items() if a.uses_wrong_labels and a.group != "complement_only"}
@@ -493,7 +532,8 @@ def _answer(summary, more_data, budgets, arms, margin) -> list[str]:
         det = [e["detectable_cells"] for e in ent if math.isfinite(e.get("detectable_cells", math.nan))]
         if det:
             L.append(f"  The smallest difference these comparisons could detect (80% power, Holm family size): "
-                     f"{fmt(min(det))} to {fmt(max(det))} cells (median {fmt(float(np.median(det)))}).")
+                     f"{fmt(min(det))} to {fmt(max(det))} cells (median {fmt(float(np.median(det)))})."
+                     + _seeds_needed(ent, more_data, ratio))
         failing = [f"{e['arm']} ({e['failure_verdict']})" for e in summary if e["budget"] == b and e["failed_runs"]]
         if failing:
             L.append(f"  Failed runs (diverged or collapsed on validation): {_list(failing)}.")
