@@ -75,12 +75,22 @@ def resolve_data_path(data: str) -> Path:
     a dataset folder."""
     spec = synthetic_spec(data)
     if spec is not None:
-        from gazeneg.data.synth import ensure_default_dataset
+        from gazeneg.data.synth import DEFAULT_FRAMES_PER_CELL, ensure_default_dataset
 
         frames, seed = spec
-        kw = {"frames_per_cell": frames} if frames else {}
-        return Path(ensure_default_dataset(**kw, **({"seed": seed} if seed else {})))
+        return Path(ensure_default_dataset(frames_per_cell=frames or DEFAULT_FRAMES_PER_CELL, seed=seed))
     return Path(data)
+
+
+def synthetic_people(data: str, seed: int) -> str | None:
+    """The spec of the synthetic set like `data` (the same frames per cell) whose people are drawn with `seed`
+    ('synthetic:F:seed'); None when `data` names a folder."""
+    spec = synthetic_spec(data)
+    if spec is None:
+        return None
+    from gazeneg.data.synth import DEFAULT_FRAMES_PER_CELL
+
+    return f"synthetic:{spec[0] or DEFAULT_FRAMES_PER_CELL}:{seed}"
 
 
 def _seeded_groups(ds: GazeDataset, rest: np.ndarray, n_val: int, n_test: int) -> tuple[np.ndarray, list, str]:

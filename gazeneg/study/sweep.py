@@ -26,8 +26,7 @@ from tqdm import tqdm
 from gazeneg import grid
 from gazeneg.config import ConfigError, TrainConfig, from_dict, option_of
 from gazeneg.data.dataset import GazeDataset, load_dataset
-from gazeneg.data.splits import Splits, apply_budget, resolve_data_path, split_by_subject, synthetic_spec
-from gazeneg.data.synth import DEFAULT_FRAMES_PER_CELL
+from gazeneg.data.splits import Splits, apply_budget, resolve_data_path, split_by_subject, synthetic_people
 from gazeneg.files import append_csv_rows, atomic_write_bytes, atomic_write_text, lock_folder
 from gazeneg.model.metrics import COLLAPSED, DIVERGED, centre_guess_error, error_metrics
 from gazeneg.study.options import SweepOptions
@@ -233,12 +232,12 @@ def seed_data(sweep: SweepConfig, seed: int) -> str:
     seed's people."""
     if not sweep.replicates:
         return sweep.data
-    spec = synthetic_spec(sweep.data)
+    spec = synthetic_people(sweep.data, seed)
     if spec is None:
         raise ConfigError(f"--replicates renders new people for every seed: it needs --data synthetic or "
-                               f"synthetic:F, not the folder {sweep.data!r} (a folder's people are what they are: "
-                               "without --replicates its seeds are cross-validation folds)")
-    return f"synthetic:{spec[0] or DEFAULT_FRAMES_PER_CELL}:{seed}"
+                          f"synthetic:F, not the folder {sweep.data!r} (a folder's people are what they are: "
+                          "without --replicates its seeds are cross-validation folds)")
+    return spec
 
 
 def run_key(arm: str, seed: int, budget: int) -> str:
@@ -277,7 +276,7 @@ def dataset(data: str) -> GazeDataset:
 
 def _splits_for(data: str, budget: int, cfg: TrainConfig) -> Splits:
     key = (data, cfg.val_subjects, cfg.test_subjects, cfg.split_seed, cfg.split_fold)
-    if key not in _SPLITS or data not in _DATASETS:
+    if key not in _SPLITS:   # dataset() drops an evicted set's splits with it
         _SPLITS[key] = split_by_subject(dataset(data), cfg.val_subjects, cfg.test_subjects, cfg.split_seed,
                                         cfg.split_fold)
     sp = _SPLITS[key]
@@ -452,10 +451,9 @@ def _run_locked(sweep: SweepConfig, out: Path, arms: dict, progress: bool, seque
             raise ValueError(f"{out} holds a different sweep ({meta_path}); choose another --out or the same options")
     else:
         atomic_write_text(meta_path, json.dumps(meta, indent=2))
-    tasks = [(arms[a], s, b) for b in sweep.budgets for s in range(sweep.seeds) for a in sweep.arms
+    # One seed's runs together: with --replicates a worker loads each seed's own data set once.
+    tasks = [(arms[a], s, b) for s in range(sweep.seeds) for b in sweep.budgets for a in sweep.arms
              if run_key(a, s, b) not in done]
-    if sweep.replicates:   # one seed's runs together: a worker loads each seed's own data set once
-        tasks.sort(key=lambda t: t[1])
     total = len(tasks) + len(done)
     bar = tqdm(total=total, initial=len(done), unit="run", desc="sweep", disable=not progress, dynamic_ncols=True)
     try:

@@ -46,9 +46,8 @@ def independent_seeds(rows) -> bool:
     by_seed: dict = {}
     for x in rows:
         by_seed.setdefault(x["seed"], set()).add(x.get("data") or "")
-    sets = [d for ds in by_seed.values() for d in ds]
-    return len(by_seed) > 1 and all(len(ds) == 1 for ds in by_seed.values()) and "" not in sets \
-        and len(set(sets)) == len(sets)
+    sets = [d for ds in by_seed.values() for d in ds]   # one per seed, none empty, no two alike
+    return len(by_seed) > 1 and len(sets) == len(by_seed) == len(set(sets)) and "" not in sets
 
 
 def overlap_ratio(rows) -> float:
