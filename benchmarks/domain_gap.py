@@ -602,6 +602,91 @@ def print_diagnosis(res: dict, log=print):
 
 
 # ------------------------------------------------------------------------------------------------
+# Renders matched to each camera (data.adapt): fitted on half of a source's strips, tested on the other half
+
+HALF_BLOCK = 40   # video strips are consecutive frames: halves alternate in blocks of this many, not strip by strip
+
+
+def source_halves(real: dict) -> dict:
+    """{source: (half A, half B)} for every source of at least 2 strips: video strips in alternating blocks of
+    HALF_BLOCK consecutive strips (neighbouring frames are near copies), the others alternately."""
+    out = {}
+    for k, v in real.items():
+        if len(v) < 2:
+            continue
+        a = (np.arange(len(v)) // HALF_BLOCK) % 2 == 0 if k == "videos" else np.arange(len(v)) % 2 == 0
+        out[k] = (v[a], v[~a])
+    return out
+
+
+def camera_matched(renders: np.ndarray, fit_strips: np.ndarray, n: int, rng) -> np.ndarray:
+    """n renders drawn from `renders`, shifted to the mean strip of fit_strips (data.adapt.adapt_to_camera:
+    the whole render set is shifted, then n are drawn, as training shifts a whole epoch)."""
+    from gazeneg.data.adapt import adapt_to_camera, fit_camera_mean
+
+    adapted = adapt_to_camera(renders, fit_camera_mean(fit_strips, min_strips=1))
+    return adapted[rng.choice(len(adapted), n, replace=n > len(adapted))]
+
+
+def camera_arm(train_imgs: np.ndarray, real: dict, args, log=print) -> dict:
+    """The renders matched to each real source's camera from half its strips, against the other half (both
+    ways): the pixel classifiers' cross-validated AUC, pooled over the sources and per source; and the
+    cross-camera control (one source's mean applied to the renders, tested against another source)."""
+    halves = source_halves(real)
+    rng = np.random.default_rng(args.seed)
+    fits = {"logistic, 24x8 grey pixels": (small_grey, lambda a, b: fit_logistic(a, b, args.l2))}
+    if not args.no_cnn:
+        fits["small CNN, 16x48 colour"] = (
+            lambda im: np.stack([cv2.resize(i, (IMAGE_W // 2, IMAGE_H // 2), interpolation=cv2.INTER_AREA) for i in im]),
+            lambda a, b: fit_cnn(a, b, epochs=args.cnn_epochs, seed=args.seed))
+    res = {"sources": {k: [len(a), len(b)] for k, (a, b) in halves.items()},
+           "left_out": [k for k in real if k not in halves], "classifiers": {}, "cross_camera": {}}
+    for name, (feat, fit) in fits.items():
+        pooled, by_src = [], {k: [] for k in halves}
+        for way in (0, 1):   # fit on A, test on B; then the other way round
+            test = {k: h[1 - way] for k, h in halves.items()}
+            rend = {k: camera_matched(train_imgs, h[way], len(test[k]), rng) for k, h in halves.items()}
+            xr, xg = np.concatenate(list(test.values())), np.concatenate(list(rend.values()))
+            y = np.r_[np.ones(len(xr)), np.zeros(len(xg))]
+            scores, per_fold = cross_validated(fit, feat(np.concatenate([xr, xg])), y,
+                                               stratified_folds(y, args.folds, args.seed))
+            pooled.append(float(np.mean(per_fold)))
+            src = np.concatenate([[k] * len(v) for k, v in test.items()])
+            for k in halves:   # each source's held-out strips against the renders matched to its camera
+                by_src[k].append(auc(scores[:len(xr)][src == k], scores[len(xr):][src == k]))
+        res["classifiers"][name] = {"auc_mean": float(np.mean(pooled)), "auc_ways": pooled,
+                                    "auc_by_source": {k: float(np.mean(v)) for k, v in by_src.items()}}
+    names = list(halves)
+    for fit_k in names:   # one camera's mean, another camera's strips: does the correction transfer?
+        for test_k in names:
+            if fit_k == test_k or len(real[test_k]) < 20:
+                continue
+            rend = camera_matched(train_imgs, real[fit_k], len(real[test_k]), rng)
+            y = np.r_[np.ones(len(real[test_k])), np.zeros(len(rend))]
+            res["cross_camera"][f"{fit_k} -> {test_k}"] = cv_auc(small_grey(np.concatenate([real[test_k], rend])), y, args)
+    return res
+
+
+def print_camera_arm(res: dict, log=print):
+    log("\nrenders matched to each camera (gazeneg adapt / train --camera-mean: the renders shifted to the mean strip of "
+        "half a source's strips), against that source's other half, both ways; cross-validated ROC AUC")
+    log("  halves: " + ", ".join(f"{k} {a} + {b}" for k, (a, b) in res["sources"].items())
+        + (f"; left out (one strip, no half to test on): {', '.join(res['left_out'])}" if res["left_out"] else ""))
+    for c, r in res["classifiers"].items():
+        log(f"  {c:<32}{r['auc_mean']:>8.3f}   (the two ways: {', '.join(f'{v:.3f}' for v in r['auc_ways'])}); "
+            "by source: " + ", ".join(f"{k} {v:.3f}" for k, v in r["auc_by_source"].items()))
+    if res["cross_camera"]:
+        cc = res["cross_camera"]
+        above = sum(v > GOAL_AUC for v in cc.values())
+        log("  one source's mean, another source's strips (does the correction travel between cameras?), logistic AUC: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in cc.items())
+            + f"; above the goal in {above} of {len(cc)}")
+    a = res["classifiers"]["logistic, 24x8 grey pixels"]["auc_mean"]
+    log(f"  goal (issue 21, logistic AUC <= {GOAL_AUC}) for renders matched to the camera: "
+        f"{'met' if a <= GOAL_AUC else 'missed'} ({a:.3f}), on strips the camera's mean did not see")
+
+
+# ------------------------------------------------------------------------------------------------
 # The report
 
 
@@ -714,6 +799,8 @@ def get_args_parser():
     p.add_argument("--arms", default="off,on", help="webcam look off and/or on for the training strips")
     p.add_argument("--null-draws", type=int, default=3, help="draws of rendered people for the identity null "
                    "(what a renderer with no gap scores on media of this few people); 0 skips it")
+    p.add_argument("--camera", action="store_true", help="also the renders matched to each real source's camera "
+                   "(look on, then shifted to the mean strip of half the source's strips; tested on the other half)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fresh", action="store_true", help="cut the real strips again instead of reusing the cache")
     p.add_argument("--out", default="", help="also write the figures as JSON here")
@@ -743,6 +830,10 @@ def main(argv=None) -> int:
         for a, r in arms.items():
             r["identity_null"] = identity_null(counts, renders, args, realism=a.endswith(" on"), draws=args.null_draws)
     print_report(arms, real)
+    if args.camera:
+        on = trained if args.arms.split(",")[-1] == "on" else as_trained(x, tg, fc, realism=True, seed=args.seed)
+        camera = camera_arm(on, real, args)
+        print_camera_arm(camera)
     if args.diagnose:
         arms[list(arms)[-1]]["diagnosis"] = diagnose(trained, real, args, Path(args.diagnose))
     print(f"\n{sum(len(v) for v in real.values())} real strips, {len(x)} training strips; "
@@ -751,7 +842,8 @@ def main(argv=None) -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(Path(args.out), json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "argv": argv or sys.argv[1:],
                                                       "n_real_by_source": {k: len(v) for k, v in real.items()},
-                                                      "arms": arms}, indent=1, default=float))
+                                                      "arms": arms, **({"camera_matched": camera} if args.camera else {})},
+                                                     indent=1, default=float))
     return 0
 
 

@@ -17,6 +17,7 @@ COMMANDS = {
     "render": ("gazeneg.cli.render", "render the synthetic eye data set (exact labels)"),
     "import": ("gazeneg.cli.import_photos", "import a folder of photos plus a CSV of targets (cells or screen pixels)"),
     "capture": ("gazeneg.cli.capture", "capture your own data set: look at targets on a 9x16 grid"),
+    "adapt": ("gazeneg.cli.adapt", "match the renders to your webcam: the mean eye strip of its frames"),
     "train": ("gazeneg.cli.train", "train a gaze model on the synthetic set or a data-set folder"),
     "eval": ("gazeneg.cli.eval", "does a negative learning rate on wrong labels help? (sweep, report)"),
     "live": ("gazeneg.cli.live", "live gaze tracking with a trained checkpoint and calibration"),

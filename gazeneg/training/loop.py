@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from gazeneg import grid, seeding
 from gazeneg.config import ConfigError, TrainConfig
+from gazeneg.data.adapt import CameraMean, adapt_to_camera
 from gazeneg.data.augment import DeviceAugment, augment_epoch, realism_enabled
 from gazeneg.data.splits import Splits, data_warnings, describe, load_splits
 from gazeneg.files import atomic_write_text
@@ -67,7 +68,9 @@ def _on_features(model: GazeModel, data, device):
 
 
 def _torch_augment(cfg: TrainConfig, device) -> bool:
-    return cfg.augment_backend == "torch" or (cfg.augment_backend == "auto" and device.type == "cuda")
+    # the camera's mean (data.adapt) shifts a whole epoch's photos at once: the albumentations path
+    return cfg.augment_backend == "torch" or (cfg.augment_backend == "auto" and device.type == "cuda"
+                                              and not cfg.camera_mean)
 
 
 def _check_distributed(cfg: TrainConfig, n_train: int, di: distributed.DistInfo) -> None:
@@ -125,6 +128,7 @@ class Training:
     data: tuple                      # (images or features, face, targets) of the training set, on the device
     val_data: tuple
     look: bool                       # the webcam look (data.realism) on the training photos
+    camera: CameraMean | None        # a camera's mean strip the training photos are shifted to (data.adapt)
     ema: object = None
     eval_model: torch.nn.Module | None = None   # what validates: the EMA's weights or fwd, on features or not
     best_state: dict | None = None
@@ -195,7 +199,8 @@ def _build(cfg: TrainConfig, splits: Splits, run_dir: Path | None, log, init_sta
     centre_err = centre_guess_error(splits.val.targets.astype(np.float64))
     # A fixed backbone (the sweep's pixel MLP) with nothing augmenting the images: its features are computed
     # once and every step trains only the layers after it (most of a sweep run's time otherwise).
-    on_features = (model.fixed_backbone and not (cfg.augment or cfg.flip) and not di.enabled and not cfg.compile)
+    on_features = (model.fixed_backbone and not (cfg.augment or cfg.flip or cfg.camera_mean) and not di.enabled
+                   and not cfg.compile)
     val_data = to_device(tensors(splits.val), device)
     data = to_device(tensors(splits.train), device)
     if on_features:
@@ -205,7 +210,8 @@ def _build(cfg: TrainConfig, splits: Splits, run_dir: Path | None, log, init_sta
                     train_fwd, opt, neg_opt, TrainState(lam=objective.lam, guards=objective.counter),
                     objective.make_watchdog(centre_err), centre_err, on_features, data, val_data,
                     # The webcam look (data.realism) goes with --augment; "auto" turns it on for synthetic data.
-                    cfg.augment and realism_enabled(cfg.realism, str(splits.train.meta.get("source", ""))))
+                    cfg.augment and realism_enabled(cfg.realism, str(splits.train.meta.get("source", ""))),
+                    CameraMean.load(cfg.camera_mean) if cfg.camera_mean else None)
 
 
 def _restore(t: Training, resume_ckpt: dict | None) -> None:
@@ -287,9 +293,11 @@ def _epoch_data(t: Training, epoch: int):
             imgs, _, _ = augment_epoch(*src, seed=seeding.seed_int(cfg.seed, "augment", epoch),
                                        photometric=False, flip=False, realism=True)
             t.data = to_device((torch.from_numpy(imgs), *t.data[1:]), t.device)
-    elif cfg.augment or cfg.flip:                                   # once per epoch, albumentations
+    elif cfg.augment or cfg.flip or t.camera is not None:           # once per epoch, albumentations
         imgs, tg, fc = augment_epoch(*src, seed=seeding.seed_int(cfg.seed, "augment", epoch),
                                      photometric=cfg.augment, flip=cfg.flip, realism=t.look)
+        if t.camera is not None:   # last, on what the model sees: the flip must not mirror the camera's mean
+            imgs = adapt_to_camera(imgs, t.camera)
         t.data = to_device((torch.from_numpy(np.ascontiguousarray(imgs)), torch.from_numpy(fc),
                              torch.from_numpy(tg)), t.device)
     return aug

@@ -105,11 +105,13 @@ class ImageFolderSource:
 
     live = False
 
-    def __init__(self, folder, *, fps: float = 30.0):
+    def __init__(self, folder, *, fps: float = 30.0, recursive: bool = False):
         self.folder = Path(folder)
-        self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        found = self.folder.rglob("*") if recursive else self.folder.iterdir()
+        self.files = sorted(p for p in found if p.suffix.lower() in IMAGE_EXTS)
         if not self.files:
-            raise CaptureError(f"{self.folder}: no images ({', '.join(IMAGE_EXTS)}) in this folder")
+            raise CaptureError(f"{self.folder}: no images ({', '.join(IMAGE_EXTS)}) in this folder"
+                               + (" or below it" if recursive else ""))
         self.fps = fps
         self._i = 0
 

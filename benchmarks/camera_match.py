@@ -1,0 +1,155 @@
+#!/usr/bin/env python
+"""Renders matched to a camera (`gazeneg adapt`, `gazeneg train --camera-mean`): does it help gaze on that
+camera's real frames, and what does it do on the renders?
+
+    python benchmarks/camera_match.py ~/gazeneg-real/rbrusnicki --seeds 3
+    python benchmarks/camera_match.py ~/gazeneg-real/rbrusnicki/mouse_data \\
+        --fit ~/gazeneg-real/rbrusnicki/keyboard_data --seeds 3 --arm-name camera-kb   # frames the mean never saw
+
+For each seed the demo's configuration (TrainConfig defaults, the seed changed) is trained twice: plain, and
+with --camera-mean of the FIT folder's frames (default: the tested folder itself; the camera's mean uses no
+label). Runs are kept under --runs and reused when their best.pt exists, so an interrupted benchmark resumes.
+Each model is measured
+  * on the renders: the held-out synthetic test people as rendered, and shifted to the camera's mean (what a
+    camera-matched model is trained for), mean error in cells;
+  * on the real frames of FOLDER (named ..._<x>_<y>.jpg, as benchmarks/real_webcam.py reads them), through the
+    live pipeline: the share on the screen, the zero-shot mean error, and the mean error after a 9-point
+    calibration (real_webcam's draws).
+Paired by seed: camera-matched minus plain, the mean difference and a 95% t-interval over the seeds (few seeds:
+wide intervals; say so rather than read a difference into them). A missing FOLDER is skipped with a message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from gazeneg.units import size_arg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", help="real frames named ..._<x>_<y>.jpg (screen pixels), searched recursively")
+    p.add_argument("--fit", default=None, help="the frames whose mean strip the renders are matched to "
+                   "(default: FOLDER)")
+    p.add_argument("--seeds", type=int, default=3, help="training seeds per arm (default 3)")
+    p.add_argument("--runs", default=str(ROOT / "runs" / "camexp"), help="where the runs are kept and reused")
+    p.add_argument("--arm-name", default="camera", help="run-name prefix of the camera-matched arm")
+    p.add_argument("--screen", default=(1920, 1080), type=size_arg("--screen"), metavar="WxH",
+                   help="the frames' screen in pixels (default 1920x1080)")
+    p.add_argument("--draws", type=int, default=500, help="calibration draws (real_webcam)")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    return p
+
+
+def trained(runs: Path, name: str, extra: list[str]) -> Path:
+    """best.pt of the run `name` under runs, trained now with `gazeneg train` if there is none."""
+    found = sorted(runs.glob(f"*-{name}/best.pt"))
+    if found:
+        return found[-1]
+    t = time.perf_counter()
+    cmd = [sys.executable, "-m", "gazeneg", "train", "--name", name, "--out", str(runs), "--progress", "false", *extra]
+    print(f"training {name}: {' '.join(cmd[2:])}", flush=True)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    print(f"  {time.perf_counter() - t:.0f} s", flush=True)
+    return sorted(runs.glob(f"*-{name}/best.pt"))[-1]
+
+
+def synthetic_errors(ckpt: Path, camera) -> tuple[float, float]:
+    """Mean test error (cells) of a checkpoint on the demo split's held-out test people, as rendered and shifted
+    to the camera's mean."""
+    import torch
+
+    from gazeneg.config import TrainConfig
+    from gazeneg.data.adapt import adapt_to_camera
+    from gazeneg.data.splits import load_splits
+    from gazeneg.model.checkpoint import load_checkpoint
+    from gazeneg.training.loop import evaluate, tensors
+
+    test = load_splits(TrainConfig()).test
+    model, _ = load_checkpoint(ckpt)
+    out = []
+    for ds in (test, dataclasses.replace(test, images=adapt_to_camera(test.images, camera))):
+        pred = evaluate(model, tensors(ds), torch.device("cpu"))
+        out.append(float(np.linalg.norm(pred - test.targets, axis=1).mean()))
+    return out[0], out[1]
+
+
+def t_interval(d: np.ndarray) -> tuple[float, float, float]:
+    m = float(d.mean())
+    if len(d) < 2:
+        return m, float("nan"), float("nan")
+    h = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+    return m, m - h, m + h
+
+
+def main(argv=None) -> int:
+    args = get_args_parser().parse_args(argv)
+    import real_webcam as rw
+
+    from gazeneg.cli.adapt import frame_strips
+    from gazeneg.data.adapt import fit_camera_mean
+
+    folder = Path(args.folder).expanduser()
+    if not folder.is_dir():
+        print(f"{folder}: no such folder; nothing to measure (skipped)")
+        return 0
+    fit = Path(args.fit).expanduser() if args.fit else folder
+    runs = Path(args.runs)
+    runs.mkdir(parents=True, exist_ok=True)
+    strips, n, skipped = frame_strips(fit, progress=False)
+    camera = fit_camera_mean(strips, str(fit))
+    cam_file = runs / f"{args.arm_name}-mean.npz"
+    camera.save(cam_file)
+    print(f"camera mean from {len(strips)} eye strips of {n} frames in {fit} -> {cam_file}")
+    frames, off, _ = rw.labelled_frames(folder, args.screen)
+    labels = np.array([lab for _, lab in frames], float)
+    ref, _ = rw.person_reference(frames)
+    rw_args = argparse.Namespace(k=9, draws=args.draws, seed=0)
+    rows = []
+    for seed in range(args.seeds):
+        for arm, name, extra in (("plain", f"base-s{seed}", []),
+                                 ("camera", f"{args.arm_name}-s{seed}", ["--camera-mean", str(cam_file)])):
+            ckpt = trained(runs, name, ["--seed", str(seed), *extra])
+            raw, shifted = synthetic_errors(ckpt, camera)
+            real = rw.evaluate_model(f"{arm}, seed {seed}", ckpt, frames, labels, ref, rw_args)
+            rows.append({"seed": seed, "arm": arm, "checkpoint": str(ckpt), "synthetic_test": raw,
+                         "synthetic_test_camera_shifted": shifted, "on_screen": real["on_screen"],
+                         "zero_shot": real["zero_shot_error_cells"], "centre": real["centre_guess_error_cells"],
+                         "calibrated": real["calibrated"]["calibrated"]["mean"]})
+    print(f"\n{folder}: {len(frames)} labelled frames ({off} off the screen, left out); camera mean from {fit}; "
+          f"{args.seeds} seeds; mean error in cells")
+    keys = ("synthetic_test", "synthetic_test_camera_shifted", "on_screen", "zero_shot", "calibrated")
+    print(f"  {'arm':<8}{'seed':>5}" + "".join(f"{k:>31}" for k in keys))
+    for r in rows:
+        print(f"  {r['arm']:<8}{r['seed']:>5}" + "".join(f"{r[k]:>31.3f}" for k in keys))
+    summary = {}
+    print("  camera-matched minus plain, paired by seed: mean [95% t-interval]")
+    for k in keys:
+        d = np.array([c[k] - p[k] for p, c in zip(rows[::2], rows[1::2], strict=True)])
+        m, lo, hi = t_interval(d)
+        summary[k] = {"mean": m, "lo": lo, "hi": hi, "differences": d.tolist()}
+        print(f"    {k:<31} {m:+.3f} [{lo:+.3f}, {hi:+.3f}]" + (
+            "   (interval excludes 0)" if lo > 0 or hi < 0 else ""))
+    print(f"  always the centre on these frames: {rows[0]['centre']:.3f} cells; {time.strftime('%Y-%m-%d %H:%M')}")
+    if args.json:
+        from gazeneg.files import atomic_write_text
+
+        atomic_write_text(Path(args.json), json.dumps({"folder": str(folder), "fit": str(fit), "rows": rows,
+                                                       "paired": summary}, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Renders matched to a camera (gazeneg.data.adapt, `gazeneg adapt`, train --camera-mean): the shift makes the
+training photos' mean strip the camera's and moves every photo by the same image; the file is numbers only
+and a bad one is one clear error; training applies it last, on what the model sees; the benchmark's
+held-out protocol tests a camera's strips the mean never saw."""
+
+import numpy as np
+import pytest
+
+from gazeneg.cli.main import main as gazeneg_main
+from gazeneg.config import ConfigError, from_dict
+from gazeneg.data.adapt import CameraMean, CameraMeanError, adapt_to_camera, fit_camera_mean
+from gazeneg.data.dataset import load_dataset
+from gazeneg.strip import IMAGE_H, IMAGE_W
+from tests.conftest import load_script
+
+
+def _strips(n, seed=0, lo=60, hi=190):
+    return np.random.default_rng(seed).integers(lo, hi, (n, IMAGE_H, IMAGE_W, 3)).astype(np.uint8)
+
+
+def test_the_shift_gives_the_cameras_mean_and_keeps_what_varies():
+    camera = fit_camera_mean(_strips(40, seed=1, lo=60, hi=120), "cam")
+    renders = _strips(300, seed=2, lo=80, hi=180)
+    out = adapt_to_camera(renders, camera)
+    assert out.dtype == np.uint8 and out.shape == renders.shape
+    # the mean strip is the camera's to the rounding (one shift for all: at most half a grey level)
+    assert np.abs(out.astype(np.float64).mean(0) - camera.mean).max() <= 0.5 + 1e-3
+    # every photo moved by the same image: differences between photos are kept (to the rounding)
+    d_in = renders[1:].astype(np.int16) - renders[:-1]
+    d_out = out[1:].astype(np.int16) - out[:-1]
+    assert np.abs(d_out - d_in).max() <= 1
+    # a camera whose mean is the renders' own changes nothing
+    same = CameraMean(renders.astype(np.float64).mean(0).astype(np.float32), 300, "self")
+    assert np.abs(adapt_to_camera(renders, same).astype(np.int16) - renders).max() <= 1
+
+
+def test_camera_mean_file_round_trip_and_clear_errors(tmp_path):
+    cam = fit_camera_mean(_strips(25), "/some/frames")
+    path = cam.save(tmp_path / "cam.npz")
+    back = CameraMean.load(path)
+    assert np.array_equal(back.mean, cam.mean) and back.n == 25 and back.source == "/some/frames"
+    with np.load(path, allow_pickle=False) as z:   # numbers only: loads without pickle
+        assert set(z.files) == {"mean", "info"}
+    with pytest.raises(CameraMeanError, match="no such camera-mean file"):
+        CameraMean.load(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(CameraMeanError, match="junk.npz: not a camera-mean file"):
+        CameraMean.load(tmp_path / "junk.npz")
+    np.savez(tmp_path / "shape.npz", mean=np.zeros((8, 8, 3)), info=np.array('{"format": "gazeneg-camera-mean-1"}'))
+    with pytest.raises(CameraMeanError, match=r"shape.npz: the mean strip is \(8, 8, 3\)"):
+        CameraMean.load(tmp_path / "shape.npz")
+    with pytest.raises(CameraMeanError, match="3 eye strips .* at least 20"):
+        fit_camera_mean(_strips(3), "few")
+    with pytest.raises(CameraMeanError, match="expected eye strips of shape"):
+        fit_camera_mean(np.zeros((30, 8, 8, 3), np.uint8), "odd")
+
+
+def test_training_shifts_each_epoch_to_the_camera_last(tiny_dataset, tmp_path, monkeypatch):
+    """With --camera-mean every epoch's photos (after augmentation and flip) have the camera's mean; without
+    it they do not; the torch augmentation backend is refused with the reason."""
+    import gazeneg.training.loop as loop
+
+    ds = load_dataset(tiny_dataset)
+    target = np.full((IMAGE_H, IMAGE_W, 3), 205.0, np.float32)
+    target[:, : IMAGE_W // 2] = 165.0                             # a camera with a darker left half
+    CameraMean(target, 100, "test").save(tmp_path / "cam.npz")
+    means = []
+    real = loop._epoch_data
+
+    def spy(t, epoch):
+        aug = real(t, epoch)
+        means.append(t.data[0].numpy().astype(np.float64).mean(0))
+        return aug
+
+    monkeypatch.setattr(loop, "_epoch_data", spy)
+    for cam in (str(tmp_path / "cam.npz"), ""):
+        means.clear()
+        cfg = from_dict(dict(data=str(ds.root), epochs=2, out=str(tmp_path / f"run{bool(cam)}"), progress=False,
+                             model="mlp", val_subjects=1, test_subjects=1, augment=True, flip=True, ema=0.0,
+                             camera_mean=cam))
+        loop.run(cfg, argv=["x"])
+        assert len(means) == 2
+        gap = max(np.abs(m - target).mean() for m in means)   # mean over pixels: a few clip at 0 or 255
+        assert (gap < 1.0) if cam else (gap > 20), (cam, gap)
+    with pytest.raises(ConfigError, match="camera_mean .* albumentations"):
+        from_dict(dict(camera_mean="x.npz", augment_backend="torch"))
+
+
+def test_adapt_command_on_a_data_set_and_its_errors(tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "cam.npz"
+    assert gazeneg_main(["adapt", str(tiny_dataset), "--out", str(out)]) == 0
+    cam = CameraMean.load(out)
+    imgs = load_dataset(tiny_dataset).images
+    assert cam.n == len(imgs) and np.allclose(cam.mean, imgs.astype(np.float64).mean(0), atol=1e-3)
+    assert "gazeneg train --camera-mean" in capsys.readouterr().out
+    assert gazeneg_main(["adapt", str(tiny_dataset), "--out", str(out)]) == 2          # exists, no --force
+    assert f"{out} exists" in capsys.readouterr().err
+    assert gazeneg_main(["adapt", str(tmp_path / "nothing"), "--out", str(tmp_path / "c.npz")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_adapt_command_cuts_frames_like_live(tmp_path, capsys, landmark_models):
+    """A folder of frames goes through the live pipeline; one real face is one strip, too few for a mean, said
+    with the count."""
+    import shutil
+
+    from gazeneg.testing import astronaut_path
+
+    frames = tmp_path / "frames" / "sub"
+    frames.mkdir(parents=True)
+    shutil.copy(astronaut_path(), frames / "a.png")
+    assert gazeneg_main(["adapt", str(tmp_path / "frames"), "--out", str(tmp_path / "c.npz"), "--quiet"]) == 2
+    assert "1 eye strips with both eyes open" in capsys.readouterr().err
+
+
+def test_benchmark_tests_each_camera_on_strips_its_mean_did_not_see():
+    """The camera arm's halves are disjoint (videos in blocks of consecutive strips), and a render set matched to
+    a source's half has that half's mean strip."""
+    dg = load_script("domain_gap", "benchmarks")
+    real = {"videos": _strips(100, 3), "stills": _strips(9, 4), "astronaut": _strips(1, 5)}
+    halves = dg.source_halves(real)
+    assert set(halves) == {"videos", "stills"}
+    a, b = halves["videos"]
+    assert len(a) + len(b) == 100 and np.array_equal(a[:40], real["videos"][:40])
+    assert np.array_equal(b[:40], real["videos"][40:80])
+    rng = np.random.default_rng(0)
+    matched = dg.camera_matched(_strips(500, 6), a, 500, rng)
+    assert np.abs(matched.astype(np.float64).mean(0) - a.astype(np.float64).mean(0)).mean() < 3.0
