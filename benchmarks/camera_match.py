@@ -10,7 +10,7 @@ For each seed the demo's configuration (TrainConfig defaults, the seed changed) 
 with --camera-mean of the FIT folder's frames (default: the tested folder itself; the camera's mean uses no
 label). Runs are kept under --runs and reused when their best.pt exists, so an interrupted benchmark resumes.
 Each model is measured
-  * on the renders: the held-out synthetic test people as rendered, and shifted to the camera's mean (what a
+  * on the renders: the held-out synthetic test people as rendered, and matched to the camera's mean (what a
     camera-matched model is trained for), mean error in cells;
   * on the real frames of FOLDER (named ..._<x>_<y>.jpg, as benchmarks/real_webcam.py reads them), through the
     live pipeline: the share on the screen, the zero-shot mean error, and the mean error after a 9-point
@@ -67,7 +67,7 @@ def trained(runs: Path, name: str, extra: list[str]) -> Path:
 
 
 def synthetic_errors(ckpt: Path, camera) -> tuple[float, float]:
-    """Mean test error (cells) of a checkpoint on the demo split's held-out test people, as rendered and shifted
+    """Mean test error (cells) of a checkpoint on the demo split's held-out test people, as rendered and matched
     to the camera's mean."""
     import torch
 
@@ -122,15 +122,15 @@ def main(argv=None) -> int:
         for arm, name, extra in (("plain", f"base-s{seed}", []),
                                  ("camera", f"{args.arm_name}-s{seed}", ["--camera-mean", str(cam_file)])):
             ckpt = trained(runs, name, ["--seed", str(seed), *extra])
-            raw, shifted = synthetic_errors(ckpt, camera)
+            raw, matched = synthetic_errors(ckpt, camera)
             real = rw.evaluate_model(f"{arm}, seed {seed}", ckpt, frames, labels, ref, rw_args)
             rows.append({"seed": seed, "arm": arm, "checkpoint": str(ckpt), "synthetic_test": raw,
-                         "synthetic_test_camera_shifted": shifted, "on_screen": real["on_screen"],
+                         "synthetic_test_camera_matched": matched, "on_screen": real["on_screen"],
                          "zero_shot": real["zero_shot_error_cells"], "centre": real["centre_guess_error_cells"],
                          "calibrated": real["calibrated"]["calibrated"]["mean"]})
     print(f"\n{folder}: {len(frames)} labelled frames ({off} off the screen, left out); camera mean from {fit}; "
           f"{args.seeds} seeds; mean error in cells")
-    keys = ("synthetic_test", "synthetic_test_camera_shifted", "on_screen", "zero_shot", "calibrated")
+    keys = ("synthetic_test", "synthetic_test_camera_matched", "on_screen", "zero_shot", "calibrated")
     print(f"  {'arm':<8}{'seed':>5}" + "".join(f"{k:>31}" for k in keys))
     for r in rows:
         print(f"  {r['arm']:<8}{r['seed']:>5}" + "".join(f"{r[k]:>31.3f}" for k in keys))

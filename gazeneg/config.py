@@ -97,8 +97,8 @@ class TrainConfig:
         "JPEG, low resolution, shadow, sclera and iris tint, lashes, glare; docs/domain-gap.md): on, off, or "
         "auto (on for synthetic data)", choices=("auto", "on", "off"))
     camera_mean: str = opt("", "optimisation",
-        "a camera's mean eye strip (`gazeneg adapt FRAMES --out FILE`): each epoch's training photos are shifted "
-        "by one image so their mean strip is that camera's (renders matched to your webcam; docs/domain-gap.md); "
+        "a camera's mean eye strip (`gazeneg adapt FRAMES --out FILE`): each epoch's training photos are multiplied "
+        "by one gain image so their mean strip is that camera's (renders matched to your webcam; docs/domain-gap.md); "
         "'' = off")
     seed: int = opt(0, "optimisation", "seed of initialisation, batch order, augmentation and wrong points")
     threads: int = opt(0, "optimisation", "torch CPU threads; 0 = torch's default; count")
@@ -314,7 +314,7 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.neg_distance > 0, "neg_distance must be > 0"),
         (cfg.neg_k >= 1, "neg_k must be >= 1"),
         (not (cfg.camera_mean and cfg.augment_backend == "torch"),
-         "camera_mean shifts each epoch's photos on the CPU: use augment_backend albumentations or auto"),
+         "camera_mean matches each epoch's photos on the CPU: use augment_backend albumentations or auto"),
         (len(cfg.neg_direction) == 2 and any(cfg.neg_direction), "neg_direction must be two numbers, not both 0"),
         (cfg.guard_bound >= 0 and cfg.guard_grad_cap >= 0, "guard values must be >= 0"),
         (cfg.watchdog_patience >= 1, "watchdog_patience must be >= 1"),

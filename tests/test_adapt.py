@@ -1,10 +1,11 @@
-"""Renders matched to a camera (gazeneg.data.adapt, `gazeneg adapt`, train --camera-mean): the shift makes the
-training photos' mean strip the camera's and moves every photo by the same image; the file is numbers only
+"""Renders matched to a camera (gazeneg.data.adapt, `gazeneg adapt`, train --camera-mean): the gain makes the
+training photos' mean strip the camera's and multiplies every photo by the same image; the file is numbers only
 and a bad one is one clear error; training applies it last, on what the model sees; the benchmark's
 held-out protocol tests a camera's strips the mean never saw."""
 
 import numpy as np
 import pytest
+import torch
 
 from gazeneg.cli.main import main as gazeneg_main
 from gazeneg.config import ConfigError, from_dict
@@ -18,20 +19,23 @@ def _strips(n, seed=0, lo=60, hi=190):
     return np.random.default_rng(seed).integers(lo, hi, (n, IMAGE_H, IMAGE_W, 3)).astype(np.uint8)
 
 
-def test_the_shift_gives_the_cameras_mean_and_keeps_what_varies():
+def test_the_gain_gives_the_cameras_mean_and_keeps_what_varies():
     camera = fit_camera_mean(_strips(40, seed=1, lo=60, hi=120), "cam")
     renders = _strips(300, seed=2, lo=80, hi=180)
     out = adapt_to_camera(renders, camera)
     assert out.dtype == np.uint8 and out.shape == renders.shape
-    # the mean strip is the camera's to the rounding (one shift for all: at most half a grey level)
+    # the mean strip is the camera's to the rounding (at most half a grey level)
     assert np.abs(out.astype(np.float64).mean(0) - camera.mean).max() <= 0.5 + 1e-3
-    # every photo moved by the same image: differences between photos are kept (to the rounding)
-    d_in = renders[1:].astype(np.int16) - renders[:-1]
-    d_out = out[1:].astype(np.int16) - out[:-1]
-    assert np.abs(d_out - d_in).max() <= 1
+    # every photo multiplied by the same gain image: out = photo x gain, to the rounding
+    gain = camera.mean / renders.astype(np.float64).mean(0)
+    assert np.abs(out - renders * gain).max() <= 0.5 + 1e-3
     # a camera whose mean is the renders' own changes nothing
     same = CameraMean(renders.astype(np.float64).mean(0).astype(np.float32), 300, "self")
     assert np.abs(adapt_to_camera(renders, same).astype(np.int16) - renders).max() <= 1
+    # where the gain would pass 255, the clipped pixels' share goes to the others: the mean still arrives
+    bright = fit_camera_mean(_strips(40, seed=3, lo=170, hi=250), "bright")
+    up = adapt_to_camera(renders, bright)
+    assert (up == 255).any() and np.abs(up.astype(np.float64).mean(0) - bright.mean).mean() < 1.0
 
 
 def test_camera_mean_file_round_trip_and_clear_errors(tmp_path):
@@ -55,7 +59,7 @@ def test_camera_mean_file_round_trip_and_clear_errors(tmp_path):
         fit_camera_mean(np.zeros((30, 8, 8, 3), np.uint8), "odd")
 
 
-def test_training_shifts_each_epoch_to_the_camera_last(tiny_dataset, tmp_path, monkeypatch):
+def test_training_matches_each_epoch_to_the_camera_last(tiny_dataset, tmp_path, monkeypatch):
     """With --camera-mean every epoch's photos (after augmentation and flip) have the camera's mean; without
     it they do not; the torch augmentation backend is refused with the reason."""
     import gazeneg.training.loop as loop
@@ -82,6 +86,8 @@ def test_training_shifts_each_epoch_to_the_camera_last(tiny_dataset, tmp_path, m
         assert len(means) == 2
         gap = max(np.abs(m - target).mean() for m in means)   # mean over pixels: a few clip at 0 or 255
         assert (gap < 1.0) if cam else (gap > 20), (cam, gap)
+    cuda = torch.device("cuda")   # no GPU needed: which backend a CUDA run would pick
+    assert loop._torch_augment(from_dict({}), cuda) and not loop._torch_augment(from_dict({"camera_mean": "c.npz"}), cuda)
     with pytest.raises(ConfigError, match="camera_mean .* albumentations"):
         from_dict(dict(camera_mean="x.npz", augment_backend="torch"))
 

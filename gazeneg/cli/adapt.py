@@ -4,7 +4,7 @@
     gazeneg adapt my_frames/ --out camera.npz          # a folder of webcam frames (searched recursively)
     gazeneg adapt me.mp4 --every 5 --out camera.npz    # a video of you at the screen, every 5th frame
     gazeneg adapt my_capture/ --out camera.npz         # a data-set folder from `gazeneg capture` or `import`
-    gazeneg train --camera-mean camera.npz             # then the synthetic set, shifted to your camera's mean
+    gazeneg train --camera-mean camera.npz             # then the synthetic set, matched to your camera's mean
 
 The frames need no labels: any frames of you at your desk, with the webcam and light you will track with,
 do (a capture's or a calibration's photos, or 30 seconds of video). Frames and videos go through the live
@@ -42,6 +42,7 @@ def frame_strips(source: Path, *, face_backend: str = "auto", every: int = 1, pr
     import numpy as np
     from tqdm import tqdm
 
+    from gazeneg.strip import IMAGE_H, IMAGE_W
     from gazeneg.webcam.detect import crop_eyes, eyes_closed, make_detector
     from gazeneg.webcam.sources import ImageFolderSource, VideoFileSource
 
@@ -69,7 +70,7 @@ def frame_strips(source: Path, *, face_backend: str = "auto", every: int = 1, pr
                 continue
             strips.append(strip)
     src.close()
-    return (np.stack(strips) if strips else np.zeros((0, 1, 1, 3), np.uint8)), n, skipped
+    return (np.stack(strips) if strips else np.zeros((0, IMAGE_H, IMAGE_W, 3), np.uint8)), n, skipped
 
 
 def main(argv=None, prog: str | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Renders matched to one camera: the camera's mean eye strip, and training photos shifted to it.
+"""Renders matched to one camera: the camera's mean eye strip, and training photos brought to it.
 
 benchmarks/domain_gap.py measures how well a classifier tells rendered strips from real ones, and
 docs/domain-gap.md what it separates on: the two classes' mean strips (a logistic regression on pixels can
@@ -7,13 +7,13 @@ as much as from the renders (one camera's mean corrects the renders for that cam
 What every user has is their own camera: the frames of a calibration or a capture, unlabelled if need be.
 `gazeneg adapt FRAMES --out camera.npz` cuts their eye strips with the live pipeline and keeps their mean
 (a CameraMean, 32x96x3 numbers: no face can be read back from it, and it stays on the user's machine);
-`gazeneg train --camera-mean camera.npz` then shifts each epoch's augmented training photos so that their
-mean strip is the camera's (adapt_to_camera): every photo moves by the same image, so what varies from
-photo to photo (the pupil, the label's signal) is untouched, and what the renderer gets wrong on average
-for this camera (the seam between the two eyes' crops, where lids, lashes and cheek sit, the light) is
-gone from the training set's mean. This is first-moment matching, the simplest of the domain-adaptation
-corrections (CORAL matches the second moment too; docs/domain-gap.md says why the mean is what matters
-here)."""
+`gazeneg train --camera-mean camera.npz` then multiplies each epoch's augmented training photos, pixel by
+pixel, by one gain image so that their mean strip is the camera's (adapt_to_camera): every photo gets the
+same gain, so what varies from photo to photo (the pupil, the label's signal) stays where it was, and what
+the renderer gets wrong on average for this camera (the seam between the two eyes' crops, where lids,
+lashes and cheek sit, the light) is gone from the training set's mean. This is first-moment matching, the
+simplest of the domain-adaptation corrections (CORAL matches the second moment too; docs/domain-gap.md
+says why the mean is what matters here, and why a gain rather than an added image)."""
 
 from __future__ import annotations
 
@@ -86,14 +86,21 @@ def fit_camera_mean(strips: np.ndarray, source: str = "", *, min_strips: int = M
     return CameraMean(strips.astype(np.float64).mean(0).astype(np.float32), len(strips), source)
 
 
+# The largest gain a pixel may get: where the photos' mean is near black, the camera's mean over it would
+# otherwise ask for an unbounded one.
+MAX_GAIN = 16.0
+
+
 def adapt_to_camera(images: np.ndarray, camera: CameraMean, *, rounds: int = 4) -> np.ndarray:
-    """uint8 strips (N, H, W, 3), each shifted by the same image: their mean strip becomes the camera's. The
-    shift starts at camera.mean - images.mean(0); where the shifted pixels would leave 0..255 and are clipped,
-    what the clip took from the mean is added back to the shift (`rounds` times), so the pixels that can
-    still move carry it; what remains is the rounding to whole grey levels (at most half a level) and pixels
+    """uint8 strips (N, H, W, 3), each multiplied pixel by pixel by the same gain image, so their mean strip
+    becomes the camera's: light falls on a face multiplicatively (the room's light and shadows, the lens's
+    vignetting), and a gain keeps a dark frame's dark pupil distinct where adding one image would clip it to
+    black. The gain starts at camera.mean / images.mean(0); where a multiplied pixel would pass 255 and is
+    clipped, the gain is raised by what the clip took from the mean (`rounds` times), so the pixels that can
+    still move carry it. What remains is the rounding to whole grey levels (at most half a level) and pixels
     clipped in every photo."""
     f = images.astype(np.float32)
-    shift = camera.mean - f.mean(0)
+    gain = camera.mean / np.maximum(f.mean(0), 1.0)
     for _ in range(rounds):
-        shift += camera.mean - np.clip(f + shift, 0, 255).mean(0)
-    return np.clip(np.rint(f + shift), 0, 255).astype(np.uint8)
+        gain *= camera.mean / np.maximum(np.clip(f * np.minimum(gain, MAX_GAIN), 0, 255).mean(0), 1.0)
+    return np.clip(np.rint(f * np.minimum(gain, MAX_GAIN)), 0, 255).astype(np.uint8)

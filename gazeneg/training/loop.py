@@ -68,7 +68,7 @@ def _on_features(model: GazeModel, data, device):
 
 
 def _torch_augment(cfg: TrainConfig, device) -> bool:
-    # the camera's mean (data.adapt) shifts a whole epoch's photos at once: the albumentations path
+    # the camera's mean (data.adapt) matches a whole epoch's photos at once: the albumentations path
     return cfg.augment_backend == "torch" or (cfg.augment_backend == "auto" and device.type == "cuda"
                                               and not cfg.camera_mean)
 
@@ -128,7 +128,7 @@ class Training:
     data: tuple                      # (images or features, face, targets) of the training set, on the device
     val_data: tuple
     look: bool                       # the webcam look (data.realism) on the training photos
-    camera: CameraMean | None        # a camera's mean strip the training photos are shifted to (data.adapt)
+    camera: CameraMean | None        # a camera's mean strip the training photos are matched to (data.adapt)
     ema: object = None
     eval_model: torch.nn.Module | None = None   # what validates: the EMA's weights or fwd, on features or not
     best_state: dict | None = None
