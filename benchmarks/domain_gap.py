@@ -677,6 +677,28 @@ def camera_arm(train_imgs: np.ndarray, real: dict, args, log=print) -> dict:
     return res
 
 
+def camera_figure(train_imgs: np.ndarray, real: dict, path: Path, seed: int = 0) -> str:
+    """One PNG: for each source with halves, the mean strip of its second half (real), of the renders (look on),
+    of the renders matched to its first half, and a few matched renders: what the correction does, to look at."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    halves = source_halves(real)
+    rng = np.random.default_rng(seed)
+    fig, ax = plt.subplots(len(halves), 4, figsize=(13, 1.3 * len(halves) + 0.6), squeeze=False)
+    for row, (k, (a, b)) in zip(ax, halves.items(), strict=True):
+        matched = camera_matched(train_imgs, a, len(train_imgs), rng)
+        few = np.concatenate(list(matched[rng.choice(len(matched), 2, replace=False)]), axis=0)
+        panels = ((f"{k}: real, held-out half ({len(b)}), mean", b.mean(0)), ("renders (look on), mean", train_imgs.mean(0)),
+                  (f"renders matched to the other half ({len(a)}), mean", matched.mean(0)), ("two matched renders", few))
+        for axis, (title, im) in zip(row, panels, strict=True):
+            axis.imshow(np.clip(im, 0, 255).astype(np.uint8))
+            axis.set_title(title, fontsize=8)
+            axis.set_axis_off()
+    return save_figure(fig, path, dpi=110)
+
+
 def print_camera_arm(res: dict, log=print):
     log("\nrenders matched to each camera (gazeneg adapt / train --camera-mean: the renders multiplied by one gain image to the mean strip of "
         "half a source's strips), against that source's other half, both ways; cross-validated ROC AUC")
@@ -820,7 +842,7 @@ def get_args_parser():
     p.add_argument("--out", default="", help="also write the figures as JSON here")
     p.add_argument("--diagnose", default="", metavar="DIR",
                    help="also diagnose what the pixel classifier separates on (the last arm's renders): "
-                        "figures into DIR, numbers printed and in --out")
+                        "figures into DIR, numbers printed and in --out; with --camera also camera_means.png")
     return p
 
 
@@ -848,6 +870,9 @@ def main(argv=None) -> int:
         on = trained if args.arms.split(",")[-1] == "on" else as_trained(x, tg, fc, realism=True, seed=args.seed)
         camera = camera_arm(on, real, args)
         print_camera_arm(camera)
+        if args.diagnose:
+            Path(args.diagnose).mkdir(parents=True, exist_ok=True)
+            print("  figure: " + camera_figure(on, real, Path(args.diagnose) / "camera_means.png", args.seed))
     if args.diagnose:
         arms[list(arms)[-1]]["diagnosis"] = diagnose(trained, real, args, Path(args.diagnose))
     print(f"\n{sum(len(v) for v in real.values())} real strips, {len(x)} training strips; "
