@@ -66,18 +66,15 @@ def trained(runs: Path, name: str, extra: list[str]) -> Path:
     return sorted(runs.glob(f"*-{name}/best.pt"))[-1]
 
 
-def synthetic_errors(ckpt: Path, camera) -> tuple[float, float]:
-    """Mean test error (cells) of a checkpoint on the demo split's held-out test people, as rendered and matched
-    to the camera's mean."""
+def synthetic_errors(ckpt: Path, test, camera) -> tuple[float, float]:
+    """Mean error (cells) of a checkpoint on the held-out test people `test` (the demo split's, loaded once),
+    as rendered and matched to the camera's mean."""
     import torch
 
-    from gazeneg.config import TrainConfig
     from gazeneg.data.adapt import adapt_to_camera
-    from gazeneg.data.splits import load_splits
     from gazeneg.model.checkpoint import load_checkpoint
     from gazeneg.training.loop import evaluate, tensors
 
-    test = load_splits(TrainConfig()).test
     model, _ = load_checkpoint(ckpt)
     out = []
     for ds in (test, dataclasses.replace(test, images=adapt_to_camera(test.images, camera))):
@@ -117,12 +114,16 @@ def main(argv=None) -> int:
     labels = np.array([lab for _, lab in frames], float)
     ref, _ = rw.person_reference(frames)
     rw_args = argparse.Namespace(k=9, draws=args.draws, seed=0)
+    from gazeneg.config import TrainConfig
+    from gazeneg.data.splits import load_splits
+
+    test = load_splits(TrainConfig()).test
     rows = []
     for seed in range(args.seeds):
         for arm, name, extra in (("plain", f"base-s{seed}", []),
                                  ("camera", f"{args.arm_name}-s{seed}", ["--camera-mean", str(cam_file)])):
             ckpt = trained(runs, name, ["--seed", str(seed), *extra])
-            raw, matched = synthetic_errors(ckpt, camera)
+            raw, matched = synthetic_errors(ckpt, test, camera)
             real = rw.evaluate_model(f"{arm}, seed {seed}", ckpt, frames, labels, ref, rw_args)
             rows.append({"seed": seed, "arm": arm, "checkpoint": str(ckpt), "synthetic_test": raw,
                          "synthetic_test_camera_matched": matched, "on_screen": real["on_screen"],

@@ -87,13 +87,9 @@ def _media():
 
 def _strip(detector, frame_bgr):
     """The live pipeline's strip of a frame (RGB uint8), or None: no face, not both eyes, or eyes closed."""
-    from gazeneg.webcam.detect import crop_eyes, eyes_closed
+    from gazeneg.webcam.detect import open_eye_strip
 
-    det = detector.detect(frame_bgr)
-    if det is None or det.eyes_found != 2:
-        return None
-    strip, _feats = crop_eyes(frame_bgr, det)
-    return None if eyes_closed(strip, det) else strip
+    return open_eye_strip(detector, frame_bgr)[0]
 
 
 def video_strips(path: Path, step: int, max_frames: int | None):

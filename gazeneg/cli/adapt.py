@@ -43,7 +43,7 @@ def frame_strips(source: Path, *, face_backend: str = "auto", every: int = 1, pr
     from tqdm import tqdm
 
     from gazeneg.strip import IMAGE_H, IMAGE_W
-    from gazeneg.webcam.detect import crop_eyes, eyes_closed, make_detector
+    from gazeneg.webcam.detect import CLOSED, NO_FACE, make_detector, open_eye_strip
     from gazeneg.webcam.sources import ImageFolderSource, VideoFileSource
 
     if source.is_dir():
@@ -53,22 +53,18 @@ def frame_strips(source: Path, *, face_backend: str = "auto", every: int = 1, pr
         src = VideoFileSource(source)
         total, video = int(src.cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None, True
     det = make_detector(face_backend, track=video)
-    strips, skipped, n = [], {"no face with both eyes": 0, "eyes closed": 0}, 0
+    strips, skipped, n = [], {NO_FACE: 0, CLOSED: 0}, 0
     with tqdm(total=total, desc="eye strips", unit="frame", disable=not progress) as bar:
         while (frame := src.read()) is not None:
             bar.update()
             i, n = n, n + 1
             if i % every:
                 continue
-            d = det.detect(frame)
-            if d is None or d.eyes_found != 2:
-                skipped["no face with both eyes"] += 1
-                continue
-            strip, _ = crop_eyes(frame, d)
-            if eyes_closed(strip, d):
-                skipped["eyes closed"] += 1
-                continue
-            strips.append(strip)
+            strip, why = open_eye_strip(det, frame)
+            if strip is None:
+                skipped[why] += 1
+            else:
+                strips.append(strip)
     src.close()
     return (np.stack(strips) if strips else np.zeros((0, IMAGE_H, IMAGE_W, 3), np.uint8)), n, skipped
 

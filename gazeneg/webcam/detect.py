@@ -479,3 +479,17 @@ def eyes_closed(strip_rgb: np.ndarray, det: Detection, *, min_contrast: float = 
     if det.eyes_found > 0:
         return False
     return max(iris_contrast(strip_rgb)) < min_contrast
+
+
+# Why open_eye_strip found no strip in a frame (the counts `gazeneg adapt` prints).
+NO_FACE, CLOSED = "no face with both eyes", "eyes closed"
+
+
+def open_eye_strip(detector, frame_bgr: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """(strip, "") of a frame as the live pipeline cuts it (crop_eyes), or (None, NO_FACE) when no face with
+    both eyes is found, (None, CLOSED) when the eyes are closed (eyes_closed): a frame's open-eye strip."""
+    det = detector.detect(frame_bgr)
+    if det is None or det.eyes_found != 2:
+        return None, NO_FACE
+    strip, _feats = crop_eyes(frame_bgr, det)
+    return (None, CLOSED) if eyes_closed(strip, det) else (strip, "")
