@@ -17,6 +17,14 @@ Each model is measured
     calibration (real_webcam's draws).
 Paired by seed: camera-matched minus plain, the mean difference and a 95% t-interval over the seeds (few seeds:
 wide intervals; say so rather than read a difference into them). A missing FOLDER is skipped with a message.
+
+With --test-time the other direction is measured instead (`gazeneg live --camera-mean`): no model is trained
+for the camera; each plain model gets the real strips as cut, and brought to its training mean with the FIT
+folder's mean strip (data.adapt.CameraNormaliser). The model is the same, so its error on the renders is the
+same by construction; the real-frame figures are paired by seed, normalised minus as cut. Runs trained before
+checkpoints recorded their training mean get it recomputed (epoch 0's augmented photos, as training records it).
+
+    python benchmarks/camera_match.py ~/gazeneg-real/rbrusnicki --seeds 6 --test-time
 """
 
 from __future__ import annotations
@@ -49,8 +57,26 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--screen", default=(1920, 1080), type=size_arg("--screen"), metavar="WxH",
                    help="the frames' screen in pixels (default 1920x1080)")
     p.add_argument("--draws", type=int, default=500, help="calibration draws (real_webcam)")
+    p.add_argument("--test-time", action="store_true", help="the plain models with the real strips brought to "
+                   "their training mean (live --camera-mean) instead of models trained on camera-matched renders")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     return p
+
+
+def input_mean(ckpt: Path, seed: int, train) -> tuple[np.ndarray, str]:
+    """The checkpoint's recorded training mean strip, or for a run from before it was recorded the same thing
+    recomputed: the mean of epoch 0's augmented training photos (the demo configuration: look, jitter, flip)."""
+    from gazeneg import seeding
+    from gazeneg.data.adapt import CameraMeanError, input_mean_of
+    from gazeneg.data.augment import augment_epoch
+    from gazeneg.model.checkpoint import read_checkpoint
+
+    try:
+        return input_mean_of(read_checkpoint(ckpt), ckpt), "recorded"
+    except CameraMeanError:
+        imgs = augment_epoch(train.images, train.targets, train.face, seed=seeding.seed_int(seed, "augment", 0),
+                             realism=True)[0]
+        return imgs.mean(0, dtype=np.float64).astype(np.float32), "recomputed"
 
 
 def trained(runs: Path, name: str, extra: list[str]) -> Path:
@@ -117,8 +143,11 @@ def main(argv=None) -> int:
     from gazeneg.config import TrainConfig
     from gazeneg.data.splits import load_splits
 
-    test = load_splits(TrainConfig()).test
+    splits = load_splits(TrainConfig())
+    test = splits.test
     rows = []
+    if args.test_time:
+        return test_time(args, runs, camera, folder, fit, frames, off, labels, ref, rw_args, splits)
     for seed in range(args.seeds):
         for arm, name, extra in (("plain", f"base-s{seed}", []),
                                  ("camera", f"{args.arm_name}-s{seed}", ["--camera-mean", str(cam_file)])):
@@ -149,6 +178,46 @@ def main(argv=None) -> int:
 
         atomic_write_text(Path(args.json), json.dumps({"folder": str(folder), "fit": str(fit), "rows": rows,
                                                        "paired": summary}, indent=1, default=float))
+    return 0
+
+
+def test_time(args, runs, camera, folder, fit, frames, off, labels, ref, rw_args, splits) -> int:
+    """--test-time: each plain model on the real strips as cut and brought to its training mean."""
+    import real_webcam as rw
+
+    rows = []
+    for seed in range(args.seeds):
+        ckpt = trained(runs, f"base-s{seed}", ["--seed", str(seed)])
+        mean, how = input_mean(ckpt, seed, splits.train)
+        raw, _ = synthetic_errors(ckpt, splits.test, camera)
+        for arm, cam in (("as cut", None), ("brought", camera)):
+            real = rw.evaluate_model(f"{arm}, seed {seed} (training mean {how})", ckpt, frames, labels, ref, rw_args,
+                                     camera=cam, input_mean=mean)
+            rows.append({"seed": seed, "arm": arm, "checkpoint": str(ckpt), "training_mean": how,
+                         "synthetic_test": raw, "on_screen": real["on_screen"], "zero_shot": real["zero_shot_error_cells"],
+                         "centre": real["centre_guess_error_cells"],
+                         "calibrated": real["calibrated"]["calibrated"]["mean"]})
+    print(f"\n{folder}: {len(frames)} labelled frames ({off} off the screen, left out); the strips brought to each "
+          f"model's training mean with the mean strip of {fit}; {args.seeds} seeds; mean error in cells")
+    keys = ("synthetic_test", "on_screen", "zero_shot", "calibrated")
+    print(f"  {'arm':<8}{'seed':>5}" + "".join(f"{k:>16}" for k in keys))
+    for r in rows:
+        print(f"  {r['arm']:<8}{r['seed']:>5}" + "".join(f"{r[k]:>16.3f}" for k in keys))
+    summary = {}
+    print("  brought to the training mean minus as cut, paired by seed: mean [95% t-interval] (the renders' error is "
+          "the same model's: no difference by construction)")
+    for k in keys[1:]:
+        d = np.array([b[k] - a[k] for a, b in zip(rows[::2], rows[1::2], strict=True)])
+        m, lo, hi = t_interval(d)
+        summary[k] = {"mean": m, "lo": lo, "hi": hi, "differences": d.tolist()}
+        print(f"    {k:<12} {m:+.3f} [{lo:+.3f}, {hi:+.3f}]" + ("   (interval excludes 0)" if lo > 0 or hi < 0 else "")
+              + f"; better in {int((d < 0).sum())} of {len(d)} seeds" * (k != "on_screen"))
+    print(f"  always the centre on these frames: {rows[0]['centre']:.3f} cells; {time.strftime('%Y-%m-%d %H:%M')}")
+    if args.json:
+        from gazeneg.files import atomic_write_text
+
+        atomic_write_text(Path(args.json), json.dumps({"folder": str(folder), "fit": str(fit), "test_time": True,
+                                                       "rows": rows, "paired": summary}, indent=1, default=float))
     return 0
 
 

@@ -624,10 +624,28 @@ def camera_matched(renders: np.ndarray, fit_strips: np.ndarray, n: int, rng) -> 
     return adapted[rng.choice(len(adapted), n, replace=n > len(adapted))]
 
 
-def camera_arm(train_imgs: np.ndarray, real: dict, args, log=print) -> dict:
-    """The renders matched to each real source's camera from half its strips, against the other half (both
-    ways): the pixel classifiers' cross-validated AUC, pooled over the sources and per source; and the
-    cross-camera control (one source's mean applied to the renders, tested against another source)."""
+def camera_normalised(train_imgs: np.ndarray, fit_strips: np.ndarray, test_strips: np.ndarray) -> np.ndarray:
+    """test_strips brought to the renders' mean with the mean strip of fit_strips (data.adapt.CameraNormaliser,
+    what `gazeneg live --camera-mean` does to each strip before the model sees it)."""
+    from gazeneg.data.adapt import CameraNormaliser, fit_camera_mean
+
+    return CameraNormaliser(fit_camera_mean(fit_strips, min_strips=1), train_imgs.astype(np.float64).mean(0))(test_strips)
+
+
+# The two directions of the correction: the renders brought to the camera (train --camera-mean), or the camera's
+# strips brought to the renders (live --camera-mean). Each gives (real side, render side) of one comparison.
+DIRECTIONS = {
+    "renders matched to the camera": lambda train, fit, test, rng: (test, camera_matched(train, fit, len(test), rng)),
+    "camera's strips brought to the renders": lambda train, fit, test, rng: (
+        camera_normalised(train, fit, test), train[rng.choice(len(train), len(test), replace=len(test) > len(train))]),
+}
+
+
+def camera_arm(train_imgs: np.ndarray, real: dict, args, log=print, direction: str = "renders matched to the camera") -> dict:
+    """One camera's correction fitted on half of each real source's strips and tested on the other half (both
+    ways), in one of the two DIRECTIONS: the pixel classifiers' cross-validated AUC, pooled over the sources and
+    per source; the statistics; and the cross-camera control (one source's mean, another source's strips)."""
+    pair = DIRECTIONS[direction]
     halves = source_halves(real)
     rng = np.random.default_rng(args.seed)
     fits = {"logistic, 24x8 grey pixels": (small_grey, lambda a, b: fit_logistic(a, b, args.l2))}
@@ -635,26 +653,31 @@ def camera_arm(train_imgs: np.ndarray, real: dict, args, log=print) -> dict:
         fits["small CNN, 16x48 colour"] = (
             lambda im: np.stack([cv2.resize(i, (IMAGE_W // 2, IMAGE_H // 2), interpolation=cv2.INTER_AREA) for i in im]),
             lambda a, b: fit_cnn(a, b, epochs=args.cnn_epochs, seed=args.seed))
-    res = {"sources": {k: [len(a), len(b)] for k, (a, b) in halves.items()},
+    res = {"direction": direction, "sources": {k: [len(a), len(b)] for k, (a, b) in halves.items()},
            "left_out": [k for k in real if k not in halves], "classifiers": {}, "cross_camera": {}}
     for name, (feat, fit) in fits.items():
         pooled, by_src = [], {k: [] for k in halves}
         for way in (0, 1):   # fit on A, test on B; then the other way round
-            test = {k: h[1 - way] for k, h in halves.items()}
-            rend = {k: camera_matched(train_imgs, h[way], len(test[k]), rng) for k, h in halves.items()}
-            xr, xg = np.concatenate(list(test.values())), np.concatenate(list(rend.values()))
+            pairs = {k: pair(train_imgs, h[way], h[1 - way], rng) for k, h in halves.items()}
+            xr = np.concatenate([p[0] for p in pairs.values()])
+            xg = np.concatenate([p[1] for p in pairs.values()])
             y = np.r_[np.ones(len(xr)), np.zeros(len(xg))]
             scores, per_fold = cross_validated(fit, feat(np.concatenate([xr, xg])), y,
                                                stratified_folds(y, args.folds, args.seed))
             pooled.append(float(np.mean(per_fold)))
-            src = np.concatenate([[k] * len(v) for k, v in test.items()])
-            for k in halves:   # each source's held-out strips against the renders matched to its camera
+            src = np.concatenate([[k] * len(p[0]) for k, p in pairs.items()])
+            for k in halves:   # each source's held-out strips against the renders of its own comparison
                 by_src[k].append(auc(scores[:len(xr)][src == k], scores[len(xr):][src == k]))
         res["classifiers"][name] = {"auc_mean": float(np.mean(pooled)), "auc_ways": pooled,
                                     "auc_by_source": {k: float(np.mean(v)) for k, v in by_src.items()}}
-    # the statistics table's test, on the held-out halves against the renders matched to the other halves
-    test = np.concatenate([h[1] for h in halves.values()])
-    rend = np.concatenate([camera_matched(train_imgs, h[0], len(train_imgs) // len(halves), rng) for h in halves.values()])
+    # the statistics table's test, on the held-out halves, each corrected with the mean of its other half
+    if direction == "renders matched to the camera":
+        test = np.concatenate([h[1] for h in halves.values()])
+        rend = np.concatenate([camera_matched(train_imgs, h[0], len(train_imgs) // len(halves), rng)
+                               for h in halves.values()])
+    else:   # the renders as trained: their whole distribution
+        test = np.concatenate([camera_normalised(train_imgs, h[0], h[1]) for h in halves.values()])
+        rend = train_imgs
     st_t, st_r = strip_stats(rend), strip_stats(test)
     res["stats"] = {}
     for j, s in enumerate(STATS):
@@ -667,9 +690,9 @@ def camera_arm(train_imgs: np.ndarray, real: dict, args, log=print) -> dict:
         for test_k in names:
             if fit_k == test_k or len(real[test_k]) < 20:
                 continue
-            rend = camera_matched(train_imgs, real[fit_k], len(real[test_k]), rng)
-            y = np.r_[np.ones(len(real[test_k])), np.zeros(len(rend))]
-            res["cross_camera"][f"{fit_k} -> {test_k}"] = cv_auc(small_grey(np.concatenate([real[test_k], rend])), y, args)
+            a, b = pair(train_imgs, real[fit_k], real[test_k], rng)
+            y = np.r_[np.ones(len(a)), np.zeros(len(b))]
+            res["cross_camera"][f"{fit_k} -> {test_k}"] = cv_auc(small_grey(np.concatenate([a, b])), y, args)
     return res
 
 
@@ -696,8 +719,12 @@ def camera_figure(train_imgs: np.ndarray, real: dict, path: Path, seed: int = 0)
 
 
 def print_camera_arm(res: dict, log=print):
-    log("\nrenders matched to each camera (gazeneg adapt / train --camera-mean: the renders multiplied by one gain image to the mean strip of "
-        "half a source's strips), against that source's other half, both ways; cross-validated ROC AUC")
+    what = res.get("direction", "renders matched to the camera")
+    log(f"\n{what}: " + ("(gazeneg adapt / train --camera-mean: the renders multiplied by one gain image to the mean "
+                         "strip of half a source's strips), against that source's other half" if what.startswith("renders")
+                         else "(gazeneg adapt / live --camera-mean: the other half of a source's strips multiplied by one "
+                              "gain image, from the renders' mean strip and the first half's), against the renders as "
+                              "trained") + ", both ways; cross-validated ROC AUC")
     log("  halves: " + ", ".join(f"{k} {a} + {b}" for k, (a, b) in res["sources"].items())
         + (f"; left out (one strip, no half to test on): {', '.join(res['left_out'])}" if res["left_out"] else ""))
     for c, r in res["classifiers"].items():
@@ -713,7 +740,7 @@ def print_camera_arm(res: dict, log=print):
         + ", ".join(f"{k} {r['real_median_percentile']:.0f}%" for k, r in res["stats"].items()))
     a = res["classifiers"]["logistic, 24x8 grey pixels"]["auc_mean"]
     out = [k for k, r in res["stats"].items() if not r["train_p5"] <= r["real_median"] <= r["train_p95"]]
-    log(f"  goal (issue 21) for renders matched to the camera, on strips the camera's mean did not see: logistic AUC "
+    log(f"  goal (issue 21), {what}, on strips the camera's mean did not see: logistic AUC "
         f"{a:.3f} ({'met' if a <= GOAL_AUC else 'missed'}); statistics outside the 5th-95th: "
         f"{', '.join(out) if out else 'none'} ({'met' if not out else 'missed'})")
 
@@ -864,8 +891,9 @@ def main(argv=None) -> int:
     print_report(arms, real)
     if args.camera:
         on = trained if args.arms.split(",")[-1] == "on" else as_trained(x, tg, fc, realism=True, seed=args.seed)
-        camera = camera_arm(on, real, args)
-        print_camera_arm(camera)
+        camera = {d: camera_arm(on, real, args, direction=d) for d in DIRECTIONS}
+        for c in camera.values():
+            print_camera_arm(c)
         if args.diagnose:
             Path(args.diagnose).mkdir(parents=True, exist_ok=True)
             print("  figure: " + camera_figure(on, real, Path(args.diagnose) / "camera_means.png", args.seed))
@@ -877,7 +905,7 @@ def main(argv=None) -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(Path(args.out), json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "argv": argv or sys.argv[1:],
                                                       "n_real_by_source": {k: len(v) for k, v in real.items()},
-                                                      "arms": arms, **({"camera_matched": camera} if args.camera else {})},
+                                                      "arms": arms, **({"camera": camera} if args.camera else {})},
                                                      indent=1, default=float))
     return 0
 

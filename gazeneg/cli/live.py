@@ -58,6 +58,10 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help=f"visible screen size in cm (default {DEFAULT_SCREEN_CM[0]}x{DEFAULT_SCREEN_CM[1]})")
     p.add_argument("--distance-cm", type=float, default=DEFAULT_DISTANCE_CM, help="eye-screen distance in cm")
     p.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (default 1)")
+    p.add_argument("--camera-mean", default=None, metavar="FILE",
+                   help="a camera's mean eye strip (gazeneg adapt FRAMES --out FILE): each strip is brought to the "
+                        "mean the model was trained on before the model sees it (a pixel-by-pixel gain; "
+                        "docs/domain-gap.md). Calibrate again when you add or drop it (--recalibrate)")
     add_face_backend(p)
     p.add_argument("--iris", choices=("alternate", "every"), default="alternate",
                    help="landmarks: run the iris model on one eye per tracked frame, in turn (default: about 4 ms "
@@ -97,10 +101,23 @@ def main(argv=None, prog: str | None = None) -> int:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     model, _ckpt = load_checkpoint(args.checkpoint)
+    normalise = None
+    if args.camera_mean:
+        import numpy as np
+
+        from gazeneg.data.adapt import CameraMean, CameraMeanError, CameraNormaliser, input_mean_of
+
+        if getattr(model, "closed_form", False):
+            raise CameraMeanError(f"--camera-mean: {args.checkpoint} is the landmark-feature model, which reads "
+                                  "no pixels: a camera's mean strip changes nothing it sees; leave the option out")
+        camera = CameraMean.load(args.camera_mean)
+        normalise = CameraNormaliser(camera, input_mean_of(_ckpt, args.checkpoint))
+        print(f"eye strips brought to the model's training mean with {args.camera_mean} ({camera.n} strips; "
+              f"gain {np.percentile(normalise.gain, 5):.2f}-{np.percentile(normalise.gain, 95):.2f}, 5th-95th pct)")
     kw = {"ema": {"alpha": args.alpha}, "kalman": {"accel": args.kalman_accel, "noise": args.kalman_noise},
           "none": {}, "one_euro": {"mincutoff": args.mincutoff, "beta": args.beta}}[args.smoother]
     pipe = FramePipeline(model, detector=make_detector(args.face_backend, alternate_iris=args.iris == "alternate"),
-                         smoother=make_smoother(args.smoother, **kw))
+                         smoother=make_smoother(args.smoother, **kw), normalise=normalise)
     source = open_input(args)  # --replay DIR or --source (tracker.py)
     if args.headless and getattr(source, "live", False):
         source.close()

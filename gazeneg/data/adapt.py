@@ -104,3 +104,43 @@ def adapt_to_camera(images: np.ndarray, camera: CameraMean, *, rounds: int = 4) 
     for _ in range(rounds):
         gain *= camera.mean / np.maximum(np.clip(f * np.minimum(gain, MAX_GAIN), 0, 255).mean(0), 1.0)
     return np.clip(np.rint(f * np.minimum(gain, MAX_GAIN)), 0, 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The other direction, at test time: a camera's strips brought to the model's training mean
+
+# Where a checkpoint keeps the mean strip of the photos its model was trained on (TrainState.input_mean).
+INPUT_MEAN_KEY = "input_mean"
+
+
+def input_mean_of(ckpt: dict, path) -> np.ndarray:
+    """The mean training strip a checkpoint's model saw, (IMAGE_H, IMAGE_W, 3) float32 in 0..255 (the first
+    epoch's photos after the look, jitter, flip and any --camera-mean, as gazeneg train records it)."""
+    mean = (ckpt.get("extra") or {}).get(INPUT_MEAN_KEY)
+    if mean is None:
+        raise CameraMeanError(f"{path}: the checkpoint does not record the mean strip its model was trained on "
+                              "(written before gazeneg kept it, or a model that reads no pixels); retrain it "
+                              "(gazeneg train, or make demo) to use --camera-mean with it")
+    mean = np.asarray(mean.numpy() if hasattr(mean, "numpy") else mean, np.float32)
+    if mean.shape != (IMAGE_H, IMAGE_W, CHANNELS) or not np.isfinite(mean).all():
+        raise CameraMeanError(f"{path}: its recorded training mean strip is {mean.shape}, expected ({IMAGE_H}, "
+                              f"{IMAGE_W}, {CHANNELS}) finite numbers")
+    return mean
+
+
+class CameraNormaliser:
+    """A camera's eye strips brought to the model's training mean at test time: each strip multiplied pixel by
+    pixel by one gain image, input_mean / camera.mean (bounded to [1/MAX_GAIN, MAX_GAIN]), so that the
+    camera's mean strip becomes the mean strip the model was trained on. The inverse of adapt_to_camera: the
+    same first-moment correction, applied to the camera's strips instead of to the renders, so the model and
+    its accuracy on the renders are untouched and no retraining is needed; what varies from frame to frame
+    (the pupil) is scaled, never moved. `gazeneg live --camera-mean FILE` and the benchmarks use it."""
+
+    def __init__(self, camera: CameraMean, input_mean: np.ndarray):
+        self.camera = camera
+        self.gain = np.clip(np.asarray(input_mean, np.float32) / np.maximum(camera.mean, 1.0),
+                            1.0 / MAX_GAIN, MAX_GAIN).astype(np.float32)
+
+    def __call__(self, strips: np.ndarray) -> np.ndarray:
+        """uint8 strips (N, IMAGE_H, IMAGE_W, 3) or one (IMAGE_H, IMAGE_W, 3) -> the same shape, uint8."""
+        return np.clip(np.rint(np.asarray(strips, np.float32) * self.gain), 0, 255).astype(np.uint8)

@@ -219,6 +219,8 @@ def _restore(t: Training, resume_ckpt: dict | None) -> None:
     weights so far; the watchdog's first snapshot is the starting point, restored or fresh."""
     if resume_ckpt is not None:
         t.state = restore(resume_ckpt, t.model, t.opt, t.neg_opt, t.objective)
+    if t.state.input_mean is None:   # until an epoch's augmented photos replace it: the photos as they are
+        t.state.input_mean = _mean_strip(t.splits.train.images)
     t.objective.lam = t.state.lam
     # Weight EMA (timm's ModelEmaV2 idea, torch's AveragedModel): validation, best.pt and the test
     # figures use the averaged weights, which removes most of the epoch-to-epoch jitter of a small
@@ -293,6 +295,7 @@ def _epoch_data(t: Training, epoch: int):
             imgs, _, _ = augment_epoch(*src, seed=seeding.seed_int(cfg.seed, "augment", epoch),
                                        photometric=False, flip=False, realism=True)
             t.data = to_device((torch.from_numpy(imgs), *t.data[1:]), t.device)
+            _note_input_mean(t, epoch, imgs)
     elif cfg.augment or cfg.flip or t.camera is not None:           # once per epoch, albumentations
         imgs, tg, fc = augment_epoch(*src, seed=seeding.seed_int(cfg.seed, "augment", epoch),
                                      photometric=cfg.augment, flip=cfg.flip, realism=t.look)
@@ -300,7 +303,20 @@ def _epoch_data(t: Training, epoch: int):
             imgs = adapt_to_camera(imgs, t.camera)
         t.data = to_device((torch.from_numpy(np.ascontiguousarray(imgs)), torch.from_numpy(fc),
                              torch.from_numpy(tg)), t.device)
+        _note_input_mean(t, epoch, imgs)
     return aug
+
+
+def _mean_strip(images: np.ndarray) -> np.ndarray:
+    return images.mean(0, dtype=np.float64).astype(np.float32)
+
+
+def _note_input_mean(t: Training, epoch: int, imgs: np.ndarray) -> None:
+    """The first epoch's augmented photos' mean strip, kept in the TrainState (and so in every checkpoint):
+    what a camera's strips are brought to at test time (data.adapt.CameraNormaliser). A resumed run keeps the
+    mean its checkpoint recorded; the per-batch device jitter (zero-mean photometric changes) is not in it."""
+    if epoch == 0:
+        t.state.input_mean = _mean_strip(imgs)
 
 
 def _validate(t: Training, epoch: int, nonfinite: bool) -> tuple[float, str, bool]:

@@ -6,7 +6,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+import torch
+
 from gazeneg.config import TrainConfig
+from gazeneg.data.adapt import INPUT_MEAN_KEY
 from gazeneg.model.checkpoint import CheckpointError, save_checkpoint
 from gazeneg.wronglabels.guards import GuardCounter
 from gazeneg.wronglabels.objective import WrongLabelObjective
@@ -25,6 +29,10 @@ class TrainState:
     history: list = field(default_factory=list)
     guards: GuardCounter = field(default_factory=GuardCounter)
     step: int = 0
+    # The mean strip of the photos the model is trained on, (H, W, 3) float32: the first epoch's, after every
+    # augmentation (the raw photos' when nothing augments them). Saved with the weights, so that a camera's
+    # strips can be brought to it at test time (data.adapt.CameraNormaliser, `gazeneg live --camera-mean`).
+    input_mean: object = None
 
 
 def eval_weights(model, ema):
@@ -45,7 +53,9 @@ def save(path, model, cfg: TrainConfig, epoch: int, opt, neg_opt, state: TrainSt
                         config=cfg.to_dict(), epoch=epoch, optimizer=opt,
                         extra={"neg_optimizer": neg_opt.state_dict(), "lam": state.lam, "best_err": state.best_err,
                                "best_epoch": state.best_epoch, "history": state.history, "step": state.step,
-                               "guards": state.guards.state(), **extra})
+                               "guards": state.guards.state(), **extra,
+                               **({INPUT_MEAN_KEY: torch.from_numpy(np.asarray(state.input_mean, np.float32))}
+                                  if state.input_mean is not None else {})})
     except CheckpointError as e:
         log(f"checkpoint not written: {e}")
 
@@ -61,7 +71,7 @@ def restore(ckpt: dict, model, opt, neg_opt, objective: WrongLabelObjective) -> 
         neg_opt.load_state_dict(ex["neg_optimizer"])
         state = TrainState(epoch=ckpt["epoch"] + 1, lam=ex["lam"], best_err=float(ex["best_err"]),
                            best_epoch=ex["best_epoch"], history=ex["history"], step=ex["step"],
-                           guards=objective.counter)
+                           guards=objective.counter, input_mean=_array(ex.get(INPUT_MEAN_KEY)))
         # checkpoints from before the counter kept its steps hold only "guard_fired" and "guard_seen"
         objective.counter.load(ex.get("guards") or {"fired": ex.get("guard_fired", {}),
                                                     "seen": ex.get("guard_seen", 0)})
@@ -70,3 +80,8 @@ def restore(ckpt: dict, model, opt, neg_opt, objective: WrongLabelObjective) -> 
                               f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
                               "start a new run") from None
     return state
+
+
+def _array(v):
+    """A tensor read back from a checkpoint as a float32 array; None stays None."""
+    return None if v is None else np.asarray(v.numpy() if torch.is_tensor(v) else v, np.float32)

@@ -322,11 +322,13 @@ class FramePipeline:
     predict_fn(strip (1, H, W, 3) uint8, feats (1, FACE_FEATURES) float32) -> (1, 2) (row, col) replaces
     the model call (tests, or another runtime). The model gets the head pose relative to the person's median
     pose (pose_reference: strip.PoseReference, a running window by default), clipped to the trained range;
-    clipped frames are flagged (LiveResult.pose_clipped) and counted (pose_reference.n_clipped)."""
+    clipped frames are flagged (LiveResult.pose_clipped) and counted (pose_reference.n_clipped).
+    normalise: strips (N, H, W, 3) uint8 -> the same, applied to the strip the model gets (not to
+    LiveResult.strip): data.adapt.CameraNormaliser, the camera's strips brought to the model's training mean."""
 
     def __init__(self, model=None, *, detector: FaceEyeDetector | None = None, smoother=None,
                  calibration: Calibration | None = None, predict_fn=None, skip_closed: bool = True,
-                 pose_reference: PoseReference | None = None):
+                 pose_reference: PoseReference | None = None, normalise=None):
         if model is None and predict_fn is None:
             raise ValueError("FramePipeline needs a model or a predict_fn")
         if predict_fn is None:
@@ -339,6 +341,7 @@ class FramePipeline:
         self.calibration = calibration or Calibration()
         self.skip_closed = skip_closed
         self.pose_reference = pose_reference or PoseReference()
+        self.normalise = normalise
 
     def process(self, frame_bgr: np.ndarray, now: float) -> LiveResult:
         t0 = time.perf_counter()
@@ -357,7 +360,8 @@ class FramePipeline:
         if res.closed:
             res.ms = {"detect": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3, "total": (t2 - t0) * 1e3}
             return res
-        raw = np.asarray(self.predict_fn(strip[None], feats[None]), np.float64).reshape(2)
+        model_strip = strip[None] if self.normalise is None else self.normalise(strip[None])
+        raw = np.asarray(self.predict_fn(model_strip, feats[None]), np.float64).reshape(2)
         t3 = time.perf_counter()
         if not np.isfinite(raw).all() or np.abs(raw - np.asarray(grid.CENTRE)).max() > ABSURD_CELLS:
             # A non-finite or absurd prediction (damaged weights gave 1e35 cells) is never drawn, logged or fed
