@@ -59,6 +59,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--draws", type=int, default=500, help="calibration draws (real_webcam)")
     p.add_argument("--test-time", action="store_true", help="the plain models with the real strips brought to "
                    "their training mean (live --camera-mean) instead of models trained on camera-matched renders")
+    p.add_argument("--margin", type=float, default=0.25, help="--test-time: the equivalence margin in cells "
+                   "(two one-sided tests: no difference is claimed unless the 90%% interval lies inside +-margin)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     return p
 
@@ -109,12 +111,27 @@ def synthetic_errors(ckpt: Path, test, camera) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def t_interval(d: np.ndarray) -> tuple[float, float, float]:
+def t_interval(d: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     m = float(d.mean())
     if len(d) < 2:
         return m, float("nan"), float("nan")
-    h = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+    h = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
     return m, m - h, m + h
+
+
+def equivalence(d: np.ndarray, margin: float) -> str:
+    """Two one-sided tests at 5% each: equivalent within +-margin when the 90% t-interval lies inside it."""
+    _, lo, hi = t_interval(d, 0.90)
+    if not np.isfinite(lo):
+        return "too few seeds for an equivalence test"
+    _, lo95, hi95 = t_interval(d)
+    if not (-margin < lo and hi < margin):
+        verdict = f"not shown to be within +-{margin:g} cells"
+    elif lo95 > 0 or hi95 < 0:
+        verdict = f"a difference, and within +-{margin:g} cells"
+    else:
+        verdict = f"equivalent within +-{margin:g} cells"
+    return f"90% interval [{lo:+.3f}, {hi:+.3f}]: {verdict}"
 
 
 def main(argv=None) -> int:
@@ -209,9 +226,10 @@ def test_time(args, runs, camera, folder, fit, frames, off, labels, ref, rw_args
     for k in keys[1:]:
         d = np.array([b[k] - a[k] for a, b in zip(rows[::2], rows[1::2], strict=True)])
         m, lo, hi = t_interval(d)
-        summary[k] = {"mean": m, "lo": lo, "hi": hi, "differences": d.tolist()}
+        eq = equivalence(d, args.margin) if k != "on_screen" else ""
+        summary[k] = {"mean": m, "lo": lo, "hi": hi, "differences": d.tolist(), "equivalence": eq}
         print(f"    {k:<12} {m:+.3f} [{lo:+.3f}, {hi:+.3f}]" + ("   (interval excludes 0)" if lo > 0 or hi < 0 else "")
-              + f"; better in {int((d < 0).sum())} of {len(d)} seeds" * (k != "on_screen"))
+              + (f"; better in {int((d < 0).sum())} of {len(d)} seeds; {eq}" if eq else ""))
     print(f"  always the centre on these frames: {rows[0]['centre']:.3f} cells; {time.strftime('%Y-%m-%d %H:%M')}")
     if args.json:
         from gazeneg.files import atomic_write_text

@@ -698,19 +698,23 @@ def camera_arm(train_imgs: np.ndarray, real: dict, args, log=print, direction: s
 
 def camera_figure(train_imgs: np.ndarray, real: dict, path: Path, seed: int = 0) -> str:
     """One PNG: for each source with halves, the mean strip of its second half (real), of the renders (look on),
-    of the renders matched to its first half, and a few matched renders: what the correction does, to look at."""
+    of the renders matched to its first half, two matched renders, and two of the held-out real strips as cut and
+    brought to the renders' mean with the first half's (the test-time direction): what each correction does."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     halves = source_halves(real)
     rng = np.random.default_rng(seed)
-    fig, ax = plt.subplots(len(halves), 4, figsize=(13, 1.3 * len(halves) + 0.6), squeeze=False)
+    fig, ax = plt.subplots(len(halves), 6, figsize=(19, 1.3 * len(halves) + 0.6), squeeze=False)
     for row, (k, (a, b)) in zip(ax, halves.items(), strict=True):
         matched = camera_matched(train_imgs, a, len(train_imgs), rng)
         few = np.concatenate(list(matched[rng.choice(len(matched), 2, replace=False)]), axis=0)
+        two = b[rng.choice(len(b), 2, replace=False)]
         panels = ((f"{k}: real, held-out half ({len(b)}), mean", b.mean(0)), ("renders (look on), mean", train_imgs.mean(0)),
-                  (f"renders matched to the other half ({len(a)}), mean", matched.mean(0)), ("two matched renders", few))
+                  (f"renders matched to the other half ({len(a)}), mean", matched.mean(0)), ("two matched renders", few),
+                  ("two held-out real strips, as cut", np.concatenate(list(two), axis=0)),
+                  ("the same, brought to the renders' mean", np.concatenate(list(camera_normalised(train_imgs, a, two)), axis=0)))
         for axis, (title, im) in zip(row, panels, strict=True):
             axis.imshow(np.clip(im, 0, 255).astype(np.uint8))
             axis.set_title(title, fontsize=8)
@@ -736,7 +740,8 @@ def print_camera_arm(res: dict, log=print):
         log("  one source's mean, another source's strips (does the correction travel between cameras?), logistic AUC: "
             + ", ".join(f"{k} {v:.3f}" for k, v in cc.items())
             + f"; above the goal in {above} of {len(cc)}")
-    log("  statistics: the held-out halves' median at its percentile of the matched renders: "
+    log(("  statistics: the held-out halves' median at its percentile of the matched renders: " if what.startswith("renders")
+         else "  statistics: the held-out halves' median, brought to the renders, at its percentile of the renders: ")
         + ", ".join(f"{k} {r['real_median_percentile']:.0f}%" for k, r in res["stats"].items()))
     a = res["classifiers"]["logistic, 24x8 grey pixels"]["auc_mean"]
     out = [k for k, r in res["stats"].items() if not r["train_p5"] <= r["real_median"] <= r["train_p95"]]

@@ -98,7 +98,8 @@ def test_adapt_command_on_a_data_set_and_its_errors(tiny_dataset, tmp_path, caps
     cam = CameraMean.load(out)
     imgs = load_dataset(tiny_dataset).images
     assert cam.n == len(imgs) and np.allclose(cam.mean, imgs.astype(np.float64).mean(0), atol=1e-3)
-    assert "gazeneg train --camera-mean" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "gazeneg train --camera-mean" in printed and "gazeneg live CHECKPOINT --camera-mean" in printed
     assert gazeneg_main(["adapt", str(tiny_dataset), "--out", str(out)]) == 2          # exists, no --force
     assert f"{out} exists" in capsys.readouterr().err
     assert gazeneg_main(["adapt", str(tmp_path / "nothing"), "--out", str(tmp_path / "c.npz")]) == 2

@@ -1,10 +1,12 @@
-"""Match the renders to your webcam: the mean eye strip of your camera's frames, for `gazeneg train
---camera-mean`.
+"""Match the renders and your webcam: the mean eye strip of your camera's frames, for `gazeneg live
+--camera-mean` (your strips brought to the model's training mean; no retraining) or `gazeneg train
+--camera-mean` (the renders brought to your camera's mean).
 
     gazeneg adapt my_frames/ --out camera.npz          # a folder of webcam frames (searched recursively)
     gazeneg adapt me.mp4 --every 5 --out camera.npz    # a video of you at the screen, every 5th frame
     gazeneg adapt my_capture/ --out camera.npz         # a data-set folder from `gazeneg capture` or `import`
-    gazeneg train --camera-mean camera.npz             # then the synthetic set, matched to your camera's mean
+    gazeneg live checkpoints/demo.pt --camera-mean camera.npz   # then: your strips brought to the model's
+    gazeneg train --camera-mean camera.npz             # or: the synthetic set, matched to your camera's mean
 
 The frames need no labels: any frames of you at your desk, with the webcam and light you will track with,
 do (a capture's or a calibration's photos, or 30 seconds of video). Frames and videos go through the live
@@ -91,8 +93,8 @@ def main(argv=None, prog: str | None = None) -> int:
     cam = fit_camera_mean(strips, str(source))
     cam.save(out)
     print(how)
-    print(f"camera mean written to {out}; train on renders matched to it with:\n"
-          f"    gazeneg train --camera-mean {out}")
+    print(f"camera mean written to {out}; bring your strips to a model's training mean with it, or train on "
+          f"renders matched to it:\n    gazeneg live CHECKPOINT --camera-mean {out}\n    gazeneg train --camera-mean {out}")
     return 0
 
 
