@@ -234,6 +234,11 @@ def test_live_brings_the_strip_to_the_training_mean_before_the_model(tmp_path, c
     old = tiny_checkpoint(tmp_path / "old")
     assert gazeneg_main(["live", str(old), *args]) == 2
     assert "does not record the mean strip its model was trained on" in capsys.readouterr().err
+    from gazeneg.cli.live import camera_user
+    from gazeneg.webcam.live import calibration_path
+
+    key = camera_user("alice", str(tmp_path / "my cam.v2.npz"))   # its own calibration file, a valid user key
+    assert key == "alice-cam-my_cam_v2" and calibration_path(ckpt, key).name == "withmean.pt.calib.alice-cam-my_cam_v2.json"
     lm = tmp_path / "lm.pt"
     ridge = create_model("landmarks")
     ridge.alpha.fill_(1.0)                                   # a fitted one: its penalty chosen (NaN until then)

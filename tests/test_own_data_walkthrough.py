@@ -29,7 +29,8 @@ def readme_commands() -> list[list[str]]:
 
 def test_the_section_shows_the_whole_walkthrough():
     cmds = [c[:2] for c in readme_commands()]
-    assert [c[1] for c in cmds] == ["capture", "capture", "import", "train", "train", "eval", "live", "live"]
+    assert [c[1] for c in cmds] == ["capture", "capture", "import", "train", "train", "adapt", "eval", "live", "live",
+                                    "live"]
     assert ["--test-groups", "me/s3"] == next(c for c in readme_commands() if c[1] == "train")[4:6]
 
 
@@ -54,6 +55,8 @@ def _run(cmd: list[str], extra: dict, capsys) -> str:
 def _walk(tmp_path, monkeypatch, capsys, frames_folder, fast: bool, only=None):
     """Run the section's commands; `only` (command names) restricts it to those."""
     cmds = [c for c in readme_commands() if only is None or c[1] in only]
+    if any("--camera-mean" in c for c in cmds):   # live --camera-mean reads the file adapt writes
+        assert any(c[1] == "adapt" for c in cmds)
     source = ["--source", str(frames_folder), "--headless"] if frames_folder else []
     extra = {"capture": source + ["--layout", "nine", "--frames", "2", "--fixation", "0.05"],
              "live": source + ["--max-frames", "20"]}
@@ -87,6 +90,9 @@ def _walk(tmp_path, monkeypatch, capsys, frames_folder, fast: bool, only=None):
     shutil.copy(run / "best.pt", "checkpoints/demo.pt")
     out = _run(trains[1], extra, capsys)
     assert "test ['me/s3']" in out
+    for cmd in (c for c in cmds if c[1] == "adapt"):   # the camera's mean strip, for live --camera-mean
+        out = _run(cmd, extra, capsys)
+        assert "camera mean written to me.npz" in out and Path("me.npz").is_file()
     for cmd in (c for c in cmds if c[1] == "eval"):
         out = _run(cmd, extra, capsys)
         assert "One person: verdicts" in out and "report.md" in out   # one person: the one-person regime

@@ -61,7 +61,8 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--camera-mean", default=None, metavar="FILE",
                    help="a camera's mean eye strip (gazeneg adapt FRAMES --out FILE): each strip is brought to the "
                         "mean the model was trained on before the model sees it (a pixel-by-pixel gain; "
-                        "docs/domain-gap.md). Calibrate again when you add or drop it (--recalibrate)")
+                        "docs/domain-gap.md). Its calibration is kept apart from the one without it "
+                        "(user key <user>-cam-<file name>)")
     add_face_backend(p)
     p.add_argument("--iris", choices=("alternate", "every"), default="alternate",
                    help="landmarks: run the iris model on one eye per tracked frame, in turn (default: about 4 ms "
@@ -69,6 +70,15 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "later), or on both eyes every frame")
     tracker_args(p)  # recording, streaming, replay: gazeneg/webcam/tracker.py
     return p
+
+
+def camera_user(user: str, camera_mean: str) -> str:
+    """The calibration key of `user` with a camera mean: its own calibration file (<checkpoint>.calib.<key>.json),
+    since the model's outputs differ with and without the strips brought to its training mean."""
+    import re
+    from pathlib import Path
+
+    return f"{user}-cam-{re.sub(r'[^A-Za-z0-9_-]', '_', Path(camera_mean).stem)}"[:64]
 
 
 def main(argv=None, prog: str | None = None) -> int:
@@ -124,11 +134,14 @@ def main(argv=None, prog: str | None = None) -> int:
         raise CaptureError("--headless needs a video file or image folder as --source")
     calibrate = "never" if (args.no_calibrate or args.headless) else ("always" if args.recalibrate else "auto")
     user = args.user or default_user()
+    if normalise is not None:   # a calibration fitted on strips as cut does not fit strips brought to the mean
+        user = camera_user(user, args.camera_mean)
     calib_path = calibration_path(args.checkpoint, user)
     if not args.headless:   # headless calibrates nothing and loads no saved calibration (--calibration FILE does)
-        calib_path, moved = adopt_legacy_calibration(args.checkpoint, user)
-        if moved:
-            print(moved)
+        if normalise is None:
+            calib_path, moved = adopt_legacy_calibration(args.checkpoint, user)
+            if moved:
+                print(moved)
         saved = list_calibrations(args.checkpoint)
         if saved:
             print(f"calibrations saved for {args.checkpoint}: {', '.join(u for u, _ in saved)} (this is {user}; "
