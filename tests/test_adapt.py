@@ -3,6 +3,8 @@ training photos' mean strip the camera's and multiplies every photo by the same 
 and a bad one is one clear error; training applies it last, on what the model sees; the benchmark's
 held-out protocol tests a camera's strips the mean never saw."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -245,3 +247,66 @@ def test_live_brings_the_strip_to_the_training_mean_before_the_model(tmp_path, c
     save_checkpoint(lm, ridge, model_name="landmarks", model_kwargs={}, config={}, epoch=0)
     assert gazeneg_main(["live", str(lm), *args]) == 2
     assert "reads no pixels" in capsys.readouterr().err
+
+
+def test_live_calibration_fits_the_cameras_mean_and_keeps_it_with_the_map(tmp_path):
+    """With the model's training mean, a full calibration fits the camera's mean from its own strips, predicts
+    its samples again with the gain, fits the map on those, and saves the gain with the map (format 2); every
+    later strip, in this session and in the next that loads the file, reaches the model brought to the mean."""
+    from gazeneg.webcam import live as L
+    from gazeneg.webcam.capture import FrameClock
+    from tests.conftest import ListSource, face_frames
+    from tests.test_tracker_drift import FixedDetector
+
+    frames = face_frames(40)
+    trained = np.full((IMAGE_H, IMAGE_W, 3), 200.0, np.float32)   # a model trained on brighter strips than these
+    distort = np.array([[0.8, 0.1, 1.2], [-0.05, 1.15, -0.7]])
+    inv = np.linalg.inv(np.vstack([distort, [0, 0, 1]]))[:2]
+
+    def make(calib_path, training_mean):
+        holder, seen = {}, []
+
+        looked_at = {}   # a frame's features (the pipeline's own array, kept with the sample) -> its target
+
+        def predict_fn(strips, feats):   # the distorted target, shifted by the strip's brightness (2 cells a 128)
+            s = holder["session"]
+            seen.append(float(strips.mean()))
+            if s.collector is not None and s.collector.done:   # predicted again after the calibration: as then
+                target = looked_at[id(feats.base)]
+            else:
+                target = s.collector.current if s.collector is not None and s.collector.current else (4.0, 7.5)
+                looked_at[id(feats.base)] = target
+            return (inv @ np.array([target[0], target[1], 1.0]) + 2.0 * (strips.mean() - 128.0) / 128.0)[None]
+
+        pipe = L.FramePipeline(predict_fn=predict_fn, smoother=L.make_smoother("none"), detector=FixedDetector(frames[0]))
+        logs = []
+        session = L.LiveSession(pipe, calib_path=calib_path, samples=4, fixation_s=0.1, log=logs.append,
+                                training_mean=training_mean)
+        holder["session"] = session
+        return session, seen, logs
+
+    path = tmp_path / "m.pt.calib.me.json"
+    session, seen, logs = make(path, trained)
+    L.run_live(session, ListSource(frames * 3), clock=FrameClock(30.0))
+    assert path.is_file(), (session.mode, session.error, logs)
+    cal = L.Calibration.load(path)
+    assert cal.gain is not None and np.allclose(cal.gain, session.pipe.calibration.gain, atol=1e-4)
+    assert json.loads(path.read_text())["format_version"] == 2
+    assert any("camera mean from" in m for m in logs)
+    # the map was fitted on the outputs for strips brought to the mean: the accuracy check hits its targets
+    assert session.report is not None and session.report.mean_error_cells < 0.2
+    assert abs(seen[-1] - 200.0) < 10.0 and abs(seen[0] - 200.0) > 30.0   # as cut first, brought to the mean after
+    again, seen2, _ = make(path, None)          # the next session loads the map and its gain
+    again.feed(frames[0], 0.0)
+    assert again.mode == L.VALIDATE and abs(seen2[-1] - 200.0) < 10.0
+    # without the training mean: no gain, the map alone (format 1)
+    plain, seen3, _ = make(tmp_path / "plain.json", None)
+    L.run_live(plain, ListSource(frames * 3), clock=FrameClock(30.0))
+    assert L.Calibration.load(tmp_path / "plain.json").gain is None
+    assert json.loads((tmp_path / "plain.json").read_text())["format_version"] == 1
+    # a damaged gain is one clear error
+    d = json.loads(path.read_text())
+    d["strip_gain"] = [[1.0]]
+    (tmp_path / "bad.json").write_text(json.dumps(d))
+    with pytest.raises(L.CalibrationError, match="strip_gain must be 32x96x3 positive numbers"):
+        L.Calibration.load(tmp_path / "bad.json")

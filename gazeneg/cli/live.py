@@ -58,11 +58,13 @@ def get_args_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help=f"visible screen size in cm (default {DEFAULT_SCREEN_CM[0]}x{DEFAULT_SCREEN_CM[1]})")
     p.add_argument("--distance-cm", type=float, default=DEFAULT_DISTANCE_CM, help="eye-screen distance in cm")
     p.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (default 1)")
-    p.add_argument("--camera-mean", default=None, metavar="FILE",
-                   help="a camera's mean eye strip (gazeneg adapt FRAMES --out FILE): each strip is brought to the "
-                        "mean the model was trained on before the model sees it (a pixel-by-pixel gain; "
-                        "docs/domain-gap.md). Its calibration is kept apart from the one without it "
-                        "(user key <user>-cam-<file name>)")
+    p.add_argument("--camera-mean", default="calibration", metavar="FILE|calibration|none",
+                   help="bring each eye strip to the mean the model was trained on before the model sees it (a "
+                        "pixel-by-pixel gain from your camera's mean strip; docs/domain-gap.md): 'calibration' "
+                        "(default) fits your camera's mean from the calibration's own strips and saves it with the "
+                        "calibration; FILE: a camera mean from gazeneg adapt (its calibration is kept apart: user key "
+                        "<user>-cam-<file name>); 'none': no new camera mean (a saved calibration keeps the gain it was fitted "
+                        "with, if any)")
     add_face_backend(p)
     p.add_argument("--iris", choices=("alternate", "every"), default="alternate",
                    help="landmarks: run the iris model on one eye per tracked frame, in turn (default: about 4 ms "
@@ -111,8 +113,16 @@ def main(argv=None, prog: str | None = None) -> int:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     model, _ckpt = load_checkpoint(args.checkpoint)
-    normalise = None
-    if args.camera_mean:
+    normalise = training_mean = None
+    if args.camera_mean == "calibration" and not args.headless and not getattr(model, "closed_form", False):
+        from gazeneg.data.adapt import CameraMeanError, input_mean_of
+
+        try:
+            training_mean = input_mean_of(_ckpt, args.checkpoint)
+        except CameraMeanError:   # the default: said once, not an error
+            print(f"{args.checkpoint} records no training mean strip (trained before gazeneg kept it): the eye strips "
+                  "go to the model as cut")
+    elif args.camera_mean not in ("calibration", "none"):
         import numpy as np
 
         from gazeneg.data.adapt import CameraMean, CameraMeanError, CameraNormaliser, input_mean_of
@@ -151,7 +161,8 @@ def main(argv=None, prog: str | None = None) -> int:
                           validate=not (args.no_validate or args.headless), k=args.calib_targets,
                           samples=args.samples, fixation_s=args.fixation, screen_cm=args.screen_cm,
                           distance_cm=args.distance_cm,
-                          poor_fit_cells=poor_fit_threshold(best if isinstance(best, (int, float)) else None))
+                          poor_fit_cells=poor_fit_threshold(best if isinstance(best, (int, float)) else None),
+                          training_mean=training_mean)
     session = attach_outputs(session, args, source)  # the samples to files and streams (tracker.py)
     ui = None
     frames = source

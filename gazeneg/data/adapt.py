@@ -143,4 +143,9 @@ class CameraNormaliser:
 
     def __call__(self, strips: np.ndarray) -> np.ndarray:
         """uint8 strips (N, IMAGE_H, IMAGE_W, 3) or one (IMAGE_H, IMAGE_W, 3) -> the same shape, uint8."""
-        return np.clip(np.rint(np.asarray(strips, np.float32) * self.gain), 0, 255).astype(np.uint8)
+        return apply_gain(strips, self.gain)
+
+
+def apply_gain(strips: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """uint8 strips multiplied pixel by pixel by one gain image (IMAGE_H, IMAGE_W, 3), rounded and clipped."""
+    return np.clip(np.rint(np.asarray(strips, np.float32) * gain), 0, 255).astype(np.uint8)

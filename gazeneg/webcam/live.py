@@ -53,7 +53,7 @@ from gazeneg.webcam.filters import (  # noqa: F401  (re-exported: the smoothers 
 from gazeneg.webcam.options import DEFAULT_DISTANCE_CM, DEFAULT_SCREEN_CM  # noqa: F401  (re-exported)
 from gazeneg.webcam.sources import Window, frame_loop
 
-CALIB_VERSION = 1
+CALIB_VERSION = 2   # 2: with strip_gain (files without one are still written as 1)
 ABSURD_CELLS = 100.0   # a prediction further than this from the screen's centre is no gaze point (checkpoint.py)
 # Calibration points in a spread-out order: the first k are used for k targets. The first 9 are the
 # usual 9-point layout (corners, centre, edge midpoints), then 4 inner points, then the rest of a 5x5 lattice.
@@ -168,6 +168,15 @@ class Calibration:
     fit_error_cells: float = float("nan")   # mean distance to the targets after correction
     poor: bool = False                      # the fit error was above the session's poor-fit threshold
     residuals: np.ndarray | None = None     # (N,) distance per target after correction (not saved)
+    # The camera's strips brought to the model's training mean (data.adapt.CameraNormaliser's gain image, fitted
+    # on the calibration's own strips): the affine map above was fitted on the model's outputs for strips with
+    # this gain, so the two go together. None: the strips as cut.
+    gain: np.ndarray | None = None
+
+    def normalise(self, strips: np.ndarray) -> np.ndarray:
+        from gazeneg.data.adapt import apply_gain
+
+        return strips if self.gain is None else apply_gain(strips, self.gain)
 
     @property
     def is_identity(self) -> bool:
@@ -199,10 +208,16 @@ class Calibration:
         return p @ self.matrix[:, :2].T + self.matrix[:, 2]
 
     def save(self, path) -> None:
+        """Atomically, as JSON; with a gain as format 2 (a gazeneg that cannot apply the gain refuses the file
+        rather than apply the map without it)."""
+        extra = {} if self.gain is None else {
+            "strip_gain": np.round(self.gain.astype(np.float64), 5).tolist(),
+            "strip_gain_convention": "each eye strip (rows, cols, RGB) multiplied by this before the model"}
         atomic_write_text(Path(path), json.dumps({
-            "format_version": CALIB_VERSION, "matrix": self.matrix.tolist(), "n_points": self.n_points,
-            "fit_error_cells": self.fit_error_cells, "poor_fit": self.poor, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "convention": "corrected (row, col) = matrix @ (row, col, 1) of the model output"}, indent=1))
+            "format_version": 1 if self.gain is None else CALIB_VERSION, "matrix": self.matrix.tolist(),
+            "n_points": self.n_points, "fit_error_cells": self.fit_error_cells, "poor_fit": self.poor,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "convention": "corrected (row, col) = matrix @ (row, col, 1) of the model output", **extra}, indent=1))
 
     @classmethod
     def load(cls, path) -> Calibration:
@@ -229,7 +244,18 @@ class Calibration:
         except ValueError:
             raise CalibrationError(f"{path}: fit_error_cells must be a number, not {fit!r}; delete it or "
                                    "recalibrate") from None
-        return cls(m, n, fit, poor=bool(d.get("poor_fit", False)))
+        gain = d.get("strip_gain")
+        if gain is not None:
+            from gazeneg.strip import CHANNELS, IMAGE_H, IMAGE_W
+
+            try:
+                gain = np.asarray(gain, np.float32)
+            except (ValueError, TypeError):
+                gain = np.zeros(0, np.float32)
+            if gain.shape != (IMAGE_H, IMAGE_W, CHANNELS) or not np.isfinite(gain).all() or (gain <= 0).any():
+                raise CalibrationError(f"{path}: strip_gain must be {IMAGE_H}x{IMAGE_W}x{CHANNELS} positive numbers, "
+                                       f"got shape {gain.shape}; delete it or recalibrate")
+        return cls(m, n, fit, poor=bool(d.get("poor_fit", False)), gain=gain)
 
     @classmethod
     def load_or_identity(cls, path) -> Calibration:
@@ -250,6 +276,7 @@ class LiveResult:
     pose_clipped: bool = False           # the head pose, relative to the person's, was beyond the trained range
     strip: np.ndarray | None = None
     feats: np.ndarray | None = None      # crop_eyes' face features (before the pose reference): what a session keeps
+    model_feats: np.ndarray | None = None   # the face features the model got (relative to the person's pose)
     ms: dict = field(default_factory=dict)  # wall ms: detect, crop (+ closed-eye check), model, smooth, total
 
     @property
@@ -324,7 +351,8 @@ class FramePipeline:
     pose (pose_reference: strip.PoseReference, a running window by default), clipped to the trained range;
     clipped frames are flagged (LiveResult.pose_clipped) and counted (pose_reference.n_clipped).
     normalise: strips (N, H, W, 3) uint8 -> the same, applied to the strip the model gets (not to
-    LiveResult.strip): data.adapt.CameraNormaliser, the camera's strips brought to the model's training mean."""
+    LiveResult.strip): data.adapt.CameraNormaliser, the camera's strips brought to the model's training mean
+    (gazeneg live --camera-mean FILE). Without it, a calibration's gain (Calibration.gain) does the same."""
 
     def __init__(self, model=None, *, detector: FaceEyeDetector | None = None, smoother=None,
                  calibration: Calibration | None = None, predict_fn=None, skip_closed: bool = True,
@@ -360,7 +388,10 @@ class FramePipeline:
         if res.closed:
             res.ms = {"detect": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3, "total": (t2 - t0) * 1e3}
             return res
-        model_strip = strip[None] if self.normalise is None else self.normalise(strip[None])
+        res.model_feats = feats
+        normalise = self.normalise if self.normalise is not None else (
+            self.calibration.normalise if self.calibration.gain is not None else None)
+        model_strip = strip[None] if normalise is None else normalise(strip[None])
         raw = np.asarray(self.predict_fn(model_strip, feats[None]), np.float64).reshape(2)
         t3 = time.perf_counter()
         if not np.isfinite(raw).all() or np.abs(raw - np.asarray(grid.CENTRE)).max() > ABSURD_CELLS:
@@ -404,7 +435,8 @@ class TargetCollector:
     """Shows targets one at a time: after `fixation_s` it keeps the next `samples` points fed to it
     (None = no prediction this frame, a blink or no face: skipped), then moves on; a target that gets fewer
     than `min_samples` within `timeout_s` is shown again at the end, up to `retries` times (`redone` lists
-    them), then left with what it has. results: [(target (row, col), (k, 2) samples)], one per target."""
+    them), then left with what it has. results: [(target (row, col), (k, 2) samples)], one per target;
+    payloads: beside each result, what was fed with each of its samples (feed's payload)."""
 
     def __init__(self, targets, *, samples: int = 15, fixation_s: float = 0.8, timeout_s: float = 5.0,
                  min_samples: int = 0, retries: int = 2):
@@ -416,7 +448,9 @@ class TargetCollector:
         self.i = 0
         self.t_shown: float | None = None
         self._cur: list = []
+        self._cur_payload: list = []
         self.results: list[tuple[tuple[float, float], np.ndarray]] = []
+        self.payloads: list[list] = []
 
     @property
     def done(self) -> bool:
@@ -429,7 +463,7 @@ class TargetCollector:
     def recording(self, now: float) -> bool:
         return self.t_shown is not None and now - self.t_shown >= self.fixation_s
 
-    def feed(self, point, now: float) -> None:
+    def feed(self, point, now: float, payload=None) -> None:
         if self.done:
             return
         if self.t_shown is None:
@@ -438,13 +472,15 @@ class TargetCollector:
             return
         if point is not None:
             self._cur.append(np.asarray(point, np.float64).reshape(2))
+            self._cur_payload.append(payload)
         if len(self._cur) >= self.samples or now - self.t_shown >= self.fixation_s + self.timeout_s:
             if len(self._cur) < self.min_samples and self.redone.count(self.current) < self.retries:
                 self.redone.append(self.current)   # too few good samples: shown again, never fitted as is
                 self.targets.append(self.current)
             else:
                 self.results.append((self.current, np.array(self._cur).reshape(-1, 2)))
-            self._cur = []
+                self.payloads.append(self._cur_payload)
+            self._cur, self._cur_payload = [], []
             self.i += 1
             self.t_shown = now
 
@@ -522,9 +558,12 @@ class LiveSession:
     def __init__(self, pipeline: FramePipeline, *, calib_path=None, calibrate: str = "auto", validate: bool = True,
                  k: int = 9, validation_targets=VALIDATION_POINTS, samples: int = 15, fixation_s: float = 0.8,
                  screen_cm=DEFAULT_SCREEN_CM, distance_cm: float = DEFAULT_DISTANCE_CM, log=print,
-                 poor_fit_cells: float | None = None):
+                 poor_fit_cells: float | None = None, training_mean: np.ndarray | None = None):
         # poor_fit_cells: a fit error above this (poor_fit_threshold of the model's validation error) is
         # warned about, offers `t` (redo the worst targets), and is not reused automatically next time.
+        # training_mean: the mean strip the model was trained on (data.adapt.input_mean_of). A full calibration
+        # then also fits the camera's mean strip from its own samples' strips and brings every strip to the
+        # training mean from then on (Calibration.gain, saved with the map); None: the strips as cut.
         if calibrate not in ("auto", "always", "never"):
             raise ValueError(f"calibrate must be auto, always or never, not {calibrate!r}")
         self.pipe = pipeline
@@ -543,6 +582,7 @@ class LiveSession:
         self.worst: list = []          # after a poor fit: the targets to redo with `t`
         self._fitted: dict = {}        # target -> median raw output of the last calibration
         self._redo = False
+        self.training_mean = training_mean
         loaded = False
         if calibrate == "auto" and self.calib_path is not None and self.calib_path.is_file():
             cal = Calibration.load(self.calib_path)
@@ -579,6 +619,9 @@ class LiveSession:
             self.mode, self.collector = TRACK, None
             return
         res = [(t, p) for t, p in self.collector.results if len(p)]
+        gain = self.pipe.calibration.gain   # a redo keeps the gain its other targets' outputs were made with
+        if not self._redo and self.training_mean is not None and self.pipe.normalise is None:
+            gain, res = self._camera_gain(res)
         fitted = dict(self._fitted) if self._redo else {}   # `t`: the redone targets replace their old samples
         fitted.update({tuple(t): np.median(p, axis=0) for t, p in res})
         self._redo = False
@@ -592,6 +635,7 @@ class LiveSession:
             self.log(self.error)
             self.mode, self.collector = TRACK, None
             return
+        cal.gain = gain
         self.error = None
         self._fitted = fitted
         self.worst = []
@@ -615,11 +659,30 @@ class LiveSession:
         else:
             self.mode, self.collector = TRACK, None
 
+    def _camera_gain(self, res):
+        """The camera's mean strip from the calibration samples' strips (data.adapt), the gain that brings it to
+        the model's training mean, and the samples predicted again with it: (gain or None, res)."""
+        from gazeneg.data.adapt import MIN_STRIPS, CameraNormaliser, fit_camera_mean
+
+        inputs = [p for p, (_, pts) in zip(self.collector.payloads, self.collector.results, strict=True) if len(pts)]
+        strips = [strip for per_target in inputs for strip, _ in per_target]
+        if len(strips) < MIN_STRIPS:
+            self.log(f"only {len(strips)} calibration strips: a camera's mean needs {MIN_STRIPS}; the strips stay as cut")
+            return None, res
+        norm = CameraNormaliser(fit_camera_mean(np.stack(strips), "calibration"), self.training_mean)
+        again = []
+        for (t, _), per_target in zip(res, inputs, strict=True):   # one at a time: the live pipeline's numbers
+            again.append((t, np.array([np.asarray(self.pipe.predict_fn(norm(strip[None]), feats[None]),
+                                                  np.float64).reshape(2) for strip, feats in per_target])))
+        self.log(f"camera mean from {len(strips)} calibration strips: each strip is brought to the model's training "
+                 f"mean (gain {np.percentile(norm.gain, 5):.2f}-{np.percentile(norm.gain, 95):.2f}, 5th-95th pct)")
+        return norm.gain, again
+
     def feed(self, frame_bgr: np.ndarray, now: float) -> LiveResult:
         res = self.pipe.process(frame_bgr, now)
         self.rate.tick(now, res.ms.get("total", 0.0))
         if self.mode == CALIBRATE:
-            self.collector.feed(res.raw, now)
+            self.collector.feed(res.raw, now, payload=None if res.raw is None else (res.strip, res.model_feats))
             if self.collector.done:
                 self._finish_calibration()
         elif self.mode == VALIDATE:
