@@ -201,46 +201,17 @@ def main(argv=None) -> int:
 
 
 def calibration_mean_draws(ckpt: Path, frames, labels, ref, mean: np.ndarray, *, k: int, draws: int, seed: int):
-    """What `gazeneg live` does by default, on labelled frames: for each draw of k calibration positions, the
-    camera's mean strip is fitted on the calibration frames' strips alone (no minimum here: a live calibration
-    has about 135), every strip is brought to the training mean with it, and the map is fitted on those
-    outputs; tested on the other positions. Returns (mean test error as cut, the same brought), cells, over the
-    same draws."""
+    """real_webcam.own_mean_draws on this checkpoint's strips as the live pipeline cuts them."""
     import real_webcam as rw
 
-    from gazeneg.data.adapt import CameraNormaliser, fit_camera_mean
     from gazeneg.model.checkpoint import load_checkpoint
-    from gazeneg.model.networks import predict
-    from gazeneg.webcam.live import Calibration, CalibrationError
 
     model, _ = load_checkpoint(ckpt)
     results, _ = rw.run_pipeline(model, frames, ref)
     ok = np.array([r[0] is not None for r in results])
     strips = np.stack([r[1] for r in results if r[0] is not None])
     feats = np.stack([r[2] for r in results if r[0] is not None])
-    lab = labels[ok]
-    pos = np.unique(lab, axis=0, return_inverse=True)[1].reshape(-1)
-    ids = np.unique(pos)
-    plain = np.asarray(predict(model, strips, feats), np.float64)
-    rng = np.random.default_rng(seed)
-    errs = {"as cut": [], "brought": []}
-    for _ in range(draws):
-        cal = rng.choice(ids, size=k, replace=False)
-        c, t = np.isin(pos, cal), ~np.isin(pos, cal)
-        norm = CameraNormaliser(fit_camera_mean(strips[c], "calibration", min_strips=1), mean)
-        brought = np.asarray(predict(model, norm(strips), feats), np.float64)
-        fits = []
-        for pred in (plain, brought):
-            raw = np.array([np.median(pred[pos == i], axis=0) for i in cal])
-            true = np.array([lab[pos == i][0] for i in cal])
-            try:
-                fits.append(rw.mean_err(Calibration.fit(raw, true).apply(pred[t]), lab[t]))
-            except CalibrationError:
-                fits.append(None)
-        if None not in fits:   # the same draws for both
-            errs["as cut"].append(fits[0])
-            errs["brought"].append(fits[1])
-    return float(np.mean(errs["as cut"])), float(np.mean(errs["brought"]))
+    return rw.own_mean_draws(model, strips, feats, labels[ok], mean, k=k, draws=draws, seed=seed)
 
 
 def test_time(args, runs, camera, folder, fit, frames, off, labels, ref, rw_args, splits) -> int:

@@ -83,6 +83,33 @@ def camera_user(user: str, camera_mean: str) -> str:
     return f"{user}-cam-{re.sub(r'[^A-Za-z0-9_-]', '_', Path(camera_mean).stem)}"[:64]
 
 
+def camera_correction(args, model, ckpt: dict):
+    """(normalise, training_mean) for --camera-mean: a CameraNormaliser from a file, or the model's training
+    mean for the calibration to fit the camera's mean from its own strips, or neither."""
+    normalise = training_mean = None
+    if args.camera_mean == "calibration" and not args.headless and not getattr(model, "closed_form", False):
+        from gazeneg.data.adapt import CameraMeanError, input_mean_of
+
+        try:
+            training_mean = input_mean_of(ckpt, args.checkpoint)
+        except CameraMeanError:   # the default: said once, not an error
+            print(f"{args.checkpoint} records no training mean strip (trained before gazeneg kept it): the eye strips "
+                  "go to the model as cut")
+    elif args.camera_mean not in ("calibration", "none"):
+        import numpy as np
+
+        from gazeneg.data.adapt import CameraMean, CameraMeanError, CameraNormaliser, input_mean_of
+
+        if getattr(model, "closed_form", False):
+            raise CameraMeanError(f"--camera-mean: {args.checkpoint} is the landmark-feature model, which reads "
+                                  "no pixels: a camera's mean strip changes nothing it sees; leave the option out")
+        camera = CameraMean.load(args.camera_mean)
+        normalise = CameraNormaliser(camera, input_mean_of(ckpt, args.checkpoint))
+        print(f"eye strips brought to the model's training mean with {args.camera_mean} ({camera.n} strips; "
+              f"gain {np.percentile(normalise.gain, 5):.2f}-{np.percentile(normalise.gain, 95):.2f}, 5th-95th pct)")
+    return normalise, training_mean
+
+
 def main(argv=None, prog: str | None = None) -> int:
     args = get_args_parser(prog).parse_args(argv)
     if args.screen:   # a string (--monitor may fill it in): checked here, before minutes of loading
@@ -113,27 +140,7 @@ def main(argv=None, prog: str | None = None) -> int:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     model, _ckpt = load_checkpoint(args.checkpoint)
-    normalise = training_mean = None
-    if args.camera_mean == "calibration" and not args.headless and not getattr(model, "closed_form", False):
-        from gazeneg.data.adapt import CameraMeanError, input_mean_of
-
-        try:
-            training_mean = input_mean_of(_ckpt, args.checkpoint)
-        except CameraMeanError:   # the default: said once, not an error
-            print(f"{args.checkpoint} records no training mean strip (trained before gazeneg kept it): the eye strips "
-                  "go to the model as cut")
-    elif args.camera_mean not in ("calibration", "none"):
-        import numpy as np
-
-        from gazeneg.data.adapt import CameraMean, CameraMeanError, CameraNormaliser, input_mean_of
-
-        if getattr(model, "closed_form", False):
-            raise CameraMeanError(f"--camera-mean: {args.checkpoint} is the landmark-feature model, which reads "
-                                  "no pixels: a camera's mean strip changes nothing it sees; leave the option out")
-        camera = CameraMean.load(args.camera_mean)
-        normalise = CameraNormaliser(camera, input_mean_of(_ckpt, args.checkpoint))
-        print(f"eye strips brought to the model's training mean with {args.camera_mean} ({camera.n} strips; "
-              f"gain {np.percentile(normalise.gain, 5):.2f}-{np.percentile(normalise.gain, 95):.2f}, 5th-95th pct)")
+    normalise, training_mean = camera_correction(args, model, _ckpt)
     kw = {"ema": {"alpha": args.alpha}, "kalman": {"accel": args.kalman_accel, "noise": args.kalman_noise},
           "none": {}, "one_euro": {"mincutoff": args.mincutoff, "beta": args.beta}}[args.smoother]
     pipe = FramePipeline(model, detector=make_detector(args.face_backend, alternate_iris=args.iris == "alternate"),
