@@ -310,3 +310,30 @@ def test_live_calibration_fits_the_cameras_mean_and_keeps_it_with_the_map(tmp_pa
     (tmp_path / "bad.json").write_text(json.dumps(d))
     with pytest.raises(L.CalibrationError, match="strip_gain must be 32x96x3 positive numbers"):
         L.Calibration.load(tmp_path / "bad.json")
+
+
+def test_live_options_choose_where_the_cameras_mean_comes_from(tmp_path, capsys):
+    """--camera-mean calibration (the default) hands the model's training mean to the session, none and a
+    headless run do not; a checkpoint without one is said once, not refused; the landmark model gets neither."""
+    from argparse import Namespace
+
+    from gazeneg.cli.live import camera_correction, get_args_parser
+    from gazeneg.model.networks import create_model
+
+    assert get_args_parser().parse_args(["m.pt"]).camera_mean == "calibration"
+    mean = np.full((IMAGE_H, IMAGE_W, 3), 150.0, np.float32)
+    ckpt = {"extra": {"input_mean": torch.from_numpy(mean)}}
+    cnn = create_model("gazecnn", width=8)
+
+    def ask(camera_mean, model=cnn, headless=False, c=ckpt):
+        return camera_correction(Namespace(camera_mean=camera_mean, headless=headless, checkpoint="m.pt"), model, c)
+
+    norm, got = ask("calibration")
+    assert norm is None and np.array_equal(got, mean)
+    assert ask("none") == (None, None) and ask("calibration", headless=True) == (None, None)
+    assert ask("calibration", model=create_model("landmarks")) == (None, None)
+    assert ask("calibration", c={"extra": {}}) == (None, None)
+    assert "records no training mean strip" in capsys.readouterr().out
+    cam = fit_camera_mean(_strips(25), "cam").save(tmp_path / "cam.npz")
+    norm, got = ask(str(cam))
+    assert got is None and np.allclose(norm.gain, np.clip(mean / CameraMean.load(cam).mean, 1 / 16, 16))
