@@ -23,7 +23,10 @@ cols -0.5..15.5), the zero-shot mean error in cells as predicted (unclamped) and
 error after a k-point calibration: k distinct label positions drawn at random (--draws times), live.Calibration
 (an affine map) fitted on the median prediction at each, tested on the frames at every other position. Beside
 them, on the same draws: always the screen's centre, the mean of the calibration labels, and ridge regression on
-the strips (WebGazer's eye patches, networks.eye_patch_features) fitted on the calibration frames.
+the strips (WebGazer's eye patches, networks.eye_patch_features) fitted on the calibration frames. For a pixel model
+that records its training mean, also what `gazeneg live` does by default: the calibrated error with each strip
+brought to that mean with the camera mean of each draw's calibration frames (--own-draws draws; 0 skips it).
+--camera-mean FILE measures the CNN once more with the strips brought with that file's mean.
 """
 
 from __future__ import annotations
