@@ -76,7 +76,8 @@ def test_recentre_by_key_saves_the_calibration_and_refuses_without_samples(frame
     pipe = L.FramePipeline(predict_fn=lambda s, f: np.full((1, 2), np.nan) if answer["p"] is None else answer["p"][None],
                            smoother=L.make_smoother("none"), detector=detector)
     calib = tmp_path / "m.pt.calib.json"
-    L.Calibration().save(calib)
+    gain = np.full((32, 96, 3), 1.25, np.float32)   # a calibration with the camera's gain (data.adapt) keeps it
+    L.Calibration(gain=gain).save(calib)
     logs = []
     session = L.LiveSession(pipe, calib_path=calib, calibrate="auto", validate=False, samples=6, fixation_s=0.1,
                             log=logs.append)
@@ -84,6 +85,7 @@ def test_recentre_by_key_saves_the_calibration_and_refuses_without_samples(frame
     pressed = iter([["r"]])
     L.run_live(tap, ListSource(frames), clock=FrameClock(30.0), keys=lambda s, now: next(pressed, []))
     assert np.allclose(L.Calibration.load(calib).matrix[:, 2], -offset)
+    assert np.array_equal(L.Calibration.load(calib).gain, gain) and np.array_equal(session.pipe.calibration.gain, gain)
     assert any(m.startswith("recentred: offset") for m in logs)
     # no answer (a NaN output counts as no prediction): refused, calibration unchanged
     answer["p"] = None

@@ -118,7 +118,7 @@ class SampleTap:
         cal = self.session.pipe.calibration
         m = cal.matrix.copy()
         m[:, 2] += off
-        self.session.pipe.calibration = Calibration(m, cal.n_points, cal.fit_error_cells)
+        self.session.pipe.calibration = Calibration(m, cal.n_points, cal.fit_error_cells, gain=cal.gain)
         self.session.pipe.smoother.reset()
         self.last_offset = off
         self.session.error = None
