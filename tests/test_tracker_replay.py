@@ -78,3 +78,24 @@ def test_session_errors_are_one_line(setup, tmp_path, capsys):
     assert live_cli.cli([str(ckpt), "--headless", "--replay", str(full)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a recorded session" in err
+
+
+def test_a_calibrations_camera_gain_reaches_the_model_in_both_replays(setup, tmp_path, capsys):
+    """A calibration with the camera's gain (data.adapt): the model's outputs change, and a frames session and a
+    strips session replay to the same outputs (the strip replay brings its strips to the mean the same way)."""
+    ckpt, video, _ = setup
+    cal = tmp_path / "cal.json"
+    L.Calibration(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), 9, 0.0,
+                  gain=np.linspace(0.6, 1.6, 32 * 96 * 3, dtype=np.float32).reshape(32, 96, 3)).save(cal)
+    raws = {}
+    for keep in ("frames", "strips"):
+        session = tmp_path / keep
+        _live(ckpt, "--source", str(video), "--record-session", str(session), "--session-keep", keep,
+              "--max-frames", "12")
+        for name, extra in (("plain", []), ("gain", ["--calibration", str(cal)])):
+            out = tmp_path / f"{keep}-{name}.csv"
+            _live(ckpt, "--replay", str(session), "--record-gaze", str(out), *extra)
+            raws[keep, name] = [(r["raw_row"], r["raw_col"]) for r in read_samples(out) if r["state"] == "ok"]
+    assert raws["frames", "gain"] == raws["strips", "gain"] and len(raws["frames", "gain"]) == 12
+    assert raws["frames", "gain"] != raws["frames", "plain"]
+    capsys.readouterr()

@@ -371,6 +371,13 @@ class FramePipeline:
         self.pose_reference = pose_reference or PoseReference()
         self.normalise = normalise
 
+    def model_strip(self, strip: np.ndarray) -> np.ndarray:
+        """The strip as the model gets it, (1, H, W, 3): brought to its training mean by `normalise`, else by the
+        calibration's gain, else as cut."""
+        if self.normalise is not None:
+            return self.normalise(strip[None])
+        return self.calibration.normalise(strip[None])
+
     def process(self, frame_bgr: np.ndarray, now: float) -> LiveResult:
         t0 = time.perf_counter()
         det = self.detector.detect(frame_bgr)
@@ -389,10 +396,7 @@ class FramePipeline:
             res.ms = {"detect": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3, "total": (t2 - t0) * 1e3}
             return res
         res.model_feats = feats
-        normalise = self.normalise if self.normalise is not None else (
-            self.calibration.normalise if self.calibration.gain is not None else None)
-        model_strip = strip[None] if normalise is None else normalise(strip[None])
-        raw = np.asarray(self.predict_fn(model_strip, feats[None]), np.float64).reshape(2)
+        raw = np.asarray(self.predict_fn(self.model_strip(strip), feats[None]), np.float64).reshape(2)
         t3 = time.perf_counter()
         if not np.isfinite(raw).all() or np.abs(raw - np.asarray(grid.CENTRE)).max() > ABSURD_CELLS:
             # A non-finite or absurd prediction (damaged weights gave 1e35 cells) is never drawn, logged or fed

@@ -251,7 +251,8 @@ class StripReplayPipeline:
         res.closed = pipe.skip_closed and (row["closed"] if det.landmarks is None else eyes_closed(strip, det))
         if res.closed:
             return res
-        raw = np.asarray(pipe.predict_fn(strip[None], feats[None]), np.float64).reshape(2)
+        res.model_feats = feats
+        raw = np.asarray(pipe.predict_fn(pipe.model_strip(strip), feats[None]), np.float64).reshape(2)
         if not np.isfinite(raw).all():
             return res
         res.raw = raw
