@@ -174,9 +174,12 @@ class Calibration:
     gain: np.ndarray | None = None
 
     def normalise(self, strips: np.ndarray) -> np.ndarray:
+        """strips (N, H, W, 3) uint8 with the gain (as they are without one)."""
+        if self.gain is None:
+            return strips
         from gazeneg.data.adapt import apply_gain
 
-        return strips if self.gain is None else apply_gain(strips, self.gain)
+        return apply_gain(strips, self.gain)
 
     @property
     def is_identity(self) -> bool:
