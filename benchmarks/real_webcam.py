@@ -140,7 +140,7 @@ def run_pipeline(model, frames, reference, normalise=None):
     and whether the pose was clipped. FramePipeline with no smoothing, no tracking, the fixed reference;
     normalise: a data.adapt.CameraNormaliser (live --camera-mean) or None."""
     from gazeneg.model.networks import predict
-    from gazeneg.webcam.live import FramePipeline, make_smoother
+    from gazeneg.webcam.live import Calibration, FramePipeline, make_smoother
 
     seen = {}
 
@@ -150,7 +150,7 @@ def run_pipeline(model, frames, reference, normalise=None):
 
     pipe = FramePipeline(predict_fn=predict_fn, detector=make_detector("landmarks", track=False),
                          smoother=make_smoother("none"), pose_reference=PoseReference(fixed=reference),
-                         normalise=normalise)
+                         calibration=Calibration(gain=None if normalise is None else normalise.gain))
     out = []
     for i, (p, _) in enumerate(frames):
         seen.clear()

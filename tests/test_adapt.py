@@ -61,6 +61,22 @@ def test_camera_mean_file_round_trip_and_clear_errors(tmp_path):
         fit_camera_mean(np.zeros((30, 8, 8, 3), np.uint8), "odd")
 
 
+def _epoch_photo_means(monkeypatch) -> list:
+    """The mean strip of each epoch's training photos as training hands them to the model (loop._epoch_data
+    watched), appended to the returned list as the runs go."""
+    import gazeneg.training.loop as loop
+
+    means, real = [], loop._epoch_data
+
+    def spy(t, epoch):
+        aug = real(t, epoch)
+        means.append(t.data[0].numpy().astype(np.float64).mean(0))
+        return aug
+
+    monkeypatch.setattr(loop, "_epoch_data", spy)
+    return means
+
+
 def test_training_matches_each_epoch_to_the_camera_last(tiny_dataset, tmp_path, monkeypatch):
     """With --camera-mean every epoch's photos (after augmentation and flip) have the camera's mean; without
     it they do not; the torch augmentation backend is refused with the reason."""
@@ -70,15 +86,7 @@ def test_training_matches_each_epoch_to_the_camera_last(tiny_dataset, tmp_path, 
     target = np.full((IMAGE_H, IMAGE_W, 3), 205.0, np.float32)
     target[:, : IMAGE_W // 2] = 165.0                             # a camera with a darker left half
     CameraMean(target, 100, "test").save(tmp_path / "cam.npz")
-    means = []
-    real = loop._epoch_data
-
-    def spy(t, epoch):
-        aug = real(t, epoch)
-        means.append(t.data[0].numpy().astype(np.float64).mean(0))
-        return aug
-
-    monkeypatch.setattr(loop, "_epoch_data", spy)
+    means = _epoch_photo_means(monkeypatch)
     for cam in (str(tmp_path / "cam.npz"), ""):
         means.clear()
         cfg = from_dict(dict(data=str(ds.root), epochs=2, out=str(tmp_path / f"run{bool(cam)}"), progress=False,
@@ -163,22 +171,14 @@ def test_the_normaliser_brings_a_cameras_strips_to_the_training_mean():
 
 def test_training_records_the_mean_strip_it_trained_on(tiny_dataset, tmp_path, monkeypatch):
     """Every checkpoint carries the first epoch's augmented photos' mean strip (the raw photos' without
-    augmentation); a resumed run keeps it; a checkpoint without one is one clear error."""
+    augmentation); a checkpoint without one is one clear error."""
     import gazeneg.training.loop as loop
     from gazeneg.data.adapt import input_mean_of
     from gazeneg.model.checkpoint import read_checkpoint
     from tests.conftest import fast_config, tiny_checkpoint
 
     ds = load_dataset(tiny_dataset)
-    firsts = []
-    real = loop._epoch_data
-
-    def spy(t, epoch):
-        aug = real(t, epoch)
-        firsts.append(t.data[0].numpy().astype(np.float64).mean(0))
-        return aug
-
-    monkeypatch.setattr(loop, "_epoch_data", spy)
+    firsts = _epoch_photo_means(monkeypatch)
     cfg = fast_config(ds.root, tmp_path / "aug", epochs=2, augment=True, flip=True, ema=0.0)
     run_dir = loop.run(cfg, argv=["x"])
     for name in ("best.pt", "last.pt"):
@@ -197,7 +197,7 @@ def test_training_records_the_mean_strip_it_trained_on(tiny_dataset, tmp_path, m
 
 
 def test_live_brings_the_strip_to_the_training_mean_before_the_model(tmp_path, capsys):
-    """FramePipeline(normalise=) gives the model the normalised strip and keeps the cut one in the result;
+    """A calibration's gain gives the model the normalised strip and keeps the cut one in the result;
     `gazeneg live --camera-mean` builds it from the checkpoint's training mean, and refuses the landmark model
     and a checkpoint without a training mean, each in one line."""
     import cv2
@@ -214,7 +214,8 @@ def test_live_brings_the_strip_to_the_training_mean_before_the_model(tmp_path, c
     norm = CameraNormaliser(camera, np.full((IMAGE_H, IMAGE_W, 3), 150.0, np.float32))
     got = []
     pipe = L.FramePipeline(predict_fn=lambda s, f: got.append(s.copy()) or np.array([[4.0, 7.5]]),
-                           detector=FixedDetector(frames[0]), smoother=L.make_smoother("none"), normalise=norm)
+                           detector=FixedDetector(frames[0]), smoother=L.make_smoother("none"),
+                           calibration=L.Calibration(gain=norm.gain))
     res = pipe.process(frames[0], 0.0)
     assert res.raw is not None and np.array_equal(got[0], norm(res.strip[None]))
     assert not np.array_equal(got[0][0], res.strip)
@@ -263,7 +264,7 @@ def test_live_calibration_fits_the_cameras_mean_and_keeps_it_with_the_map(tmp_pa
     distort = np.array([[0.8, 0.1, 1.2], [-0.05, 1.15, -0.7]])
     inv = np.linalg.inv(np.vstack([distort, [0, 0, 1]]))[:2]
 
-    def make(calib_path, training_mean):
+    def make(calib_path, training_mean, camera_gain=None):
         holder, seen = {}, []
 
         looked_at = {}   # a frame's features (the pipeline's own array, kept with the sample) -> its target
@@ -281,7 +282,7 @@ def test_live_calibration_fits_the_cameras_mean_and_keeps_it_with_the_map(tmp_pa
         pipe = L.FramePipeline(predict_fn=predict_fn, smoother=L.make_smoother("none"), detector=FixedDetector(frames[0]))
         logs = []
         session = L.LiveSession(pipe, calib_path=calib_path, samples=4, fixation_s=0.1, log=logs.append,
-                                training_mean=training_mean)
+                                training_mean=training_mean, camera_gain=camera_gain)
         holder["session"] = session
         return session, seen, logs
 
@@ -304,6 +305,13 @@ def test_live_calibration_fits_the_cameras_mean_and_keeps_it_with_the_map(tmp_pa
     L.run_live(plain, ListSource(frames * 3), clock=FrameClock(30.0))
     assert L.Calibration.load(tmp_path / "plain.json").gain is None
     assert json.loads((tmp_path / "plain.json").read_text())["format_version"] == 1
+    # a fixed gain (live --camera-mean FILE): every strip gets it from the start, and the calibration carries it
+    fixed_gain = np.full((IMAGE_H, IMAGE_W, 3), 0.75, np.float32)   # darker: nothing clips
+    fixed, seen4, _ = make(tmp_path / "fixed.json", trained, camera_gain=fixed_gain)
+    L.run_live(fixed, ListSource(frames * 3), clock=FrameClock(30.0))
+    assert np.array_equal(L.Calibration.load(tmp_path / "fixed.json").gain, fixed_gain)
+    assert fixed.report is not None and fixed.report.mean_error_cells < 0.2
+    assert abs(seen4[0] / seen[0] - 0.75) < 0.01 and abs(seen4[-1] / seen[0] - 0.75) < 0.01
     # a damaged gain is one clear error
     d = json.loads(path.read_text())
     d["strip_gain"] = [[1.0]]

@@ -144,7 +144,7 @@ def main(argv=None, prog: str | None = None) -> int:
     kw = {"ema": {"alpha": args.alpha}, "kalman": {"accel": args.kalman_accel, "noise": args.kalman_noise},
           "none": {}, "one_euro": {"mincutoff": args.mincutoff, "beta": args.beta}}[args.smoother]
     pipe = FramePipeline(model, detector=make_detector(args.face_backend, alternate_iris=args.iris == "alternate"),
-                         smoother=make_smoother(args.smoother, **kw), normalise=normalise)
+                         smoother=make_smoother(args.smoother, **kw))
     source = open_input(args)  # --replay DIR or --source (tracker.py)
     if args.headless and getattr(source, "live", False):
         source.close()
@@ -169,7 +169,7 @@ def main(argv=None, prog: str | None = None) -> int:
                           samples=args.samples, fixation_s=args.fixation, screen_cm=args.screen_cm,
                           distance_cm=args.distance_cm,
                           poor_fit_cells=poor_fit_threshold(best if isinstance(best, (int, float)) else None),
-                          training_mean=training_mean)
+                          training_mean=training_mean, camera_gain=None if normalise is None else normalise.gain)
     session = attach_outputs(session, args, source)  # the samples to files and streams (tracker.py)
     ui = None
     frames = source

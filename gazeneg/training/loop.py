@@ -219,8 +219,6 @@ def _restore(t: Training, resume_ckpt: dict | None) -> None:
     weights so far; the watchdog's first snapshot is the starting point, restored or fresh."""
     if resume_ckpt is not None:
         t.state = restore(resume_ckpt, t.model, t.opt, t.neg_opt, t.objective)
-    if t.state.input_mean is None:   # until an epoch's augmented photos replace it: the photos as they are
-        t.state.input_mean = _mean_strip(t.splits.train.images)
     t.objective.lam = t.state.lam
     # Weight EMA (timm's ModelEmaV2 idea, torch's AveragedModel): validation, best.pt and the test
     # figures use the averaged weights, which removes most of the epoch-to-epoch jitter of a small
@@ -286,7 +284,7 @@ def _epoch(t: Training, epoch: int, bar) -> None:
 def _epoch_data(t: Training, epoch: int):
     """The epoch's augmented training photos: per batch on the device (returned, a DeviceAugment), or once
     per epoch on the CPU with albumentations (into t.data); None when nothing augments them."""
-    cfg, aug = t.cfg, None
+    cfg, aug, imgs = t.cfg, None, None
     src = (t.splits.train.images, t.splits.train.targets, t.splits.train.face)
     if (cfg.augment or cfg.flip) and _torch_augment(cfg, t.device):   # per batch, on the device
         aug = DeviceAugment(seeding.seed_int(cfg.seed, "device_augment", epoch, t.di.rank), t.device,
@@ -295,7 +293,6 @@ def _epoch_data(t: Training, epoch: int):
             imgs, _, _ = augment_epoch(*src, seed=seeding.seed_int(cfg.seed, "augment", epoch),
                                        photometric=False, flip=False, realism=True)
             t.data = to_device((torch.from_numpy(imgs), *t.data[1:]), t.device)
-            _note_input_mean(t, epoch, imgs)
     elif cfg.augment or cfg.flip or t.camera is not None:           # once per epoch, albumentations
         imgs, tg, fc = augment_epoch(*src, seed=seeding.seed_int(cfg.seed, "augment", epoch),
                                      photometric=cfg.augment, flip=cfg.flip, realism=t.look)
@@ -303,7 +300,7 @@ def _epoch_data(t: Training, epoch: int):
             imgs = adapt_to_camera(imgs, t.camera)
         t.data = to_device((torch.from_numpy(np.ascontiguousarray(imgs)), torch.from_numpy(fc),
                              torch.from_numpy(tg)), t.device)
-        _note_input_mean(t, epoch, imgs)
+    _note_input_mean(t, epoch, imgs)
     return aug
 
 
@@ -311,12 +308,13 @@ def _mean_strip(images: np.ndarray) -> np.ndarray:
     return images.mean(0, dtype=np.float64).astype(np.float32)
 
 
-def _note_input_mean(t: Training, epoch: int, imgs: np.ndarray) -> None:
-    """The first epoch's augmented photos' mean strip, kept in the TrainState (and so in every checkpoint):
-    what a camera's strips are brought to at test time (data.adapt.CameraNormaliser). A resumed run keeps the
-    mean its checkpoint recorded; the per-batch device jitter (zero-mean photometric changes) is not in it."""
-    if epoch == 0:
-        t.state.input_mean = _mean_strip(imgs)
+def _note_input_mean(t: Training, epoch: int, imgs: np.ndarray | None) -> None:
+    """The first epoch's photos' mean strip as the CPU made them (imgs; None: the photos as they are), kept in
+    the TrainState (and so in every checkpoint): what a camera's strips are brought to at test time
+    (data.adapt.CameraNormaliser). A resumed run keeps the mean its checkpoint recorded (the photos as they are
+    when it recorded none); the per-batch device jitter (zero-mean photometric changes) is not in it."""
+    if epoch == 0 or t.state.input_mean is None:
+        t.state.input_mean = _mean_strip(imgs if epoch == 0 and imgs is not None else t.splits.train.images)
 
 
 def _validate(t: Training, epoch: int, nonfinite: bool) -> tuple[float, str, bool]:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from gazeneg.config import TrainConfig
-from gazeneg.data.adapt import INPUT_MEAN_KEY
+from gazeneg.data.adapt import INPUT_MEAN_KEY, input_mean_of
 from gazeneg.model.checkpoint import CheckpointError, save_checkpoint
 from gazeneg.wronglabels.guards import GuardCounter
 from gazeneg.wronglabels.objective import WrongLabelObjective
@@ -71,7 +71,8 @@ def restore(ckpt: dict, model, opt, neg_opt, objective: WrongLabelObjective) -> 
         neg_opt.load_state_dict(ex["neg_optimizer"])
         state = TrainState(epoch=ckpt["epoch"] + 1, lam=ex["lam"], best_err=float(ex["best_err"]),
                            best_epoch=ex["best_epoch"], history=ex["history"], step=ex["step"],
-                           guards=objective.counter, input_mean=_array(ex.get(INPUT_MEAN_KEY)))
+                           guards=objective.counter,
+                           input_mean=input_mean_of(ckpt, "the run's last.pt") if INPUT_MEAN_KEY in ex else None)
         # checkpoints from before the counter kept its steps hold only "guard_fired" and "guard_seen"
         objective.counter.load(ex.get("guards") or {"fired": ex.get("guard_fired", {}),
                                                     "seen": ex.get("guard_seen", 0)})
@@ -80,8 +81,3 @@ def restore(ckpt: dict, model, opt, neg_opt, objective: WrongLabelObjective) -> 
                               f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
                               "start a new run") from None
     return state
-
-
-def _array(v):
-    """A tensor read back from a checkpoint as a float32 array; None stays None."""
-    return None if v is None else np.asarray(v.numpy() if torch.is_tensor(v) else v, np.float32)

@@ -353,13 +353,12 @@ class FramePipeline:
     the model call (tests, or another runtime). The model gets the head pose relative to the person's median
     pose (pose_reference: strip.PoseReference, a running window by default), clipped to the trained range;
     clipped frames are flagged (LiveResult.pose_clipped) and counted (pose_reference.n_clipped).
-    normalise: strips (N, H, W, 3) uint8 -> the same, applied to the strip the model gets (not to
-    LiveResult.strip): data.adapt.CameraNormaliser, the camera's strips brought to the model's training mean
-    (gazeneg live --camera-mean FILE). Without it, a calibration's gain (Calibration.gain) does the same."""
+    A calibration with a gain (Calibration.gain: the camera's strips brought to the model's training mean,
+    data.adapt) applies it to the strip the model gets, not to LiveResult.strip."""
 
     def __init__(self, model=None, *, detector: FaceEyeDetector | None = None, smoother=None,
                  calibration: Calibration | None = None, predict_fn=None, skip_closed: bool = True,
-                 pose_reference: PoseReference | None = None, normalise=None):
+                 pose_reference: PoseReference | None = None):
         if model is None and predict_fn is None:
             raise ValueError("FramePipeline needs a model or a predict_fn")
         if predict_fn is None:
@@ -372,13 +371,9 @@ class FramePipeline:
         self.calibration = calibration or Calibration()
         self.skip_closed = skip_closed
         self.pose_reference = pose_reference or PoseReference()
-        self.normalise = normalise
 
     def model_strip(self, strip: np.ndarray) -> np.ndarray:
-        """The strip as the model gets it, (1, H, W, 3): brought to its training mean by `normalise`, else by the
-        calibration's gain, else as cut."""
-        if self.normalise is not None:
-            return self.normalise(strip[None])
+        """The strip as the model gets it, (1, H, W, 3): with the calibration's gain, or as cut."""
         return self.calibration.normalise(strip[None])
 
     def process(self, frame_bgr: np.ndarray, now: float) -> LiveResult:
@@ -565,12 +560,15 @@ class LiveSession:
     def __init__(self, pipeline: FramePipeline, *, calib_path=None, calibrate: str = "auto", validate: bool = True,
                  k: int = 9, validation_targets=VALIDATION_POINTS, samples: int = 15, fixation_s: float = 0.8,
                  screen_cm=DEFAULT_SCREEN_CM, distance_cm: float = DEFAULT_DISTANCE_CM, log=print,
-                 poor_fit_cells: float | None = None, training_mean: np.ndarray | None = None):
+                 poor_fit_cells: float | None = None, training_mean: np.ndarray | None = None,
+                 camera_gain: np.ndarray | None = None):
         # poor_fit_cells: a fit error above this (poor_fit_threshold of the model's validation error) is
         # warned about, offers `t` (redo the worst targets), and is not reused automatically next time.
         # training_mean: the mean strip the model was trained on (data.adapt.input_mean_of). A full calibration
         # then also fits the camera's mean strip from its own samples' strips and brings every strip to the
         # training mean from then on (Calibration.gain, saved with the map); None: the strips as cut.
+        # camera_gain: a fixed gain instead (from a camera-mean file, data.adapt.CameraNormaliser): every
+        # calibration of this session carries it, and until one is made or loaded the strips get it too.
         if calibrate not in ("auto", "always", "never"):
             raise ValueError(f"calibrate must be auto, always or never, not {calibrate!r}")
         self.pipe = pipeline
@@ -590,6 +588,9 @@ class LiveSession:
         self._fitted: dict = {}        # target -> median raw output of the last calibration
         self._redo = False
         self.training_mean = training_mean
+        self.camera_gain = camera_gain
+        if camera_gain is not None:
+            self.pipe.calibration = Calibration(gain=camera_gain)
         loaded = False
         if calibrate == "auto" and self.calib_path is not None and self.calib_path.is_file():
             cal = Calibration.load(self.calib_path)
@@ -608,7 +609,7 @@ class LiveSession:
 
     def start_calibration(self) -> None:
         self.mode = CALIBRATE
-        self.pipe.calibration = Calibration()  # collect the model's raw outputs
+        self.pipe.calibration = Calibration(gain=self.camera_gain)  # collect the model's raw outputs
         self.collector = TargetCollector(calibration_targets(self.k), samples=self.samples,
                                          fixation_s=self.fixation_s, min_samples=self.samples // 2)
 
@@ -627,7 +628,7 @@ class LiveSession:
             return
         res = [(t, p) for t, p in self.collector.results if len(p)]
         gain = self.pipe.calibration.gain   # a redo keeps the gain its other targets' outputs were made with
-        if not self._redo and self.training_mean is not None and self.pipe.normalise is None:
+        if not self._redo and self.training_mean is not None and self.camera_gain is None:
             gain, res = self._camera_gain(res)
         fitted = dict(self._fitted) if self._redo else {}   # `t`: the redone targets replace their old samples
         fitted.update({tuple(t): np.median(p, axis=0) for t, p in res})
