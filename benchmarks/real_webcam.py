@@ -172,11 +172,22 @@ def clamp(pred) -> np.ndarray:
     return np.array([grid.clamp(r, c) for r, c in pred], float)
 
 
+def calibrated_error(preds, pos_id, labels, cal) -> float:
+    """Mean error (cells) on the frames at every position not in `cal` after live.Calibration (an affine map)
+    is fitted on the median prediction at each position in `cal`; CalibrationError when it cannot be."""
+    from gazeneg.webcam.live import Calibration
+
+    raw = np.array([np.median(preds[pos_id == i], axis=0) for i in cal])
+    true = np.array([labels[pos_id == i][0] for i in cal])
+    test = ~np.isin(pos_id, cal)
+    return mean_err(Calibration.fit(raw, true).apply(preds[test]), labels[test])
+
+
 def calibration_draws(pos_id, preds, labels, strips_x, *, k: int, draws: int, seed: int):
     """Mean test error per draw (cells) of: calibrated model, centre guess, mean of the calibration labels,
     ridge on strips fitted on the calibration frames. pos_id: (N,) label-position index per frame."""
     from gazeneg.model.networks import RidgeBaseline
-    from gazeneg.webcam.live import Calibration, CalibrationError
+    from gazeneg.webcam.live import CalibrationError
 
     rng = np.random.default_rng(seed)
     ids = np.unique(pos_id)
@@ -187,14 +198,11 @@ def calibration_draws(pos_id, preds, labels, strips_x, *, k: int, draws: int, se
     for _ in range(draws):
         cal = rng.choice(ids, size=k, replace=False)
         c, t = np.isin(pos_id, cal), ~np.isin(pos_id, cal)
-        raw = np.array([np.median(preds[pos_id == i], axis=0) for i in cal])
-        true = np.array([labels[pos_id == i][0] for i in cal])
         try:
-            corr = Calibration.fit(raw, true)
+            rows["calibrated"].append(calibrated_error(preds, pos_id, labels, cal))
         except CalibrationError:
             failed += 1
             continue
-        rows["calibrated"].append(mean_err(corr.apply(preds[t]), labels[t]))
         rows["centre guess"].append(mean_err(np.tile(grid.CENTRE, (t.sum(), 1)), labels[t]))
         rows["mean of calibration labels"].append(mean_err(np.tile(labels[c].mean(0), (t.sum(), 1)), labels[t]))
         rb = RidgeBaseline(alphas=(1.0,)).fit(strips_x[c], labels[c], strips_x[c], labels[c])
@@ -210,7 +218,7 @@ def own_mean_draws(model, strips, feats, labels, mean: np.ndarray, *, k: int, dr
     model. Returns (mean test error as cut, the same brought), cells, over the same draws."""
     from gazeneg.data.adapt import CameraNormaliser, fit_camera_mean
     from gazeneg.model.networks import predict
-    from gazeneg.webcam.live import Calibration, CalibrationError
+    from gazeneg.webcam.live import CalibrationError
 
     pos = np.unique(labels, axis=0, return_inverse=True)[1].reshape(-1)
     ids = np.unique(pos)
@@ -219,15 +227,12 @@ def own_mean_draws(model, strips, feats, labels, mean: np.ndarray, *, k: int, dr
     errs = {"as cut": [], "brought": []}
     for _ in range(draws):
         cal = rng.choice(ids, size=k, replace=False)
-        c, t = np.isin(pos, cal), ~np.isin(pos, cal)
-        norm = CameraNormaliser(fit_camera_mean(strips[c], "calibration", min_strips=1), mean)
+        norm = CameraNormaliser(fit_camera_mean(strips[np.isin(pos, cal)], "calibration", min_strips=1), mean)
         brought = np.asarray(predict(model, norm(strips), feats), np.float64)
         fits = []
         for pred in (plain, brought):
-            raw = np.array([np.median(pred[pos == i], axis=0) for i in cal])
-            true = np.array([labels[pos == i][0] for i in cal])
             try:
-                fits.append(mean_err(Calibration.fit(raw, true).apply(pred[t]), labels[t]))
+                fits.append(calibrated_error(pred, pos, labels, cal))
             except CalibrationError:
                 fits.append(None)
         if None not in fits:   # the same draws for both
